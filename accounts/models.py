@@ -1,0 +1,62 @@
+from django.contrib.auth.models import AbstractUser
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+mobile_validator = RegexValidator(r"^1[3-9]\d{9}$", _("请输入 11 位手机号码。"))
+
+
+class User(AbstractUser):
+    """A person who logs in: a supervisor, department staff or a bureau coordinator."""
+
+    class Role(models.TextChoices):
+        SUPERVISOR = "supervisor", _("群众监督员")
+        STAFF = "staff", _("部门工作人员")
+        BUREAU = "bureau", _("住建局协调员")
+
+    role = models.CharField(_("角色"), max_length=20, choices=Role.choices, blank=True)
+    department = models.ForeignKey(
+        "supervision.Department",
+        verbose_name=_("所属部门"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="members",
+    )
+    mobile = models.CharField(
+        _("手机号码"),
+        max_length=11,
+        unique=True,
+        null=True,
+        blank=True,
+        validators=[mobile_validator],
+        help_text=_("可用手机号码代替用户名登录。"),
+    )
+    display_name = models.CharField(_("姓名"), max_length=50, blank=True)
+
+    class Meta:
+        verbose_name = _("用户")
+        verbose_name_plural = _("用户")
+        ordering = ["username"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(role="staff") | Q(department__isnull=False),
+                name="accounts_user_staff_has_department",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.get_full_name() or self.username
+
+    @property
+    def is_supervisor(self) -> bool:
+        return self.role == self.Role.SUPERVISOR
+
+    @property
+    def is_department_staff(self) -> bool:
+        return self.role == self.Role.STAFF and self.department_id is not None
+
+    @property
+    def is_bureau(self) -> bool:
+        return self.role == self.Role.BUREAU or self.is_superuser

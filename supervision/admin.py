@@ -1,0 +1,126 @@
+"""The full Django admin for bureau administrators. (The scoped department panel at /panel/
+comes with the departments' side.)"""
+
+from django.contrib import admin
+
+from .models import (
+    Department,
+    Issue,
+    IssueEvent,
+    Neighbourhood,
+    Photo,
+    Project,
+    ScopeItem,
+    Subdistrict,
+    Supervisor,
+)
+
+
+@admin.register(Subdistrict)
+class SubdistrictAdmin(admin.ModelAdmin):
+    list_display = ["name", "code"]
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "subdistrict", "phone", "is_active"]
+    list_filter = ["kind", "subdistrict", "is_active"]
+    search_fields = ["name"]
+
+
+@admin.register(Neighbourhood)
+class NeighbourhoodAdmin(admin.ModelAdmin):
+    list_display = ["name", "subdistrict", "year_built", "buildings", "households"]
+    list_filter = ["subdistrict"]
+    search_fields = ["name", "address"]
+
+
+class ScopeItemInline(admin.TabularInline):
+    model = ScopeItem
+    extra = 0
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "year", "neighbourhood", "status", "contractor", "planned_end"]
+    list_filter = ["year", "status", "neighbourhood__subdistrict"]
+    search_fields = ["name", "neighbourhood__name"]
+    list_select_related = ["neighbourhood", "contractor"]
+    filter_horizontal = ["departments"]
+    inlines = [ScopeItemInline]
+
+
+@admin.register(Supervisor)
+class SupervisorAdmin(admin.ModelAdmin):
+    list_display = [
+        "user",
+        "certificate_number",
+        "neighbourhood",
+        "appointed_on",
+        "term_ends_on",
+        "is_active",
+    ]
+    list_filter = ["is_active", "neighbourhood__subdistrict"]
+    search_fields = ["user__display_name", "user__username", "certificate_number"]
+    list_select_related = ["user", "neighbourhood"]
+    filter_horizontal = ["projects"]
+
+
+class IssueEventInline(admin.TabularInline):
+    model = IssueEvent
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "kind", "actor", "from_status", "to_status", "text"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Issue)
+class IssueAdmin(admin.ModelAdmin):
+    """Read-mostly: status changes go through the workflow services, never through this form."""
+
+    list_display = [
+        "reference",
+        "title",
+        "project",
+        "category",
+        "urgency",
+        "status",
+        "department",
+        "created_at",
+    ]
+    list_filter = ["status", "category", "urgency", "department", "is_public"]
+    search_fields = ["reference", "title", "description"]
+    list_select_related = ["project", "department"]
+    readonly_fields = [
+        "reference",
+        "project",
+        "reporter",
+        "status",
+        "department",
+        "contractor",
+        "sign_for_due_at",
+        "reply_due_at",
+        "rectify_due_at",
+        "accepted_at",
+        "first_reply_at",
+        "rectified_at",
+        "closed_at",
+        "escalated_at",
+        "rating",
+        "created_at",
+    ]
+    exclude = ["latitude", "longitude"]
+    inlines = [IssueEventInline]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Photo)
+class PhotoAdmin(admin.ModelAdmin):
+    list_display = ["issue", "kind", "width", "height", "created_at"]
+    list_filter = ["kind"]
+    raw_id_fields = ["issue", "event"]

@@ -1,0 +1,638 @@
+"""The domain of 群众监督: where the works are, who watches them, and the issues they raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class TimestampedModel(models.Model):
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Subdistrict(TimestampedModel):
+    """街道: 安阳、玉海、锦湖、上望 …"""
+
+    name = models.CharField(_("名称"), max_length=50, unique=True)
+    code = models.SlugField(_("代码"), max_length=30, unique=True)
+
+    class Meta:
+        verbose_name = _("街道")
+        verbose_name_plural = _("街道")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Department(TimestampedModel):
+    """部门/单位: the bureau, a subdistrict office, a contractor, a utility …"""
+
+    class Kind(models.TextChoices):
+        BUREAU = "bureau", _("住建局")
+        SUBDISTRICT_OFFICE = "subdistrict_office", _("街道办事处")
+        CONTRACTOR = "contractor", _("施工单位")
+        SUPERVISING_ENGINEER = "supervising_engineer", _("监理单位")
+        UTILITY = "utility", _("管线单位")
+        PROPERTY_MANAGER = "property_manager", _("物业")
+
+    name = models.CharField(_("名称"), max_length=100, unique=True)
+    kind = models.CharField(_("类型"), max_length=30, choices=Kind.choices)
+    subdistrict = models.ForeignKey(
+        Subdistrict,
+        verbose_name=_("街道"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="departments",
+    )
+    phone = models.CharField(_("公开电话"), max_length=30, blank=True)
+    is_active = models.BooleanField(_("在用"), default=True)
+
+    class Meta:
+        verbose_name = _("部门/单位")
+        verbose_name_plural = _("部门/单位")
+        ordering = ["kind", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="subdistrict_office") | Q(subdistrict__isnull=False),
+                name="supervision_department_office_has_subdistrict",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=[
+                        "bureau",
+                        "subdistrict_office",
+                        "contractor",
+                        "supervising_engineer",
+                        "utility",
+                        "property_manager",
+                    ]
+                ),
+                name="supervision_department_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_contractor(self) -> bool:
+        return self.kind == self.Kind.CONTRACTOR
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Whether a neighbourhood may be renovated, and why (the article's 相关链接)."""
+
+    qualifies: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+ELIGIBILITY_YEAR = 2000
+
+
+class Neighbourhood(TimestampedModel):
+    """小区: a residential community."""
+
+    name = models.CharField(_("名称"), max_length=100)
+    subdistrict = models.ForeignKey(
+        Subdistrict, verbose_name=_("街道"), on_delete=models.PROTECT, related_name="neighbourhoods"
+    )
+    address = models.CharField(_("地址"), max_length=200, blank=True)
+    year_built = models.PositiveSmallIntegerField(
+        _("建成年份"), validators=[MinValueValidator(1900), MaxValueValidator(2100)]
+    )
+    buildings = models.PositiveSmallIntegerField(_("楼栋数"), default=0)
+    households = models.PositiveIntegerField(_("户数"), default=0)
+    in_shantytown_plan = models.BooleanField(_("已列入棚改计划"), default=False)
+    expropriation_within_5_years = models.BooleanField(_("5 年内列入征收计划"), default=False)
+    incomplete_facilities = models.BooleanField(
+        _("使用功能不齐全、配套设施不完备或物业管理不健全"), default=False
+    )
+    strong_resident_wish = models.BooleanField(_("居民改造意愿强烈"), default=False)
+
+    class Meta:
+        verbose_name = _("小区")
+        verbose_name_plural = _("小区")
+        ordering = ["subdistrict__code", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subdistrict", "name"], name="supervision_neighbourhood_unique_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(year_built__gte=1900) & Q(year_built__lte=2100),
+                name="supervision_neighbourhood_year_built_plausible",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def eligibility(self) -> Eligibility:
+        """The verdict of the 2023 rule, with the reasons a person can check."""
+        if self.year_built < ELIGIBILITY_YEAR:
+            reasons = [_("%(year)s 年建成，早于 2000 年") % {"year": self.year_built}]
+            blockers = []
+            if self.in_shantytown_plan:
+                blockers.append(_("已列入棚改计划"))
+            if self.expropriation_within_5_years:
+                blockers.append(_("5 年内列入征收计划"))
+            if blockers:
+                return Eligibility(False, reasons + blockers)
+            reasons.append(_("未列入棚改计划，5 年内未列入征收计划"))
+            return Eligibility(True, reasons)
+
+        reasons = [_("%(year)s 年建成，2000 年及以后") % {"year": self.year_built}]
+        if self.incomplete_facilities and self.strong_resident_wish:
+            reasons += [
+                _("使用功能不齐全、配套设施不完备或物业管理不健全"),
+                _("居民改造意愿强烈"),
+            ]
+            return Eligibility(True, reasons)
+        if not self.incomplete_facilities:
+            reasons.append(_("功能、设施和物业管理没有明显不足"))
+        if not self.strong_resident_wish:
+            reasons.append(_("居民改造意愿不强烈"))
+        return Eligibility(False, reasons)
+
+
+class Project(TimestampedModel):
+    """改造项目: one renovation of one neighbourhood in one year's batch."""
+
+    class Status(models.TextChoices):
+        PLANNING = "planning", _("规划")
+        CONSULTING = "consulting", _("征询")
+        CONSTRUCTION = "construction", _("施工")
+        COMPLETED = "completed", _("完工")
+        ACCEPTED = "accepted", _("验收")
+
+    name = models.CharField(_("项目名称"), max_length=150)
+    year = models.PositiveSmallIntegerField(_("年度批次"))
+    neighbourhood = models.ForeignKey(
+        Neighbourhood, verbose_name=_("小区"), on_delete=models.PROTECT, related_name="projects"
+    )
+    status = models.CharField(
+        _("状态"), max_length=20, choices=Status.choices, default=Status.PLANNING
+    )
+    to_complete_this_year = models.BooleanField(_("列入当年完工计划"), default=True)
+    contractor = models.ForeignKey(
+        Department,
+        verbose_name=_("施工单位"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="contracted_projects",
+        limit_choices_to={"kind": Department.Kind.CONTRACTOR},
+    )
+    departments = models.ManyToManyField(
+        Department,
+        verbose_name=_("责任部门"),
+        blank=True,
+        related_name="projects",
+    )
+    budget = models.DecimalField(
+        _("投资（万元）"), max_digits=10, decimal_places=2, null=True, blank=True
+    )
+    description = models.TextField(_("简介"), blank=True)
+    planned_start = models.DateField(_("计划开工"), null=True, blank=True)
+    planned_end = models.DateField(_("计划完工"), null=True, blank=True)
+    actual_start = models.DateField(_("实际开工"), null=True, blank=True)
+    actual_end = models.DateField(_("实际完工"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("改造项目")
+        verbose_name_plural = _("改造项目")
+        ordering = ["-year", "neighbourhood__subdistrict__code", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["neighbourhood", "year"], name="supervision_project_one_per_year"
+            ),
+            models.CheckConstraint(
+                condition=Q(planned_end__isnull=True)
+                | Q(planned_start__isnull=True)
+                | Q(planned_end__gte=F("planned_start")),
+                name="supervision_project_planned_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(actual_end__isnull=True)
+                | Q(actual_start__isnull=True)
+                | Q(actual_end__gte=F("actual_start")),
+                name="supervision_project_actual_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["planning", "consulting", "construction", "completed", "accepted"]
+                ),
+                name="supervision_project_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def progress(self) -> int:
+        """Overall progress in percent: scope items weighted by budget, or equally without one.
+
+        Uses the prefetched ``scope_items`` when the caller prefetched them.
+        """
+        return weighted_progress(list(self.scope_items.all()))
+
+
+def weighted_progress(items: list[ScopeItem]) -> int:
+    if not items:
+        return 0
+    if all(item.budget for item in items):
+        total = sum((item.budget for item in items), Decimal(0))
+        done = sum((item.budget * item.progress for item in items), Decimal(0))
+        return round(done / total)
+    return round(sum(item.progress for item in items) / len(items))
+
+
+class ScopeItem(TimestampedModel):
+    """改造内容: a line of work in one of the six content areas."""
+
+    class Area(models.TextChoices):
+        BUILDING = "building", _("建筑")
+        ROADS = "roads", _("道路交通和停车")
+        PIPES = "pipes", _("管网通信")
+        LANDSCAPE = "landscape", _("景观绿化")
+        CARE = "care", _("养老托育服务设施")
+        GOVERNANCE = "governance", _("社区治理和服务体系")
+
+    project = models.ForeignKey(
+        Project, verbose_name=_("项目"), on_delete=models.CASCADE, related_name="scope_items"
+    )
+    area = models.CharField(_("改造方面"), max_length=20, choices=Area.choices)
+    description = models.CharField(_("内容"), max_length=200)
+    budget = models.DecimalField(
+        _("投资（万元）"), max_digits=10, decimal_places=2, null=True, blank=True
+    )
+    progress = models.PositiveSmallIntegerField(
+        _("进度（%）"), default=0, validators=[MaxValueValidator(100)]
+    )
+
+    class Meta:
+        verbose_name = _("改造内容")
+        verbose_name_plural = _("改造内容")
+        ordering = ["project", "area", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress__lte=100), name="supervision_scopeitem_progress_max_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_area_display()}：{self.description}"
+
+
+class Supervisor(TimestampedModel):
+    """群众监督员: a resident appointed (聘任) by the bureau."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("账号"),
+        on_delete=models.PROTECT,
+        related_name="supervisor",
+    )
+    neighbourhood = models.ForeignKey(
+        Neighbourhood,
+        verbose_name=_("居住小区"),
+        on_delete=models.PROTECT,
+        related_name="supervisors",
+    )
+    projects = models.ManyToManyField(
+        Project, verbose_name=_("监督项目"), blank=True, related_name="supervisors"
+    )
+    appointed_on = models.DateField(_("聘任日期"))
+    term_ends_on = models.DateField(_("聘期届满"))
+    certificate_number = models.CharField(_("聘书编号"), max_length=30, unique=True)
+    is_active = models.BooleanField(_("在任"), default=True)
+    dismissed_on = models.DateField(_("解聘日期"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("群众监督员")
+        verbose_name_plural = _("群众监督员")
+        ordering = ["certificate_number"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(term_ends_on__gt=F("appointed_on")),
+                name="supervision_supervisor_term_after_appointment",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_active=True) | Q(dismissed_on__isnull=False),
+                name="supervision_supervisor_dismissed_has_date",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+    def is_serving(self, on=None) -> bool:
+        """Appointed, not dismissed, and within the term."""
+        on = on or timezone.localdate()
+        return self.is_active and self.appointed_on <= on <= self.term_ends_on
+
+
+class IssueQuerySet(models.QuerySet):
+    def visible_to(self, user) -> IssueQuerySet:
+        """What this user may read: the group is transparent to supervisors and the bureau,
+        departments see what is routed or dispatched to them, the public what was made public."""
+        if user is None or not user.is_authenticated:
+            return self.filter(is_public=True)
+        if user.is_bureau or user.is_supervisor:
+            return self
+        if user.is_department_staff:
+            return self.filter(
+                Q(department_id=user.department_id) | Q(contractor_id=user.department_id)
+            )
+        return self.filter(is_public=True)
+
+    def open(self) -> IssueQuerySet:
+        return self.filter(status__in=Issue.OPEN_STATUSES)
+
+
+class Issue(TimestampedModel):
+    """问题/监督事项: one problem a supervisor files on a project; the tracked case."""
+
+    class Status(models.TextChoices):
+        SUBMITTED = "submitted", _("已提交")
+        ACCEPTED = "accepted", _("已签收")
+        IN_PROGRESS = "in_progress", _("整改中")
+        RECTIFIED = "rectified", _("已整改")
+        CLOSED = "closed", _("已办结")
+        ANSWERED = "answered", _("已答复")
+        REJECTED = "rejected", _("不予受理")
+        WITHDRAWN = "withdrawn", _("已撤回")
+
+    class Category(models.TextChoices):
+        QUALITY = "quality", _("质量")
+        PROGRESS = "progress", _("进度")
+        SAFETY = "safety", _("安全")
+        CIVILISED = "civilised", _("文明施工")
+        OPINION = "opinion", _("居民意见")
+        OTHER = "other", _("其他")
+
+    class Urgency(models.TextChoices):
+        NORMAL = "normal", _("一般")
+        URGENT = "urgent", _("紧急")
+
+    class Rating(models.TextChoices):
+        SATISFIED = "satisfied", _("满意")
+        BASICALLY_SATISFIED = "basically_satisfied", _("基本满意")
+        UNSATISFIED = "unsatisfied", _("不满意")
+
+    # Waiting for a department to act.
+    OPEN_STATUSES = (Status.SUBMITTED, Status.ACCEPTED, Status.IN_PROGRESS)
+    # Finished, one way or another.
+    FINAL_STATUSES = (Status.CLOSED, Status.REJECTED, Status.WITHDRAWN)
+
+    reference = models.CharField(_("编号"), max_length=20, unique=True, editable=False)
+    year = models.PositiveSmallIntegerField(_("年份"), editable=False)
+    sequence = models.PositiveIntegerField(_("序号"), editable=False)
+    project = models.ForeignKey(
+        Project, verbose_name=_("项目"), on_delete=models.PROTECT, related_name="issues"
+    )
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("反映人"),
+        on_delete=models.PROTECT,
+        related_name="reported_issues",
+    )
+    category = models.CharField(_("类别"), max_length=20, choices=Category.choices)
+    urgency = models.CharField(
+        _("紧急程度"), max_length=10, choices=Urgency.choices, default=Urgency.NORMAL
+    )
+    title = models.CharField(_("标题"), max_length=100)
+    description = models.TextField(_("问题描述"))
+    location = models.CharField(
+        _("具体位置"), max_length=100, blank=True, help_text=_("楼栋/单元/部位")
+    )
+    latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    status = models.CharField(
+        _("状态"), max_length=20, choices=Status.choices, default=Status.SUBMITTED
+    )
+    department = models.ForeignKey(
+        Department,
+        verbose_name=_("承办部门"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="issues",
+    )
+    contractor = models.ForeignKey(
+        Department,
+        verbose_name=_("整改单位"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="dispatched_issues",
+    )
+    sign_for_due_at = models.DateTimeField(_("签收时限"), null=True, blank=True)
+    reply_due_at = models.DateTimeField(_("答复时限"), null=True, blank=True)
+    rectify_due_at = models.DateTimeField(_("整改期限"), null=True, blank=True)
+    accepted_at = models.DateTimeField(_("签收时间"), null=True, blank=True)
+    first_reply_at = models.DateTimeField(_("首次答复时间"), null=True, blank=True)
+    rectified_at = models.DateTimeField(_("整改完成时间"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("办结时间"), null=True, blank=True)
+    escalated_at = models.DateTimeField(_("督办时间"), null=True, blank=True)
+    rating = models.CharField(_("满意度"), max_length=20, choices=Rating.choices, blank=True)
+    is_public = models.BooleanField(_("公开"), default=False)
+    idempotency_key = models.CharField(
+        max_length=64, null=True, blank=True, unique=True, editable=False
+    )
+
+    objects = IssueQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("问题")
+        verbose_name_plural = _("问题")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["year", "sequence"], name="supervision_issue_unique_sequence"
+            ),
+            models.CheckConstraint(
+                condition=Q(rectify_due_at__isnull=True) | Q(rectify_due_at__gt=F("created_at")),
+                name="supervision_issue_deadline_after_created",
+            ),
+            models.CheckConstraint(
+                condition=Q(rating="") | Q(status="closed"),
+                name="supervision_issue_rating_only_when_closed",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "submitted",
+                        "accepted",
+                        "in_progress",
+                        "rectified",
+                        "closed",
+                        "answered",
+                        "rejected",
+                        "withdrawn",
+                    ]
+                ),
+                name="supervision_issue_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    category__in=["quality", "progress", "safety", "civilised", "opinion", "other"]
+                ),
+                name="supervision_issue_category_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="supervision_issue_status_idx"),
+            models.Index(fields=["department", "status"], name="supervision_issue_dept_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @property
+    def next_deadline(self):
+        """The time limit the issue is running against now, if any."""
+        if self.status == self.Status.SUBMITTED:
+            return self.sign_for_due_at
+        if self.status in (self.Status.ACCEPTED, self.Status.IN_PROGRESS):
+            return self.rectify_due_at
+        return None
+
+    @property
+    def is_overdue(self) -> bool:
+        deadline = self.next_deadline
+        return deadline is not None and deadline < timezone.now()
+
+
+class IssueEvent(models.Model):
+    """处理记录: one entry in an issue's thread."""
+
+    class Kind(models.TextChoices):
+        SUBMITTED = "submitted", _("提交问题")
+        ACCEPTED = "accepted", _("签收")
+        ANSWERED = "answered", _("答复")
+        DISPATCHED = "dispatched", _("派单")
+        TRANSFERRED = "transferred", _("转派")
+        REJECTED = "rejected", _("不予受理")
+        RECTIFIED = "rectified", _("整改完成")
+        VERIFIED = "verified", _("验证办结")
+        REOPENED = "reopened", _("退回重办")
+        WITHDRAWN = "withdrawn", _("撤回")
+        COMMENTED = "commented", _("留言")
+        ESCALATED = "escalated", _("督办")
+
+    issue = models.ForeignKey(
+        Issue, verbose_name=_("问题"), on_delete=models.CASCADE, related_name="events"
+    )
+    kind = models.CharField(_("类型"), max_length=20, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("操作人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="issue_events",
+    )
+    from_status = models.CharField(
+        _("原状态"), max_length=20, choices=Issue.Status.choices, blank=True
+    )
+    to_status = models.CharField(
+        _("新状态"), max_length=20, choices=Issue.Status.choices, blank=True
+    )
+    text = models.TextField(_("内容"), blank=True)
+    department = models.ForeignKey(
+        Department,
+        verbose_name=_("相关部门"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    deadline = models.DateTimeField(_("期限"), null=True, blank=True)
+    rating = models.CharField(_("满意度"), max_length=20, choices=Issue.Rating.choices, blank=True)
+    created_at = models.DateTimeField(_("时间"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("处理记录")
+        verbose_name_plural = _("处理记录")
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["issue", "created_at"], name="supervision_event_issue_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.issue.reference} {self.get_kind_display()}"
+
+    @property
+    def is_status_change(self) -> bool:
+        return bool(self.to_status) and self.to_status != self.from_status
+
+
+def photo_path(instance: Photo, filename: str) -> str:
+    # The photo module names files; this only keeps Django's FileField contract.
+    return filename
+
+
+class Photo(models.Model):
+    """照片: a web copy and a thumbnail, before (问题照片) or after (整改照片)."""
+
+    class Kind(models.TextChoices):
+        BEFORE = "before", _("问题照片")
+        AFTER = "after", _("整改照片")
+
+    issue = models.ForeignKey(
+        Issue, verbose_name=_("问题"), on_delete=models.CASCADE, related_name="photos"
+    )
+    event = models.ForeignKey(
+        IssueEvent,
+        verbose_name=_("处理记录"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="photos",
+    )
+    kind = models.CharField(_("类型"), max_length=10, choices=Kind.choices, default=Kind.BEFORE)
+    # Plain FileFields: the photo module has already measured and re-encoded the image.
+    image = models.FileField(_("照片"), upload_to=photo_path, max_length=200)
+    thumbnail = models.FileField(_("缩略图"), upload_to=photo_path, max_length=200)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(_("时间"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("照片")
+        verbose_name_plural = _("照片")
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.issue.reference} {self.get_kind_display()}"
+
+
+class IssueCounter(models.Model):
+    """The last reference sequence used per year; locked by ``submit_issue``."""
+
+    year = models.PositiveSmallIntegerField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("编号计数器")
+        verbose_name_plural = _("编号计数器")
+        ordering = ["year"]
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last}"

@@ -1,0 +1,626 @@
+"""The issue's life: one function per step (派单→签收→办理→反馈→回访→办结).
+
+Each step checks who may act and from which state, locks the issue row, changes it inside one
+transaction, writes exactly one ``IssueEvent`` and queues notifications for after the commit.
+Nothing else changes an issue's status. A step that is not allowed raises ``WorkflowError``
+with a message a person can read, and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import notifications
+from . import photos as photo_intake
+from .models import Department, Issue, IssueCounter, IssueEvent, Photo, Project
+from .workdays import end_of_working_day, working_days_deadline
+
+Status = Issue.Status
+Kind = IssueEvent.Kind
+
+MAX_TEXT = 2000
+
+
+class WorkflowError(Exception):
+    """A step that may not happen: who is asking, or the state the issue is in, forbids it.
+
+    ``status_code`` is 403 when the person may not take this step at all, 409 when the issue is
+    not in a state that allows it, 400 when what they sent is incomplete.
+    """
+
+    def __init__(self, message: str, *, status_code: int = 409) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+def _forbid(message: str) -> WorkflowError:
+    return WorkflowError(message, status_code=403)
+
+
+def _invalid(message: str) -> WorkflowError:
+    return WorkflowError(message, status_code=400)
+
+
+# --- who may act -------------------------------------------------------------------------------
+
+
+def _is_active(user) -> bool:
+    return user is not None and user.is_authenticated and user.is_active
+
+
+def is_serving_supervisor(user) -> bool:
+    if not (_is_active(user) and user.is_supervisor):
+        return False
+    supervisor = getattr(user, "supervisor", None)
+    return supervisor is not None and supervisor.is_serving()
+
+
+def handles(user, issue: Issue) -> bool:
+    """The bureau, or staff of the department the issue is routed to."""
+    if not _is_active(user):
+        return False
+    if user.is_bureau:
+        return True
+    return user.is_department_staff and user.department_id == issue.department_id
+
+
+def works_on(user, issue: Issue) -> bool:
+    """Staff of the contractor the issue was dispatched to."""
+    return (
+        _is_active(user)
+        and user.is_department_staff
+        and issue.contractor_id is not None
+        and user.department_id == issue.contractor_id
+    )
+
+
+def is_reporter(user, issue: Issue) -> bool:
+    return _is_active(user) and user.pk == issue.reporter_id
+
+
+def may_see(user, issue: Issue) -> bool:
+    return Issue.objects.visible_to(user).filter(pk=issue.pk).exists()
+
+
+# --- time limits -------------------------------------------------------------------------------
+
+
+def _limits() -> dict:
+    return settings.SUPERVISION
+
+
+def sign_for_deadline(issue: Issue, now: datetime) -> datetime:
+    if issue.urgency == Issue.Urgency.URGENT:
+        return now + timedelta(hours=_limits()["URGENT_SIGN_FOR_HOURS"])
+    return working_days_deadline(now, _limits()["SIGN_FOR_WORKING_DAYS"])
+
+
+def reply_deadline(issue: Issue, now: datetime) -> datetime:
+    return working_days_deadline(now, _limits()["FIRST_REPLY_WORKING_DAYS"])
+
+
+def default_rectify_deadline(issue: Issue, now: datetime) -> datetime:
+    key = (
+        "URGENT_RECTIFY_WORKING_DAYS"
+        if issue.urgency == Issue.Urgency.URGENT
+        else "RECTIFY_WORKING_DAYS"
+    )
+    return working_days_deadline(now, _limits()[key])
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _lock(issue: Issue) -> Issue:
+    return Issue.objects.select_for_update().get(pk=issue.pk)
+
+
+def _require_status(issue: Issue, allowed: Sequence[str], step: str) -> None:
+    if issue.status not in allowed:
+        raise WorkflowError(
+            _("该问题当前状态为「%(status)s」，不能%(step)s。")
+            % {"status": issue.get_status_display(), "step": step}
+        )
+
+
+def _text(text: str | None, *, required: str | None = None) -> str:
+    text = (text or "").strip()
+    if required and not text:
+        raise _invalid(required)
+    if len(text) > MAX_TEXT:
+        raise _invalid(_("内容不能超过 %(n)d 个字。") % {"n": MAX_TEXT})
+    return text
+
+
+def _record(
+    issue: Issue,
+    *,
+    actor,
+    kind: str,
+    from_status: str,
+    fields: Sequence[str] = (),
+    text: str = "",
+    department: Department | None = None,
+    deadline: datetime | None = None,
+    rating: str = "",
+    now: datetime | None = None,
+) -> IssueEvent:
+    """Save the changed fields and write the one event of this step."""
+    issue.save(update_fields=[*fields, "updated_at"])
+    event = IssueEvent.objects.create(
+        issue=issue,
+        kind=kind,
+        actor=actor,
+        from_status=from_status,
+        to_status=issue.status,
+        text=text,
+        department=department,
+        deadline=deadline,
+        rating=rating,
+        created_at=now or timezone.now(),
+    )
+    transaction.on_commit(lambda: notifications.issue_changed(issue.pk, event.pk))
+    return event
+
+
+def _sync(original: Issue, fresh: Issue) -> Issue:
+    """Let the caller's instance show the new state too."""
+    if original is not fresh:
+        original.refresh_from_db()
+    return fresh
+
+
+def _mark_first_reply(issue: Issue, actor, now: datetime, fields: list[str]) -> None:
+    if issue.first_reply_at is None and (handles(actor, issue) or works_on(actor, issue)):
+        issue.first_reply_at = now
+        fields.append("first_reply_at")
+
+
+def route_department(project: Project, category: str) -> Department | None:
+    """Where a new issue goes: the subdistrict office of the project's subdistrict, else the
+    bureau. (Rules per subdistrict × category are the departments' issue.)"""
+    office = (
+        Department.objects.filter(
+            kind=Department.Kind.SUBDISTRICT_OFFICE,
+            subdistrict_id=project.neighbourhood.subdistrict_id,
+            is_active=True,
+        )
+        .order_by("pk")
+        .first()
+    )
+    if office:
+        return office
+    return Department.objects.filter(kind=Department.Kind.BUREAU, is_active=True).first()
+
+
+def _next_reference(year: int) -> tuple[int, str]:
+    """The next sequence of ``year``, under a row lock held until the transaction ends."""
+    IssueCounter.objects.bulk_create([IssueCounter(year=year, last=0)], ignore_conflicts=True)
+    IssueCounter.objects.filter(year=year).update(last=F("last") + 1)
+    sequence = IssueCounter.objects.select_for_update().get(year=year).last
+    return sequence, f"{year}-{sequence:05d}"
+
+
+# --- the steps ---------------------------------------------------------------------------------
+
+
+def submit_issue(
+    *,
+    reporter,
+    project: Project,
+    category: str,
+    title: str,
+    description: str,
+    urgency: str = Issue.Urgency.NORMAL,
+    location: str = "",
+    photos: Sequence = (),
+    idempotency_key: str | None = None,
+    latitude=None,
+    longitude=None,
+) -> Issue:
+    """A supervisor files an issue on a project they watch (提交)."""
+    if not is_serving_supervisor(reporter):
+        raise _forbid(_("只有在任的群众监督员可以反映问题。"))
+    if not reporter.supervisor.projects.filter(pk=project.pk).exists():
+        raise _forbid(_("您没有受聘监督这个项目，不能在此反映问题。"))
+    if category not in Issue.Category.values:
+        raise _invalid(_("请选择问题类别。"))
+    if urgency not in Issue.Urgency.values:
+        raise _invalid(_("请选择紧急程度。"))
+    title = _text(title, required=_("请填写标题。"))[:100]
+    description = _text(description, required=_("请描述问题。"))
+    if idempotency_key:
+        existing = Issue.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.reporter_id != reporter.pk:
+                raise _invalid(_("提交凭据无效，请刷新页面后重试。"))
+            return existing
+    try:
+        prepared = photo_intake.prepare_photos(photos)
+    except photo_intake.PhotoError as error:
+        raise _invalid(str(error)) from None
+
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            year = timezone.localtime(now).year
+            sequence, reference = _next_reference(year)
+            issue = Issue(
+                reference=reference,
+                year=year,
+                sequence=sequence,
+                project=project,
+                reporter=reporter,
+                category=category,
+                urgency=urgency,
+                title=title,
+                description=description,
+                location=(location or "").strip()[:100],
+                latitude=latitude,
+                longitude=longitude,
+                status=Status.SUBMITTED,
+                department=route_department(project, category),
+                idempotency_key=idempotency_key or None,
+                created_at=now,
+            )
+            issue.sign_for_due_at = sign_for_deadline(issue, now)
+            issue.reply_due_at = reply_deadline(issue, now)
+            issue.save()
+            event = IssueEvent.objects.create(
+                issue=issue,
+                kind=Kind.SUBMITTED,
+                actor=reporter,
+                to_status=Status.SUBMITTED,
+                department=issue.department,
+                deadline=issue.sign_for_due_at,
+                created_at=now,
+            )
+            photo_intake.attach_photos(issue, prepared, kind=Photo.Kind.BEFORE, event=event)
+            transaction.on_commit(lambda: notifications.issue_changed(issue.pk, event.pk))
+    except IntegrityError:
+        # Two taps with one token raced: the other one won, and that is the issue.
+        if idempotency_key:
+            existing = Issue.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is not None and existing.reporter_id == reporter.pk:
+                return existing
+        raise
+    return issue
+
+
+def accept_issue(issue: Issue, *, actor, deadline: date | None = None, text: str = "") -> Issue:
+    """The department signs for the issue (签收) and sets the rectification deadline."""
+    text = _text(text)
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not handles(actor, fresh):
+            raise _forbid(_("只有承办部门或住建局可以签收这个问题。"))
+        _require_status(fresh, [Status.SUBMITTED], _("签收"))
+        now = timezone.now()
+        if deadline is None:
+            due = default_rectify_deadline(fresh, now)
+        else:
+            if isinstance(deadline, datetime):
+                deadline = timezone.localtime(deadline).date()
+            if deadline < timezone.localdate(now):
+                raise _invalid(_("整改期限不能早于今天。"))
+            due = end_of_working_day(deadline)
+            if due <= now:
+                due = timezone.make_aware(
+                    datetime.combine(deadline, datetime.max.time().replace(microsecond=0))
+                )
+        from_status = fresh.status
+        fresh.status = Status.ACCEPTED
+        fresh.accepted_at = now
+        fresh.rectify_due_at = due
+        fields = ["status", "accepted_at", "rectify_due_at"]
+        _mark_first_reply(fresh, actor, now, fields)
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.ACCEPTED,
+            from_status=from_status,
+            fields=fields,
+            text=text,
+            deadline=due,
+            now=now,
+        )
+    return _sync(issue, fresh)
+
+
+def answer_issue(issue: Issue, *, actor, text: str) -> Issue:
+    """The department answers a question that needs no works (答复)."""
+    text = _text(text, required=_("请填写答复内容。"))
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not handles(actor, fresh):
+            raise _forbid(_("只有承办部门或住建局可以答复这个问题。"))
+        _require_status(fresh, [Status.SUBMITTED, Status.ACCEPTED], _("答复"))
+        now = timezone.now()
+        from_status = fresh.status
+        fresh.status = Status.ANSWERED
+        fields = ["status"]
+        _mark_first_reply(fresh, actor, now, fields)
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.ANSWERED,
+            from_status=from_status,
+            fields=fields,
+            text=text,
+            now=now,
+        )
+    return _sync(issue, fresh)
+
+
+def dispatch_issue(issue: Issue, *, actor, department: Department, text: str = "") -> Issue:
+    """The department sends the works to a contractor (派单); the issue is then in progress."""
+    text = _text(text)
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not handles(actor, fresh):
+            raise _forbid(_("只有承办部门或住建局可以派单。"))
+        _require_status(fresh, [Status.ACCEPTED, Status.IN_PROGRESS], _("派单"))
+        if department is None or not department.is_contractor or not department.is_active:
+            raise _invalid(_("请选择一家施工单位。"))
+        if fresh.contractor_id == department.pk:
+            raise WorkflowError(_("这个问题已经派给%(name)s。") % {"name": department.name})
+        from_status = fresh.status
+        fresh.status = Status.IN_PROGRESS
+        fresh.contractor = department
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.DISPATCHED,
+            from_status=from_status,
+            fields=["status", "contractor"],
+            text=text,
+            department=department,
+            deadline=fresh.rectify_due_at,
+        )
+    return _sync(issue, fresh)
+
+
+def transfer_issue(issue: Issue, *, actor, department: Department, text: str) -> Issue:
+    """Send the issue to another department (转派): the status stays, the sign-for clock restarts."""
+    text = _text(text, required=_("请说明转派原因。"))
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not handles(actor, fresh):
+            raise _forbid(_("只有承办部门或住建局可以转派这个问题。"))
+        _require_status(fresh, Issue.OPEN_STATUSES, _("转派"))
+        if department is None or not department.is_active or department.is_contractor:
+            raise _invalid(_("请选择接收的部门（施工单位请用派单）。"))
+        if department.pk == fresh.department_id:
+            raise _invalid(_("问题已经在%(name)s，不必转派。") % {"name": department.name})
+        now = timezone.now()
+        fresh.department = department
+        fresh.sign_for_due_at = sign_for_deadline(fresh, now)
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.TRANSFERRED,
+            from_status=fresh.status,
+            fields=["department", "sign_for_due_at"],
+            text=text,
+            department=department,
+            deadline=fresh.sign_for_due_at,
+            now=now,
+        )
+    return _sync(issue, fresh)
+
+
+def reject_issue(issue: Issue, *, actor, text: str) -> Issue:
+    """The department does not take the issue (不予受理): a duplicate or out of scope."""
+    text = _text(text, required=_("请说明不予受理的原因。"))
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not handles(actor, fresh):
+            raise _forbid(_("只有承办部门或住建局可以作出不予受理。"))
+        _require_status(fresh, [Status.SUBMITTED, Status.ACCEPTED], _("不予受理"))
+        now = timezone.now()
+        from_status = fresh.status
+        fresh.status = Status.REJECTED
+        fresh.closed_at = now
+        fields = ["status", "closed_at"]
+        _mark_first_reply(fresh, actor, now, fields)
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.REJECTED,
+            from_status=from_status,
+            fields=fields,
+            text=text,
+            now=now,
+        )
+    return _sync(issue, fresh)
+
+
+def rectify_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> Issue:
+    """The department or its contractor reports the fix with after-photos (整改完成)."""
+    text = _text(text, required=_("请说明整改情况。"))
+    try:
+        prepared = photo_intake.prepare_photos(photos)
+    except photo_intake.PhotoError as error:
+        raise _invalid(str(error)) from None
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not (handles(actor, fresh) or works_on(actor, fresh)):
+            raise _forbid(_("只有承办部门、整改单位或住建局可以报告整改完成。"))
+        _require_status(fresh, [Status.ACCEPTED, Status.IN_PROGRESS], _("报告整改完成"))
+        if not prepared:
+            raise _invalid(_("请至少上传一张整改后的照片。"))
+        now = timezone.now()
+        from_status = fresh.status
+        fresh.status = Status.RECTIFIED
+        fresh.rectified_at = now
+        event = _record(
+            fresh,
+            actor=actor,
+            kind=Kind.RECTIFIED,
+            from_status=from_status,
+            fields=["status", "rectified_at"],
+            text=text,
+            now=now,
+        )
+        photo_intake.attach_photos(fresh, prepared, kind=Photo.Kind.AFTER, event=event)
+    return _sync(issue, fresh)
+
+
+def verify_issue(issue: Issue, *, actor, rating: str, text: str = "") -> Issue:
+    """The reporter checks the fix or accepts the answer and rates it (验证办结)."""
+    text = _text(text)
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not is_reporter(actor, fresh):
+            raise _forbid(_("只有反映人本人可以验证办结。"))
+        _require_status(fresh, [Status.RECTIFIED, Status.ANSWERED], _("验证办结"))
+        if rating not in Issue.Rating.values:
+            raise _invalid(_("请选择满意、基本满意或不满意。"))
+        now = timezone.now()
+        from_status = fresh.status
+        fresh.status = Status.CLOSED
+        fresh.rating = rating
+        fresh.closed_at = now
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.VERIFIED,
+            from_status=from_status,
+            fields=["status", "rating", "closed_at"],
+            text=text,
+            rating=rating,
+            now=now,
+        )
+    return _sync(issue, fresh)
+
+
+def reopen_issue(issue: Issue, *, actor, text: str) -> Issue:
+    """The reporter sends the fix or the answer back (退回), with a reason.
+
+    A rectified issue goes back to 整改中 with a fresh rectification deadline; an answered one
+    goes back to 已签收 so that the department looks at it again.
+    """
+    text = _text(text, required=_("请说明退回的原因。"))
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not is_reporter(actor, fresh):
+            raise _forbid(_("只有反映人本人可以退回。"))
+        _require_status(fresh, [Status.RECTIFIED, Status.ANSWERED], _("退回"))
+        now = timezone.now()
+        from_status = fresh.status
+        fields = ["status"]
+        if from_status == Status.RECTIFIED:
+            fresh.status = Status.IN_PROGRESS
+            fresh.rectified_at = None
+            fields.append("rectified_at")
+        else:
+            fresh.status = Status.ACCEPTED
+        fresh.rectify_due_at = default_rectify_deadline(fresh, now)
+        fields.append("rectify_due_at")
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.REOPENED,
+            from_status=from_status,
+            fields=fields,
+            text=text,
+            deadline=fresh.rectify_due_at,
+            now=now,
+        )
+    return _sync(issue, fresh)
+
+
+def withdraw_issue(issue: Issue, *, actor, text: str = "") -> Issue:
+    """The reporter takes the issue back before a department signs for it (撤回)."""
+    text = _text(text)
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not is_reporter(actor, fresh):
+            raise _forbid(_("只有反映人本人可以撤回。"))
+        if fresh.status != Status.SUBMITTED:
+            raise WorkflowError(
+                _("该问题当前状态为「%(status)s」，部门已经处理，不能撤回。")
+                % {"status": fresh.get_status_display()}
+            )
+        now = timezone.now()
+        fresh.status = Status.WITHDRAWN
+        fresh.closed_at = now
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.WITHDRAWN,
+            from_status=Status.SUBMITTED,
+            fields=["status", "closed_at"],
+            text=text,
+            now=now,
+        )
+    return _sync(issue, fresh)
+
+
+def comment_on_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> IssueEvent:
+    """Anyone taking part who may see the issue leaves a message (留言)."""
+    text = _text(text, required=_("请填写留言内容。"))
+    taking_part = _is_active(actor) and (
+        actor.is_bureau or is_serving_supervisor(actor) or actor.is_department_staff
+    )
+    if not taking_part or not may_see(actor, issue):
+        raise _forbid(_("您不能在这个问题下留言。"))
+    try:
+        prepared = photo_intake.prepare_photos(photos)
+    except photo_intake.PhotoError as error:
+        raise _invalid(str(error)) from None
+    with transaction.atomic():
+        fresh = _lock(issue)
+        now = timezone.now()
+        fields: list[str] = []
+        _mark_first_reply(fresh, actor, now, fields)
+        event = _record(
+            fresh,
+            actor=actor,
+            kind=Kind.COMMENTED,
+            from_status=fresh.status,
+            fields=fields,
+            text=text,
+            now=now,
+        )
+        kind = (
+            Photo.Kind.AFTER
+            if (handles(actor, fresh) or works_on(actor, fresh))
+            else Photo.Kind.BEFORE
+        )
+        photo_intake.attach_photos(fresh, prepared, kind=kind, event=event)
+    _sync(issue, fresh)
+    return event
+
+
+def escalate_issue(issue: Issue, *, actor, text: str) -> Issue:
+    """督办: the bureau presses on an open issue, or its department asks the bureau to.
+
+    ``actor=None`` is the periodic job escalating an overdue issue.
+    """
+    text = _text(text, required=None if actor is None else _("请填写督办意见。"))
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if actor is not None and not handles(actor, fresh):
+            raise _forbid(_("只有住建局或承办部门可以督办。"))
+        _require_status(fresh, Issue.OPEN_STATUSES, _("督办"))
+        now = timezone.now()
+        fresh.escalated_at = now
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.ESCALATED,
+            from_status=fresh.status,
+            fields=["escalated_at"],
+            text=text or _("已超过办理时限，系统自动提请住建局督办。"),
+            now=now,
+        )
+    return _sync(issue, fresh)

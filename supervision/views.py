@@ -1,0 +1,126 @@
+from django.core.paginator import Paginator
+from django.db import DatabaseError, connection
+from django.db.models import Count, Prefetch, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from .forms import ProjectFilterForm
+from .models import Issue, Photo, Project, ScopeItem, Subdistrict, weighted_progress
+
+FINISHED = [Project.Status.COMPLETED, Project.Status.ACCEPTED]
+
+
+def _projects():
+    return Project.objects.select_related(
+        "neighbourhood__subdistrict", "contractor"
+    ).prefetch_related("scope_items")
+
+
+@require_safe
+def home(request: HttpRequest) -> HttpResponse:
+    """The programme at a glance: the current batch by status and subdistrict, and the figures."""
+    year = Project.objects.order_by("-year").values_list("year", flat=True).first()
+    batch = list(_projects().filter(year=year)) if year else []
+    status_counts = {status: 0 for status in Project.Status.values}
+    for project in batch:
+        status_counts[project.status] += 1
+    subdistricts = Subdistrict.objects.annotate(
+        project_count=Count(
+            "neighbourhoods__projects", filter=Q(neighbourhoods__projects__year=year)
+        ),
+        finished_count=Count(
+            "neighbourhoods__projects",
+            filter=Q(
+                neighbourhoods__projects__year=year, neighbourhoods__projects__status__in=FINISHED
+            ),
+        ),
+    ).filter(project_count__gt=0)
+    figures = Issue.objects.aggregate(
+        filed=Count("pk"),
+        closed=Count("pk", filter=Q(status=Issue.Status.CLOSED)),
+        open=Count("pk", filter=Q(status__in=Issue.OPEN_STATUSES)),
+        rated=Count("pk", filter=~Q(rating="")),
+        satisfied=Count("pk", filter=Q(rating=Issue.Rating.SATISFIED)),
+    )
+    figures["satisfied_share"] = (
+        round(100 * figures["satisfied"] / figures["rated"]) if figures["rated"] else None
+    )
+    progress = round(sum(p.progress() for p in batch) / len(batch)) if batch else 0
+    context = {
+        "year": year,
+        "batch": batch,
+        "to_complete": sum(1 for p in batch if p.to_complete_this_year),
+        "finished": sum(1 for p in batch if p.status in FINISHED),
+        "status_counts": [
+            (value, label, status_counts[value]) for value, label in Project.Status.choices
+        ],
+        "subdistricts": subdistricts,
+        "figures": figures,
+        "progress": progress,
+    }
+    return render(request, "supervision/home.html", context)
+
+
+@require_safe
+def project_list(request: HttpRequest) -> HttpResponse:
+    form = ProjectFilterForm(request.GET or None)
+    projects = _projects()
+    if form.is_valid():
+        projects = form.filter(projects)
+    page = Paginator(projects, 30).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "supervision/project_list.html",
+        {"form": form, "page": page, "query": query.urlencode()},
+    )
+
+
+@require_safe
+def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_object_or_404(
+        Project.objects.select_related("neighbourhood__subdistrict", "contractor").prefetch_related(
+            "departments"
+        ),
+        pk=pk,
+    )
+    items = list(project.scope_items.all())
+    areas = []
+    for value, label in ScopeItem.Area.choices:
+        area_items = [item for item in items if item.area == value]
+        if area_items:
+            areas.append(
+                {"label": label, "items": area_items, "progress": weighted_progress(area_items)}
+            )
+    public_issues = (
+        Issue.objects.visible_to(request.user)
+        .filter(project=project)
+        .prefetch_related(Prefetch("photos", queryset=Photo.objects.order_by("kind", "pk")))
+        .order_by("-created_at")[:50]
+    )
+    return render(
+        request,
+        "supervision/project_detail.html",
+        {
+            "project": project,
+            "eligibility": project.neighbourhood.eligibility(),
+            "areas": areas,
+            "progress": weighted_progress(items),
+            "issues": public_issues,
+        },
+    )
+
+
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    """200 when the database answers, 503 when it does not."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError:
+        return HttpResponse("database unavailable\n", status=503, content_type="text/plain")
+    return HttpResponse("ok\n", content_type="text/plain")

@@ -1,0 +1,173 @@
+"""Small helpers that make objects with readable defaults. Tests build their own data."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from accounts.models import User
+from supervision import services
+from supervision.models import Department, Issue, Neighbourhood, Project, Subdistrict, Supervisor
+
+PASSWORD = "correct-horse-7"
+
+
+def image_file(
+    name: str = "photo.jpg", fmt: str = "JPEG", size=(4, 3), **save_kwargs
+) -> SimpleUploadedFile:
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 80, 40)).save(out, fmt, **save_kwargs)
+    return SimpleUploadedFile(name, out.getvalue(), content_type="image/jpeg")
+
+
+def make_subdistrict(name: str = "安阳街道", code: str = "anyang") -> Subdistrict:
+    return Subdistrict.objects.create(name=name, code=code)
+
+
+def make_department(
+    name: str, kind: str = Department.Kind.SUBDISTRICT_OFFICE, subdistrict=None
+) -> Department:
+    return Department.objects.create(name=name, kind=kind, subdistrict=subdistrict)
+
+
+def make_neighbourhood(
+    subdistrict: Subdistrict, name: str = "兴业大厦", year_built: int = 1994, **flags
+) -> Neighbourhood:
+    return Neighbourhood.objects.create(
+        subdistrict=subdistrict,
+        name=name,
+        year_built=year_built,
+        buildings=2,
+        households=120,
+        **flags,
+    )
+
+
+def make_project(
+    neighbourhood: Neighbourhood, *, year: int = 2023, contractor=None, **fields
+) -> Project:
+    fields.setdefault("status", Project.Status.CONSTRUCTION)
+    return Project.objects.create(
+        name=f"{neighbourhood.name}改造",
+        year=year,
+        neighbourhood=neighbourhood,
+        contractor=contractor,
+        **fields,
+    )
+
+
+def make_user(username: str, *, role: str = "", department=None, **fields) -> User:
+    user = User(
+        username=username, role=role, department=department, display_name=username, **fields
+    )
+    user.set_password(PASSWORD)
+    user.save()
+    return user
+
+
+def make_supervisor(username: str, neighbourhood: Neighbourhood, projects=(), **fields) -> User:
+    user = make_user(username, role=User.Role.SUPERVISOR)
+    supervisor = Supervisor.objects.create(
+        user=user,
+        neighbourhood=neighbourhood,
+        appointed_on=fields.pop("appointed_on", date(2023, 4, 3)),
+        term_ends_on=fields.pop("term_ends_on", date(2099, 4, 2)),
+        certificate_number=f"RAJD-{username}",
+        **fields,
+    )
+    supervisor.projects.set(projects)
+    return user
+
+
+@dataclass
+class World:
+    """Two subdistricts. Alice reports on the 安阳 project; Bob is another supervisor; the 安阳
+    office handles it, the 玉海 office must not touch it; contractor staff work for 宏程."""
+
+    anyang: Subdistrict
+    yuhai: Subdistrict
+    bureau_dept: Department
+    office: Department
+    other_office: Department
+    contractor: Department
+    other_contractor: Department
+    project: Project
+    other_project: Project
+    alice: User
+    bob: User
+    handler: User
+    other_staff: User
+    builder: User
+    bureau: User
+
+    def submit(self, reporter=None, project=None, **fields) -> Issue:
+        fields.setdefault("category", Issue.Category.QUALITY)
+        fields.setdefault("title", "外墙涂料起皮")
+        fields.setdefault("description", "北面外墙涂料起皮，一碰就掉。")
+        return services.submit_issue(
+            reporter=reporter or self.alice, project=project or self.project, **fields
+        )
+
+    def issue_in(self, status: str, **fields) -> Issue:
+        """An issue of Alice's brought to ``status`` through the services."""
+        issue = self.submit(**fields)
+        S = Issue.Status
+        if status == S.SUBMITTED:
+            return issue
+        if status == S.WITHDRAWN:
+            return services.withdraw_issue(issue, actor=self.alice, text="已自行解决")
+        if status == S.REJECTED:
+            return services.reject_issue(issue, actor=self.handler, text="重复反映")
+        if status == S.ANSWERED:
+            return services.answer_issue(issue, actor=self.handler, text="已纳入方案")
+        issue = services.accept_issue(issue, actor=self.handler)
+        if status == S.ACCEPTED:
+            return issue
+        issue = services.dispatch_issue(issue, actor=self.handler, department=self.contractor)
+        if status == S.IN_PROGRESS:
+            return issue
+        issue = services.rectify_issue(
+            issue, actor=self.handler, text="已整改", photos=[image_file()]
+        )
+        if status == S.RECTIFIED:
+            return issue
+        issue = services.verify_issue(issue, actor=self.alice, rating=Issue.Rating.SATISFIED)
+        assert status == S.CLOSED
+        return issue
+
+
+def make_world() -> World:
+    anyang = make_subdistrict("安阳街道", "anyang")
+    yuhai = make_subdistrict("玉海街道", "yuhai")
+    bureau_dept = make_department("市住建局", Department.Kind.BUREAU)
+    office = make_department("安阳街道办事处", subdistrict=anyang)
+    other_office = make_department("玉海街道办事处", subdistrict=yuhai)
+    contractor = make_department("宏程建设", Department.Kind.CONTRACTOR)
+    other_contractor = make_department("安居建筑", Department.Kind.CONTRACTOR)
+    project = make_project(make_neighbourhood(anyang, "兴业大厦"), contractor=contractor)
+    other_project = make_project(
+        make_neighbourhood(yuhai, "玉海楼小区"), contractor=other_contractor
+    )
+    alice = make_supervisor("alice", project.neighbourhood, [project])
+    bob = make_supervisor("bob", other_project.neighbourhood, [other_project])
+    return World(
+        anyang=anyang,
+        yuhai=yuhai,
+        bureau_dept=bureau_dept,
+        office=office,
+        other_office=other_office,
+        contractor=contractor,
+        other_contractor=other_contractor,
+        project=project,
+        other_project=other_project,
+        alice=alice,
+        bob=bob,
+        handler=make_user("anyang", role=User.Role.STAFF, department=office),
+        other_staff=make_user("yuhai", role=User.Role.STAFF, department=other_office),
+        builder=make_user("shigong", role=User.Role.STAFF, department=contractor),
+        bureau=make_user("zhujianju", role=User.Role.BUREAU, department=bureau_dept),
+    )
