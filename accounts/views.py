@@ -12,7 +12,10 @@ class LoginView(auth_views.LoginView):
 
 
 class LogoutView(auth_views.LogoutView):
-    template_name = "accounts/logged_out.html"
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        messages.info(request, _("您已安全退出。"))
+        return response
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):

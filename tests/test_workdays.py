@@ -1,0 +1,35 @@
+"""Time limits count working days on the official calendar, 调休 included."""
+
+from datetime import date, datetime
+
+from django.utils import timezone
+
+from supervision.workdays import add_working_days, is_working_day, working_days_deadline
+
+
+def at(*args):
+    return timezone.make_aware(datetime(*args))
+
+
+def test_friday_plus_one_working_day_is_monday_end_of_day():
+    due = timezone.localtime(working_days_deadline(at(2023, 6, 9, 15, 0), 1))  # a Friday
+    assert (due.date(), due.hour, due.minute) == (date(2023, 6, 12), 17, 30)
+
+
+def test_national_day_holiday_is_skipped():
+    # 2023: 中秋 + 国庆 holiday 29 Sep – 6 Oct; Saturday 7 Oct is a make-up working day.
+    assert add_working_days(date(2023, 9, 28), 1) == date(2023, 10, 7)
+
+
+def test_make_up_sunday_counts_as_working_day():
+    assert is_working_day(date(2023, 10, 8))  # Sunday, 调休 working day
+    assert not is_working_day(date(2023, 10, 2))  # Monday in the holiday
+
+
+def test_seven_working_days_over_a_weekend():
+    assert add_working_days(date(2023, 6, 5), 7) == date(2023, 6, 14)
+
+
+def test_year_beyond_the_published_calendar_falls_back_to_weekdays():
+    assert is_working_day(date(2099, 3, 2))  # a Monday
+    assert not is_working_day(date(2099, 3, 1))  # a Sunday
