@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
@@ -629,6 +630,7 @@ def _issues(
                         title=title,
                         description=description,
                         location=location,
+                        **_opinion_fields(category, location, seed),
                         photos=[_image(seed * 10 + k, after=False) for k in range(1 + seed % 2)],
                     )
                 elif name == "accept":
@@ -655,7 +657,11 @@ def _issues(
                         issue,
                         actor=reporter,
                         rating=extra[0] or "satisfied",
-                        text="现场看过了，谢谢。",
+                        text=(
+                            "去现场看了，还有不少碎砖没清走，请再清理一次。"
+                            if extra[0] == "unsatisfied"
+                            else "现场看过了，谢谢。"
+                        ),
                     )
                 elif name == "answer":
                     issue = services.answer_issue(
@@ -687,3 +693,14 @@ def _issues(
             Issue.objects.filter(pk=issue.pk).update(is_public=True)
         made += 1
     return made
+
+
+def _opinion_fields(category: str, location: str, seed: int) -> dict:
+    """A residents' opinion names its building and how many households stand behind it."""
+    if category != "opinion":
+        return {}
+    match = re.search(r"(\d+)\s*幢", location)
+    return {
+        "building": f"{match.group(1)} 幢" if match else "全小区",
+        "households": 6 + seed % 30,
+    }

@@ -1,8 +1,11 @@
 from django import forms
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import Project, Subdistrict
+from . import photos as photo_intake
+from . import services
+from .models import Department, Issue, Project, Subdistrict
 
 
 class ProjectFilterForm(forms.Form):
@@ -39,3 +42,337 @@ class ProjectFilterForm(forms.Form):
                 | Q(neighbourhood__address__icontains=q)
             )
         return projects
+
+
+# --- photos ------------------------------------------------------------------------------------
+
+
+class MultiplePhotoInput(forms.ClearableFileInput):
+    """One file input that takes several photos and opens the back camera on a phone."""
+
+    allow_multiple_selected = True
+    template_name = "django/forms/widgets/file.html"
+
+    def __init__(self, attrs=None):
+        defaults = {"accept": "image/*", "capture": "environment", "data-photo-input": ""}
+        super().__init__({**defaults, **(attrs or {})})
+
+    def value_from_datadict(self, data, files, name):
+        return files.getlist(name)
+
+
+class PhotosField(forms.Field):
+    """Cleans to a list of ``photos.PreparedPhoto``: every file checked and converted once."""
+
+    widget = MultiplePhotoInput
+
+    def __init__(self, *, min_count: int = 0, **kwargs):
+        self.min_count = min_count
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        files = [f for f in (value or []) if f]
+        if len(files) < self.min_count:
+            raise forms.ValidationError(_("请至少拍一张现场照片。"), code="required")
+        try:
+            return photo_intake.prepare_photos(files)
+        except photo_intake.PhotoError as error:
+            raise forms.ValidationError(error.messages) from None
+
+
+# --- filing an issue ---------------------------------------------------------------------------
+
+
+class IssueForm(forms.Form):
+    """What a supervisor fills in on the phone. The token makes a double tap file one issue."""
+
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    project = forms.ModelChoiceField(
+        label=_("项目"), queryset=Project.objects.none(), empty_label=_("请选择项目")
+    )
+    category = forms.ChoiceField(
+        label=_("问题类别"), choices=Issue.Category.choices, widget=forms.RadioSelect
+    )
+    urgency = forms.ChoiceField(
+        label=_("紧急程度"),
+        choices=Issue.Urgency.choices,
+        initial=Issue.Urgency.NORMAL,
+        widget=forms.RadioSelect,
+        help_text=_("危及安全、需要马上处理的，请选“紧急”。"),
+    )
+    title = forms.CharField(
+        label=_("一句话说明问题"),
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": _("如：5 幢北面外墙涂料起皮")}),
+    )
+    description = forms.CharField(
+        label=_("详细情况"),
+        max_length=services.MAX_TEXT,
+        widget=forms.Textarea(
+            attrs={"rows": 4, "placeholder": _("看到了什么、从什么时候开始、影响到谁")}
+        ),
+    )
+    building = forms.CharField(label=_("楼栋"), max_length=20, required=False)
+    unit = forms.CharField(label=_("单元"), max_length=20, required=False)
+    location = forms.CharField(
+        label=_("具体部位"),
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": _("如：北面外墙、3 楼楼道")}),
+    )
+    households = forms.IntegerField(
+        label=_("代表多少户居民"),
+        min_value=1,
+        max_value=10000,
+        required=False,
+        help_text=_("居民意见填写：有多少户居民这样反映。"),
+    )
+    photos = PhotosField(
+        label=_("现场照片"),
+        help_text=_("1 到 9 张，可直接拍照；支持 JPEG、PNG、WebP、HEIC，每张不超过 20 MB。"),
+    )
+    share_position = forms.BooleanField(
+        label=_("附上照片的拍摄位置，方便部门找到现场"),
+        required=False,
+        help_text=_("只记录位置坐标，照片本身不保存位置信息。"),
+    )
+
+    def __init__(self, *args, projects: QuerySet[Project], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects
+        for name in ("building", "unit", "households"):
+            self.fields[name].widget.attrs.setdefault("inputmode", "text")
+        self.fields["households"].widget.attrs["inputmode"] = "numeric"
+
+    def clean(self):
+        data = super().clean()
+        if data.get("category") == Issue.Category.OPINION:
+            if not data.get("building"):
+                self.add_error("building", _("居民意见请写明是哪一幢楼的居民。"))
+            if not data.get("households") and "households" not in self.errors:
+                self.add_error("households", _("请写明代表多少户居民。"))
+        elif "photos" in data and not data["photos"]:
+            self.add_error("photos", _("请至少拍一张现场照片。"))
+        return data
+
+
+# --- the steps on the issue page ---------------------------------------------------------------
+
+
+def _text_field(label, *, required: bool = True, rows: int = 3, placeholder: str = ""):
+    return forms.CharField(
+        label=label,
+        required=required,
+        max_length=services.MAX_TEXT,
+        widget=forms.Textarea(attrs={"rows": rows, "placeholder": placeholder}),
+    )
+
+
+class StepForm(forms.Form):
+    """A step's fields. ``run`` calls the one service function behind the step."""
+
+    step = ""
+    label = ""
+    button_class = "btn-primary"
+
+    def __init__(self, *args, issue: Issue, user, **kwargs):
+        self.issue = issue
+        self.user = user
+        # Field names stay as DESIGN.md gives them (a mobile client posts them too); only the
+        # element ids carry the step, since the page shows several of these forms at once.
+        kwargs.setdefault("auto_id", f"{self.step}-%s")
+        super().__init__(*args, **kwargs)
+
+    def run(self):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+
+class CommentForm(StepForm):
+    step, label, button_class = "comment", _("留言"), "btn-outline-primary"
+    text = _text_field(_("留言"), placeholder=_("补充情况、提问或回复"))
+    photos = PhotosField(label=_("照片（可选）"))
+
+    def run(self):
+        d = self.cleaned_data
+        return services.comment_on_issue(
+            self.issue, actor=self.user, text=d["text"], photos=d["photos"]
+        )
+
+
+class VerifyForm(StepForm):
+    step, label, button_class = "verify", _("验收评价"), "btn-success"
+    rating = forms.ChoiceField(
+        label=_("您对处理结果"), choices=Issue.Rating.choices, widget=forms.RadioSelect
+    )
+    text = _text_field(
+        _("说明"), required=False, placeholder=_("选择“不满意”时请写明哪里还不行，问题会退回重办")
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("rating") == Issue.Rating.UNSATISFIED and not data.get("text", "").strip():
+            self.add_error("text", _("选择“不满意”时，请写明哪里还不满意。"))
+        return data
+
+    def run(self):
+        d = self.cleaned_data
+        return services.verify_issue(
+            self.issue, actor=self.user, rating=d["rating"], text=d["text"]
+        )
+
+
+class ReasonForm(StepForm):
+    """Steps whose field is ``reason`` (DESIGN.md); ``text`` is taken too, for other clients."""
+
+    reason_label = _("原因")
+    reason_required = True
+    reason = _text_field(_("原因"))
+
+    def __init__(self, data=None, *args, **kwargs):
+        if data is not None and not data.get("reason") and data.get("text"):
+            data = data.copy()
+            data["reason"] = data["text"]
+        super().__init__(data, *args, **kwargs)
+        self.fields["reason"].label = self.reason_label
+        self.fields["reason"].required = self.reason_required
+
+
+class ReopenForm(ReasonForm):
+    step, label, button_class = "reopen", _("退回重办"), "btn-outline-danger"
+    reason_label = _("退回原因")
+
+    def run(self):
+        return services.reopen_issue(self.issue, actor=self.user, text=self.cleaned_data["reason"])
+
+
+class WithdrawForm(ReasonForm):
+    step, label, button_class = "withdraw", _("撤回问题"), "btn-outline-secondary"
+    reason_label = _("撤回原因（可选）")
+    reason_required = False
+
+    def run(self):
+        return services.withdraw_issue(
+            self.issue, actor=self.user, text=self.cleaned_data["reason"]
+        )
+
+
+class RejectForm(ReasonForm):
+    step, label, button_class = "reject", _("不予受理"), "btn-outline-danger"
+    reason_label = _("不予受理的理由")
+
+    def run(self):
+        return services.reject_issue(self.issue, actor=self.user, text=self.cleaned_data["reason"])
+
+
+class AcceptForm(StepForm):
+    step, label = "accept", _("签收")
+    deadline = forms.DateField(
+        label=_("整改期限"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("不填则按类别和紧急程度给出默认期限。"),
+    )
+    text = _text_field(_("签收说明（可选）"), required=False, rows=2)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        default = services.default_rectify_deadline(self.issue, timezone.now())
+        self.fields["deadline"].initial = timezone.localtime(default).date()
+
+    def run(self):
+        d = self.cleaned_data
+        return services.accept_issue(
+            self.issue, actor=self.user, deadline=d["deadline"], text=d["text"]
+        )
+
+
+class AnswerForm(StepForm):
+    step, label = "answer", _("答复")
+    text = _text_field(_("答复内容"), placeholder=_("不需要施工就能解决的问题，在这里直接答复"))
+
+    def run(self):
+        return services.answer_issue(self.issue, actor=self.user, text=self.cleaned_data["text"])
+
+
+class DepartmentStepForm(StepForm):
+    department = forms.ModelChoiceField(label=_("单位"), queryset=Department.objects.none())
+    kinds: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        departments = Department.objects.filter(is_active=True).order_by("kind", "name")
+        if self.kinds:
+            departments = departments.filter(kind__in=self.kinds)
+        self.fields["department"].queryset = departments.exclude(pk=self.issue.department_id)
+
+
+class DispatchForm(DepartmentStepForm):
+    step, label = "dispatch", _("派单整改")
+    kinds = (Department.Kind.CONTRACTOR,)
+    text = _text_field(_("派单说明（可选）"), required=False, rows=2)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["department"].label = _("施工单位")
+        if self.issue.project.contractor_id:
+            self.fields["department"].initial = self.issue.project.contractor_id
+
+    def run(self):
+        d = self.cleaned_data
+        return services.dispatch_issue(
+            self.issue, actor=self.user, department=d["department"], text=d["text"]
+        )
+
+
+class TransferForm(DepartmentStepForm):
+    step, label, button_class = "transfer", _("转派"), "btn-outline-primary"
+    reason = _text_field(_("转派原因"), rows=2)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["department"].label = _("转给")
+
+    def run(self):
+        d = self.cleaned_data
+        return services.transfer_issue(
+            self.issue, actor=self.user, department=d["department"], text=d["reason"]
+        )
+
+
+class RectifyForm(StepForm):
+    step, label, button_class = "rectify", _("报告整改完成"), "btn-success"
+    text = _text_field(_("整改情况"), placeholder=_("做了什么、什么时候完成"))
+    photos = PhotosField(label=_("整改后照片"), min_count=1)
+
+    def run(self):
+        d = self.cleaned_data
+        return services.rectify_issue(
+            self.issue, actor=self.user, text=d["text"], photos=d["photos"]
+        )
+
+
+class EscalateForm(StepForm):
+    step, label, button_class = "escalate", _("督办"), "btn-outline-danger"
+    text = _text_field(_("督办意见"), rows=2)
+
+    def run(self):
+        return services.escalate_issue(self.issue, actor=self.user, text=self.cleaned_data["text"])
+
+
+STEP_FORMS: dict[str, type[StepForm]] = {
+    form.step: form
+    for form in (
+        AcceptForm,
+        AnswerForm,
+        DispatchForm,
+        RectifyForm,
+        TransferForm,
+        RejectForm,
+        EscalateForm,
+        VerifyForm,
+        ReopenForm,
+        WithdrawForm,
+        CommentForm,
+    )
+}

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -242,6 +243,9 @@ class Project(TimestampedModel):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        return reverse("project-detail", args=[self.pk])
+
     def progress(self) -> int:
         """Overall progress in percent: scope items weighted by budget, or equally without one.
 
@@ -345,22 +349,46 @@ class Supervisor(TimestampedModel):
         return self.is_active and self.appointed_on <= on <= self.term_ends_on
 
 
+def issue_visibility(user, prefix: str = "") -> Q | None:
+    """The condition on issues (through ``prefix``, e.g. ``"issue__"``) that ``user`` may read;
+    None when they may read every issue. The one place this rule lives."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Q(**{f"{prefix}is_public": True})
+    if user.is_bureau or user.is_supervisor:
+        return None
+    if user.is_department_staff:
+        return Q(**{f"{prefix}department_id": user.department_id}) | Q(
+            **{f"{prefix}contractor_id": user.department_id}
+        )
+    return Q(**{f"{prefix}is_public": True})
+
+
+class IssueRelatedQuerySet(models.QuerySet):
+    """Events and photos: visible when their issue is."""
+
+    def visible_to(self, user) -> models.QuerySet:
+        condition = issue_visibility(user, "issue__")
+        return self if condition is None else self.filter(condition)
+
+
 class IssueQuerySet(models.QuerySet):
     def visible_to(self, user) -> IssueQuerySet:
         """What this user may read: the group is transparent to supervisors and the bureau,
         departments see what is routed or dispatched to them, the public what was made public."""
-        if user is None or not user.is_authenticated:
-            return self.filter(is_public=True)
-        if user.is_bureau or user.is_supervisor:
-            return self
-        if user.is_department_staff:
-            return self.filter(
-                Q(department_id=user.department_id) | Q(contractor_id=user.department_id)
-            )
-        return self.filter(is_public=True)
+        condition = issue_visibility(user)
+        return self if condition is None else self.filter(condition)
 
     def open(self) -> IssueQuerySet:
         return self.filter(status__in=Issue.OPEN_STATUSES)
+
+    def overdue(self, now=None) -> IssueQuerySet:
+        """Past the time limit they are running against: signing for, or rectifying."""
+        now = now or timezone.now()
+        S = Issue.Status
+        return self.filter(
+            Q(status=S.SUBMITTED, sign_for_due_at__lt=now)
+            | Q(status__in=[S.ACCEPTED, S.IN_PROGRESS], rectify_due_at__lt=now)
+        )
 
 
 class Issue(TimestampedModel):
@@ -416,8 +444,13 @@ class Issue(TimestampedModel):
     )
     title = models.CharField(_("标题"), max_length=100)
     description = models.TextField(_("问题描述"))
+    building = models.CharField(_("楼栋"), max_length=20, blank=True)
+    unit = models.CharField(_("单元"), max_length=20, blank=True)
     location = models.CharField(
-        _("具体位置"), max_length=100, blank=True, help_text=_("楼栋/单元/部位")
+        _("具体部位"), max_length=100, blank=True, help_text=_("如：北面外墙、3 楼楼道")
+    )
+    households = models.PositiveIntegerField(
+        _("涉及户数"), null=True, blank=True, help_text=_("居民意见：代表多少户居民")
     )
     latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
@@ -469,6 +502,10 @@ class Issue(TimestampedModel):
                 name="supervision_issue_deadline_after_created",
             ),
             models.CheckConstraint(
+                condition=~Q(category="opinion") | Q(households__gte=1),
+                name="supervision_issue_opinion_has_households",
+            ),
+            models.CheckConstraint(
                 condition=Q(rating="") | Q(status="closed"),
                 name="supervision_issue_rating_only_when_closed",
             ),
@@ -501,6 +538,14 @@ class Issue(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.reference} {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("issue-detail", args=[self.pk])
+
+    @property
+    def place(self) -> str:
+        """Where in the neighbourhood, as people say it: 「5 幢 2 单元 北面外墙」."""
+        return " ".join(part for part in (self.building, self.unit, self.location) if part)
 
     @property
     def is_open(self) -> bool:
@@ -569,6 +614,8 @@ class IssueEvent(models.Model):
     rating = models.CharField(_("满意度"), max_length=20, choices=Issue.Rating.choices, blank=True)
     created_at = models.DateTimeField(_("时间"), default=timezone.now, db_index=True)
 
+    objects = IssueRelatedQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("处理记录")
         verbose_name_plural = _("处理记录")
@@ -614,6 +661,8 @@ class Photo(models.Model):
     height = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(_("时间"), default=timezone.now)
 
+    objects = IssueRelatedQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("照片")
         verbose_name_plural = _("照片")
@@ -621,6 +670,13 @@ class Photo(models.Model):
 
     def __str__(self) -> str:
         return f"{self.issue.reference} {self.get_kind_display()}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("photo", args=[self.pk])
+
+    @property
+    def thumbnail_url(self) -> str:
+        return reverse("photo-thumbnail", args=[self.pk])
 
 
 class IssueCounter(models.Model):

@@ -12,7 +12,9 @@ import io
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
+import pillow_heif
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -25,11 +27,19 @@ MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 WEB_SIZE = 1600
 THUMB_SIZE = 400
-ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP"}
+# Pillow only tries these decoders, so an EPS, PSD, TIFF, GIF, PDF or SVG never reaches one.
+ACCEPTED_FORMATS = ["JPEG", "PNG", "WEBP", "HEIF"]
+GPS_IFD = 0x8825
+
+pillow_heif.register_heif_opener()
 
 
 class PhotoError(ValueError):
-    """A photo we cannot take, with a message for the person who sent it."""
+    """Photos we cannot take, with a message per refused file for the person who sent them."""
+
+    def __init__(self, messages: str | list[str]) -> None:
+        self.messages = [messages] if isinstance(messages, str) else list(messages)
+        super().__init__("；".join(str(m) for m in self.messages))
 
 
 @dataclass(frozen=True)
@@ -38,54 +48,111 @@ class PreparedPhoto:
     thumbnail: bytes
     width: int
     height: int
+    # Where the photo was taken, read from EXIF before it is stripped; used only with consent.
+    position: tuple[Decimal, Decimal] | None = None
 
 
 def prepare_photos(files: Sequence) -> list[PreparedPhoto]:
-    """Check and convert uploaded files; raises ``PhotoError`` for the first one we refuse."""
+    """Check and convert uploaded files.
+
+    Raises ``PhotoError`` naming every file we refuse and why, so that the person can fix all of
+    them at once. Already prepared photos pass through unchanged.
+    """
     files = [f for f in files if f is not None]
     if len(files) > MAX_PHOTOS:
-        raise PhotoError(_("最多上传 %(n)d 张照片。") % {"n": MAX_PHOTOS})
-    return [prepare_photo(f) for f in files]
+        raise PhotoError(
+            _("一次最多上传 %(max)d 张照片，您选了 %(n)d 张。")
+            % {"max": MAX_PHOTOS, "n": len(files)}
+        )
+    prepared, refusals = [], []
+    for upload in files:
+        try:
+            prepared.append(prepare_photo(upload))
+        except PhotoError as error:
+            refusals.extend(error.messages)
+    if refusals:
+        raise PhotoError(refusals)
+    return prepared
+
+
+def _refusal(name: str, reason: str) -> PhotoError:
+    return PhotoError(_("%(name)s：%(reason)s") % {"name": name, "reason": reason})
 
 
 def prepare_photo(upload) -> PreparedPhoto:
+    if isinstance(upload, PreparedPhoto):
+        return upload
     name = getattr(upload, "name", "") or _("照片")
     size = getattr(upload, "size", None)
+    too_big = _("文件超过 20 MB，请压缩后再传")
     if size is not None and size > MAX_BYTES:
-        raise PhotoError(_("“%(name)s”超过 20 MB，请压缩后再传。") % {"name": name})
+        raise _refusal(name, too_big)
     if hasattr(upload, "seek"):
         upload.seek(0)
     data = upload.read(MAX_BYTES + 1)
     if not data:
-        raise PhotoError(_("“%(name)s”是空文件。") % {"name": name})
+        raise _refusal(name, _("是空文件"))
     if len(data) > MAX_BYTES:
-        raise PhotoError(_("“%(name)s”超过 20 MB，请压缩后再传。") % {"name": name})
+        raise _refusal(name, too_big)
     try:
-        return _convert(data)
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError:
+        raise _refusal(name, _("图片像素过大")) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise _refusal(name, _("不是支持的照片格式（请用 JPEG、PNG、WebP 或 HEIC）")) from None
+    try:
+        with image:
+            return _convert(image, name)
     except PhotoError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise PhotoError(
-            _("“%(name)s”不是可用的照片（支持 JPEG、PNG、WebP），或文件已损坏。") % {"name": name}
-        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        raise _refusal(name, _("文件已损坏")) from None
 
 
-def _convert(data: bytes) -> PreparedPhoto:
-    with Image.open(io.BytesIO(data)) as image:
-        if image.format not in ACCEPTED_FORMATS:
-            raise PhotoError(_("只支持 JPEG、PNG、WebP 格式的照片。"))
-        if image.width * image.height > MAX_PIXELS:
-            raise PhotoError(_("照片像素过大（超过 5000 万像素）。"))
-        if image.format == "JPEG":
-            image.draft("RGB", (WEB_SIZE, WEB_SIZE))
-        image.load()
-        upright = ImageOps.exif_transpose(image)
-        rgb = upright.convert("RGB")
+def _convert(image: Image.Image, name: str) -> PreparedPhoto:
+    # Only the header has been read so far: refuse a decompression bomb before decoding it.
+    if image.width * image.height > MAX_PIXELS:
+        raise _refusal(name, _("图片像素过大"))
+    position = _position(image)
+    if image.format == "JPEG":
+        # Decode at 1/2, 1/4 or 1/8 scale when that still gives at least the web size.
+        image.draft("RGB", (WEB_SIZE, WEB_SIZE))
+    image.load()
+    upright = ImageOps.exif_transpose(image)
+    rgb = upright.convert("RGB")
     rgb.thumbnail((WEB_SIZE, WEB_SIZE), Image.Resampling.LANCZOS)
     web = _encode(rgb)
     width, height = rgb.size
     rgb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
-    return PreparedPhoto(web=web, thumbnail=_encode(rgb), width=width, height=height)
+    return PreparedPhoto(
+        web=web, thumbnail=_encode(rgb), width=width, height=height, position=position
+    )
+
+
+def _position(image: Image.Image) -> tuple[Decimal, Decimal] | None:
+    """Latitude and longitude from the EXIF GPS block, or None when absent or implausible."""
+    try:
+        gps = image.getexif().get_ifd(GPS_IFD)
+        latitude = _degrees(gps.get(2), gps.get(1), "S")
+        longitude = _degrees(gps.get(4), gps.get(3), "W")
+    except (TypeError, ValueError, ZeroDivisionError, AttributeError, KeyError):
+        return None
+    if latitude is None or longitude is None:
+        return None
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180) or latitude == longitude == 0:
+        return None
+    quantum = Decimal("0.000001")
+    return Decimal(latitude).quantize(quantum), Decimal(longitude).quantize(quantum)
+
+
+def _degrees(value, ref, negative: str) -> float | None:
+    if not value or len(value) != 3:
+        return None
+    degrees, minutes, seconds = (float(part) for part in value)
+    result = degrees + minutes / 60 + seconds / 3600
+    if isinstance(ref, bytes):
+        ref = ref.decode("ascii", "ignore")
+    return -result if (ref or "").strip().upper() == negative else result
 
 
 def _encode(image: Image.Image) -> bytes:

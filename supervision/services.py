@@ -221,12 +221,20 @@ def submit_issue(
     description: str,
     urgency: str = Issue.Urgency.NORMAL,
     location: str = "",
+    building: str = "",
+    unit: str = "",
+    households: int | None = None,
     photos: Sequence = (),
     idempotency_key: str | None = None,
     latitude=None,
     longitude=None,
+    position_from_photos: bool = False,
 ) -> Issue:
-    """A supervisor files an issue on a project they watch (提交)."""
+    """A supervisor files an issue on a project they watch (提交).
+
+    With ``position_from_photos`` (the reporter's consent), the first photo that carries a GPS
+    position places the issue; the stored photos never keep it.
+    """
     if not is_serving_supervisor(reporter):
         raise _forbid(_("只有在任的群众监督员可以反映问题。"))
     if not reporter.supervisor.projects.filter(pk=project.pk).exists():
@@ -243,10 +251,22 @@ def submit_issue(
             if existing.reporter_id != reporter.pk:
                 raise _invalid(_("提交凭据无效，请刷新页面后重试。"))
             return existing
+    building = (building or "").strip()[:20]
+    if category == Issue.Category.OPINION:
+        if not building:
+            raise _invalid(_("居民意见请写明是哪一幢楼的居民。"))
+        if not households or households < 1:
+            raise _invalid(_("居民意见请写明代表多少户居民。"))
+    elif households is not None and households < 1:
+        raise _invalid(_("涉及户数至少为 1。"))
     try:
         prepared = photo_intake.prepare_photos(photos)
     except photo_intake.PhotoError as error:
         raise _invalid(str(error)) from None
+    if position_from_photos and latitude is None:
+        position = next((p.position for p in prepared if p.position), None)
+        if position:
+            latitude, longitude = position
 
     try:
         with transaction.atomic():
@@ -263,7 +283,10 @@ def submit_issue(
                 urgency=urgency,
                 title=title,
                 description=description,
+                building=building,
+                unit=(unit or "").strip()[:20],
                 location=(location or "").strip()[:100],
+                households=households,
                 latitude=latitude,
                 longitude=longitude,
                 status=Status.SUBMITTED,
@@ -475,7 +498,11 @@ def rectify_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> I
 
 
 def verify_issue(issue: Issue, *, actor, rating: str, text: str = "") -> Issue:
-    """The reporter checks the fix or accepts the answer and rates it (验证办结)."""
+    """The reporter checks the fix or accepts the answer and rates it (验证办结).
+
+    满意 and 基本满意 close the issue. 不满意 needs a reason and sends the issue back, as
+    ``reopen_issue`` does, with the rating kept on the event.
+    """
     text = _text(text)
     with transaction.atomic():
         fresh = _lock(issue)
@@ -484,6 +511,11 @@ def verify_issue(issue: Issue, *, actor, rating: str, text: str = "") -> Issue:
         _require_status(fresh, [Status.RECTIFIED, Status.ANSWERED], _("验证办结"))
         if rating not in Issue.Rating.values:
             raise _invalid(_("请选择满意、基本满意或不满意。"))
+        if rating == Issue.Rating.UNSATISFIED:
+            if not text:
+                raise _invalid(_("选择“不满意”时，请写明哪里还不满意，问题会退回重新整改。"))
+            _send_back(fresh, actor=actor, text=text, rating=rating)
+            return _sync(issue, fresh)
         now = timezone.now()
         from_status = fresh.status
         fresh.status = Status.CLOSED
@@ -514,28 +546,33 @@ def reopen_issue(issue: Issue, *, actor, text: str) -> Issue:
         if not is_reporter(actor, fresh):
             raise _forbid(_("只有反映人本人可以退回。"))
         _require_status(fresh, [Status.RECTIFIED, Status.ANSWERED], _("退回"))
-        now = timezone.now()
-        from_status = fresh.status
-        fields = ["status"]
-        if from_status == Status.RECTIFIED:
-            fresh.status = Status.IN_PROGRESS
-            fresh.rectified_at = None
-            fields.append("rectified_at")
-        else:
-            fresh.status = Status.ACCEPTED
-        fresh.rectify_due_at = default_rectify_deadline(fresh, now)
-        fields.append("rectify_due_at")
-        _record(
-            fresh,
-            actor=actor,
-            kind=Kind.REOPENED,
-            from_status=from_status,
-            fields=fields,
-            text=text,
-            deadline=fresh.rectify_due_at,
-            now=now,
-        )
+        _send_back(fresh, actor=actor, text=text)
     return _sync(issue, fresh)
+
+
+def _send_back(fresh: Issue, *, actor, text: str, rating: str = "") -> None:
+    now = timezone.now()
+    from_status = fresh.status
+    fields = ["status"]
+    if from_status == Status.RECTIFIED:
+        fresh.status = Status.IN_PROGRESS
+        fresh.rectified_at = None
+        fields.append("rectified_at")
+    else:
+        fresh.status = Status.ACCEPTED
+    fresh.rectify_due_at = default_rectify_deadline(fresh, now)
+    fields.append("rectify_due_at")
+    _record(
+        fresh,
+        actor=actor,
+        kind=Kind.REOPENED,
+        from_status=from_status,
+        fields=fields,
+        text=text,
+        deadline=fresh.rectify_due_at,
+        rating=rating,
+        now=now,
+    )
 
 
 def withdraw_issue(issue: Issue, *, actor, text: str = "") -> Issue:
@@ -568,10 +605,7 @@ def withdraw_issue(issue: Issue, *, actor, text: str = "") -> Issue:
 def comment_on_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> IssueEvent:
     """Anyone taking part who may see the issue leaves a message (留言)."""
     text = _text(text, required=_("请填写留言内容。"))
-    taking_part = _is_active(actor) and (
-        actor.is_bureau or is_serving_supervisor(actor) or actor.is_department_staff
-    )
-    if not taking_part or not may_see(actor, issue):
+    if not may_comment(actor, issue):
         raise _forbid(_("您不能在这个问题下留言。"))
     try:
         prepared = photo_intake.prepare_photos(photos)
@@ -624,3 +658,44 @@ def escalate_issue(issue: Issue, *, actor, text: str) -> Issue:
             now=now,
         )
     return _sync(issue, fresh)
+
+
+# --- what the issue page offers ----------------------------------------------------------------
+
+
+def may_comment(user, issue: Issue) -> bool:
+    taking_part = _is_active(user) and (
+        user.is_bureau or is_serving_supervisor(user) or user.is_department_staff
+    )
+    return taking_part and may_see(user, issue)
+
+
+def _handles_or_works_on(user, issue: Issue) -> bool:
+    return handles(user, issue) or works_on(user, issue)
+
+
+# step: (who may take it, from which states). The steps above check the same predicates; the
+# table lets the issue page offer only the buttons that would not be refused, and the workflow
+# test asserts, case by case, that the two agree.
+STEP_RULES: dict[str, tuple] = {
+    "accept": (handles, (Status.SUBMITTED,)),
+    "answer": (handles, (Status.SUBMITTED, Status.ACCEPTED)),
+    "dispatch": (handles, (Status.ACCEPTED, Status.IN_PROGRESS)),
+    "rectify": (_handles_or_works_on, (Status.ACCEPTED, Status.IN_PROGRESS)),
+    "transfer": (handles, Issue.OPEN_STATUSES),
+    "reject": (handles, (Status.SUBMITTED, Status.ACCEPTED)),
+    "escalate": (handles, Issue.OPEN_STATUSES),
+    "verify": (is_reporter, (Status.RECTIFIED, Status.ANSWERED)),
+    "reopen": (is_reporter, (Status.RECTIFIED, Status.ANSWERED)),
+    "withdraw": (is_reporter, (Status.SUBMITTED,)),
+    "comment": (may_comment, tuple(Status.values)),
+}
+
+
+def allowed_steps(user, issue: Issue) -> list[str]:
+    """The steps ``user`` may take on ``issue`` now, in the order the page shows them."""
+    return [
+        step
+        for step, (who, states) in STEP_RULES.items()
+        if issue.status in states and who(user, issue)
+    ]

@@ -3,13 +3,27 @@ from django.urls import include, path
 
 from accounts import views as account_views
 
-from . import views
+from . import issue_views, views
+from .forms import STEP_FORMS
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("projects/", views.project_list, name="project-list"),
     path("projects/<int:pk>/", views.project_detail, name="project-detail"),
     path("healthz", views.healthz, name="healthz"),
+    path("me/", issue_views.me, name="me"),
+    path("issues/", issue_views.issue_list, name="issue-list"),
+    path("issues/new/", issue_views.issue_new, name="issue-new"),
+    path("issues/<int:pk>/", issue_views.issue_detail, name="issue-detail"),
+    *(
+        path(
+            f"issues/<int:pk>/{step}/", issue_views.issue_step, {"step": step}, name=f"issue-{step}"
+        )
+        for step in STEP_FORMS
+    ),
+    path("feed/", issue_views.feed, name="feed"),
+    path("photos/<int:pk>/", issue_views.photo, name="photo"),
+    path("photos/<int:pk>/thumb/", issue_views.photo, {"thumbnail": True}, name="photo-thumbnail"),
     path("accounts/login/", account_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", account_views.LogoutView.as_view(), name="logout"),
     path(

@@ -103,6 +103,7 @@ def test_step_role_state(world, step, role, state):
     actor = actor_for(world, role)
     roles_ok = may_act(step, role, state)
     state_ok = state in RULES[step][1]
+    assert (step in services.allowed_steps(actor, issue)) == (roles_ok and state_ok)
 
     if roles_ok and state_ok:
         call(step, world, issue, actor)

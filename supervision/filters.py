@@ -1,0 +1,59 @@
+"""The filters of the issue list (django-filter)."""
+
+from __future__ import annotations
+
+import django_filters
+from django import forms
+from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from .models import Department, Issue, Project, Subdistrict
+
+
+class IssueFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(label=_("编号或标题"), method="search")
+    project = django_filters.ModelChoiceFilter(
+        label=_("项目"), queryset=Project.objects.order_by("name"), empty_label=_("全部项目")
+    )
+    subdistrict = django_filters.ModelChoiceFilter(
+        label=_("街道"),
+        field_name="project__neighbourhood__subdistrict",
+        queryset=Subdistrict.objects.all(),
+        empty_label=_("全部街道"),
+    )
+    status = django_filters.ChoiceFilter(
+        label=_("状态"), choices=Issue.Status.choices, empty_label=_("全部状态")
+    )
+    category = django_filters.ChoiceFilter(
+        label=_("类别"), choices=Issue.Category.choices, empty_label=_("全部类别")
+    )
+    department = django_filters.ModelChoiceFilter(
+        label=_("承办部门"),
+        queryset=Department.objects.filter(is_active=True).order_by("kind", "name"),
+        empty_label=_("全部部门"),
+    )
+    overdue = django_filters.BooleanFilter(
+        label=_("只看超期"), method="filter_overdue", widget=forms.CheckboxInput
+    )
+    mine = django_filters.BooleanFilter(
+        label=_("只看我反映的"), method="filter_mine", widget=forms.CheckboxInput
+    )
+
+    class Meta:
+        model = Issue
+        fields = ["q", "project", "subdistrict", "status", "category", "department"]
+
+    def search(self, queryset: QuerySet[Issue], name: str, value: str) -> QuerySet[Issue]:
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(Q(reference__icontains=value) | Q(title__icontains=value))
+
+    def filter_overdue(self, queryset: QuerySet[Issue], name: str, value) -> QuerySet[Issue]:
+        return queryset.overdue() if value else queryset
+
+    def filter_mine(self, queryset: QuerySet[Issue], name: str, value) -> QuerySet[Issue]:
+        user = getattr(self.request, "user", None)
+        if value and user is not None and user.is_authenticated:
+            return queryset.filter(reporter=user)
+        return queryset

@@ -1,0 +1,317 @@
+"""The logged-in side: my page, filing and following issues, the steps, the 监督群 feed.
+
+Views are short: they fetch through ``Issue.objects.visible_to`` (404 outside the viewer's scope),
+call one service, and turn its ``WorkflowError`` into a message on the page.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST, require_safe
+
+from . import services
+from .filters import IssueFilter
+from .forms import STEP_FORMS, IssueForm
+from .models import Issue, IssueEvent, Photo, Project, ScopeItem
+
+FEED_PAGE = 30
+ISSUES_PAGE = 20
+
+
+def _done(request: HttpRequest, target) -> HttpResponse:
+    """After a successful POST: a redirect, or for the upload script the address to go to (the
+    message then shows on that page rather than being used up by the script's request)."""
+    url = target if isinstance(target, str) else target.get_absolute_url()
+    if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+        response = HttpResponse(status=200)
+        response["X-Location"] = url
+        return response
+    return redirect(url)
+
+
+def issue_for(user, pk: int, queryset: QuerySet[Issue] | None = None) -> Issue:
+    """The issue if ``user`` may see it, else 404: another scope's issue does not exist for them."""
+    queryset = queryset if queryset is not None else Issue.objects.all()
+    return get_object_or_404(queryset.visible_to(user), pk=pk)
+
+
+def _issue_rows(queryset: QuerySet[Issue]) -> QuerySet[Issue]:
+    return queryset.select_related(
+        "project__neighbourhood__subdistrict", "department", "reporter"
+    ).prefetch_related(
+        Prefetch("photos", queryset=Photo.objects.filter(kind=Photo.Kind.BEFORE), to_attr="before")
+    )
+
+
+def _events(queryset: QuerySet[IssueEvent]) -> QuerySet[IssueEvent]:
+    return queryset.select_related(
+        "actor__department", "department", "issue__project"
+    ).prefetch_related("photos")
+
+
+# --- my page -----------------------------------------------------------------------------------
+
+
+@login_required
+@never_cache
+@require_safe
+def me(request: HttpRequest) -> HttpResponse:
+    """What a supervisor needs when opening the app: my projects, my issues, what waits for me."""
+    user = request.user
+    supervisor = getattr(user, "supervisor", None)
+    if not user.is_supervisor or supervisor is None:
+        return redirect("issue-list")
+    projects = supervisor.projects.select_related("neighbourhood__subdistrict").prefetch_related(
+        Prefetch("scope_items", queryset=ScopeItem.objects.order_by("area", "pk"))
+    )
+    mine = _issue_rows(Issue.objects.filter(reporter=user))
+    waiting = list(mine.filter(status__in=[Issue.Status.RECTIFIED, Issue.Status.ANSWERED]))
+    open_issues = list(mine.open().order_by("created_at")[:20])
+    activity = list(
+        _events(IssueEvent.objects.filter(issue__reporter=user).exclude(actor=user)).order_by(
+            "-created_at", "-pk"
+        )[:10]
+    )
+    return render(
+        request,
+        "supervision/me.html",
+        {
+            "supervisor": supervisor,
+            "projects": projects,
+            "waiting": waiting,
+            "open_issues": open_issues,
+            "activity": activity,
+            "is_serving": services.is_serving_supervisor(user),
+        },
+    )
+
+
+# --- filing ------------------------------------------------------------------------------------
+
+
+def _watched(user) -> QuerySet[Project]:
+    return user.supervisor.projects.select_related("neighbourhood").order_by("name")
+
+
+@login_required
+@never_cache
+def issue_new(request: HttpRequest) -> HttpResponse:
+    """File an issue. A token in the form makes a double tap or a retry land on one issue."""
+    user = request.user
+    if not services.is_serving_supervisor(user):
+        raise PermissionDenied(_("只有在任的群众监督员可以反映问题。"))
+    projects = _watched(user)
+    status = 200
+    if request.method == "POST":
+        form = IssueForm(request.POST, request.FILES, projects=projects)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                issue = services.submit_issue(
+                    reporter=user,
+                    project=data["project"],
+                    category=data["category"],
+                    urgency=data["urgency"],
+                    title=data["title"],
+                    description=data["description"],
+                    building=data["building"],
+                    unit=data["unit"],
+                    location=data["location"],
+                    households=data["households"],
+                    photos=data["photos"],
+                    idempotency_key=data["token"],
+                    position_from_photos=data["share_position"],
+                )
+            except services.WorkflowError as error:
+                form.add_error(None, error.message)
+                status = error.status_code
+            else:
+                messages.success(
+                    request,
+                    _("已提交，编号 %(ref)s。承办部门会在时限内签收，有进展会在这里显示。")
+                    % {"ref": issue.reference},
+                )
+                return _done(request, issue)
+        else:
+            status = 400
+    else:
+        initial = {"token": secrets.token_urlsafe(24), "urgency": Issue.Urgency.NORMAL}
+        project_id = request.GET.get("project", "")
+        if project_id.isdigit() and projects.filter(pk=project_id).exists():
+            initial["project"] = int(project_id)
+        elif projects.count() == 1:
+            initial["project"] = projects.first().pk
+        form = IssueForm(initial=initial, projects=projects)
+    return render(request, "supervision/issue_new.html", {"form": form}, status=status)
+
+
+# --- one issue ---------------------------------------------------------------------------------
+
+
+def _detail_context(request: HttpRequest, issue: Issue, forms: dict | None = None) -> dict:
+    user = request.user
+    events = list(_events(issue.events.all()).order_by("created_at", "pk"))
+    photos = list(issue.photos.all())
+    steps = services.allowed_steps(user, issue)
+    forms = forms or {}
+    step_forms = [
+        forms.get(step) or STEP_FORMS[step](issue=issue, user=user)
+        for step in steps
+        if step in STEP_FORMS
+    ]
+    return {
+        "issue": issue,
+        "events": events,
+        "before": [p for p in photos if p.kind == Photo.Kind.BEFORE],
+        "after": [p for p in photos if p.kind == Photo.Kind.AFTER],
+        "step_forms": step_forms,
+        "open_step": next(iter(forms), ""),
+    }
+
+
+def _issue_queryset() -> QuerySet[Issue]:
+    return Issue.objects.select_related(
+        "project__neighbourhood__subdistrict",
+        "project__contractor",
+        "department",
+        "contractor",
+        "reporter",
+    )
+
+
+@login_required
+@never_cache
+@require_safe
+def issue_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    issue = issue_for(request.user, pk, _issue_queryset())
+    return render(request, "supervision/issue_detail.html", _detail_context(request, issue))
+
+
+@login_required
+@never_cache
+@require_POST
+def issue_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
+    """POST one workflow step. Refusals change nothing and say why on the issue page."""
+    issue = issue_for(request.user, pk, _issue_queryset())
+    form_class = STEP_FORMS.get(step)
+    if form_class is None:
+        raise Http404
+    form = form_class(request.POST, request.FILES, issue=issue, user=request.user)
+    if not form.is_valid():
+        context = _detail_context(request, issue, {step: form})
+        context["refusal"] = _("请按提示修改后再提交。")
+        return render(request, "supervision/issue_detail.html", context, status=400)
+    try:
+        form.run()
+    except services.WorkflowError as error:
+        issue.refresh_from_db()
+        context = _detail_context(request, issue)
+        context["refusal"] = error.message
+        return render(request, "supervision/issue_detail.html", context, status=error.status_code)
+    messages.success(request, _("已%(step)s。") % {"step": form.label})
+    return _done(request, issue)
+
+
+# --- the list ----------------------------------------------------------------------------------
+
+
+@login_required
+@never_cache
+@require_safe
+def issue_list(request: HttpRequest) -> HttpResponse:
+    issues = _issue_rows(Issue.objects.visible_to(request.user))
+    filterset = IssueFilter(request.GET or None, queryset=issues, request=request)
+    rows = filterset.qs if filterset.is_bound and filterset.is_valid() else issues
+    page = Paginator(rows.order_by("-created_at", "-pk"), ISSUES_PAGE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "supervision/issue_list.html",
+        {"filter": filterset, "page": page, "query": query.urlencode()},
+    )
+
+
+# --- the 监督群 feed -----------------------------------------------------------------------------
+
+
+def _cursor(event: IssueEvent) -> str:
+    return f"{int(event.created_at.timestamp() * 1_000_000)}-{event.pk}"
+
+
+def _parse_cursor(value: str | None) -> tuple[datetime, int] | None:
+    try:
+        micros, pk = (int(part) for part in (value or "").split("-", 1))
+        moment = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return moment, pk
+
+
+@login_required
+@never_cache
+@require_safe
+def feed(request: HttpRequest) -> HttpResponse:
+    """Every event the viewer may see, newest first; keyset pages, never OFFSET.
+
+    ``?after=<cursor>`` answers the poll for newer events; ``?before=<cursor>`` loads older ones.
+    """
+    events = _events(IssueEvent.objects.visible_to(request.user))
+    after = _parse_cursor(request.GET.get("after"))
+    before = _parse_cursor(request.GET.get("before"))
+    if after:
+        moment, pk = after
+        newer = events.filter(created_at__gte=moment).exclude(created_at=moment, pk__lte=pk)
+        rows = list(newer.order_by("created_at", "pk")[:FEED_PAGE])[::-1]
+        newest = _cursor(rows[0]) if rows else request.GET["after"]
+        return render(
+            request,
+            "supervision/_feed_new.html",
+            {"events": rows, "newest": newest},
+        )
+    if before:
+        moment, pk = before
+        events = events.filter(created_at__lte=moment).exclude(created_at=moment, pk__gte=pk)
+    rows = list(events.order_by("-created_at", "-pk")[: FEED_PAGE + 1])
+    more = len(rows) > FEED_PAGE
+    rows = rows[:FEED_PAGE]
+    context = {
+        "events": rows,
+        "older": _cursor(rows[-1]) if more else "",
+        "newest": _cursor(rows[0]) if rows else f"{int(timezone.now().timestamp() * 1e6)}-0",
+    }
+    if before:
+        return render(request, "supervision/_feed_page.html", context)
+    return render(request, "supervision/feed.html", context)
+
+
+# --- photos ------------------------------------------------------------------------------------
+
+
+@require_safe
+def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> FileResponse:
+    """A photo, only for whom may see its issue (the public: public issues only)."""
+    item = get_object_or_404(Photo.objects.visible_to(request.user), pk=pk)
+    field = item.thumbnail if thumbnail else item.image
+    try:
+        handle = field.open("rb")
+    except (FileNotFoundError, ValueError):
+        raise Http404 from None
+    response = FileResponse(handle, content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
