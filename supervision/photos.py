@@ -115,12 +115,17 @@ def _convert(image: Image.Image, name: str) -> PreparedPhoto:
         raise _refusal(name, _("图片像素过大"))
     position = _position(image)
     if image.format == "JPEG":
-        # Decode at 1/2, 1/4 or 1/8 scale when that still gives at least the web size.
-        image.draft("RGB", (WEB_SIZE, WEB_SIZE))
+        # Decode at 1/2, 1/4 or 1/8 scale when the result still covers the web size: a 12 MP
+        # photo is decoded as 2000 × 1500 instead of 4000 × 3000.
+        scale = WEB_SIZE / max(image.size)
+        if scale < 1:
+            image.draft("RGB", (round(image.width * scale), round(image.height * scale)))
     image.load()
-    upright = ImageOps.exif_transpose(image)
-    rgb = upright.convert("RGB")
-    rgb.thumbnail((WEB_SIZE, WEB_SIZE), Image.Resampling.LANCZOS)
+    upright = ImageOps.exif_transpose(image)  # HEIF arrives upright already: a no-op there
+    rgb = upright if upright.mode == "RGB" else upright.convert("RGB")
+    del upright
+    # reducing_gap=1 halves a large image with a fast box filter before the Lanczos pass.
+    rgb.thumbnail((WEB_SIZE, WEB_SIZE), Image.Resampling.LANCZOS, reducing_gap=1.0)
     web = _encode(rgb)
     width, height = rgb.size
     rgb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
@@ -157,7 +162,8 @@ def _degrees(value, ref, negative: str) -> float | None:
 
 def _encode(image: Image.Image) -> bytes:
     out = io.BytesIO()
-    # A fresh RGB image carries no EXIF, ICC or XMP: nothing is written but pixels.
+    # Nothing but pixels: no EXIF, ICC, XMP or comment is carried over from the upload.
+    image.info.clear()
     image.save(out, "JPEG", quality=82, optimize=True, progressive=True)
     return out.getvalue()
 
