@@ -14,6 +14,14 @@
     var box = form.querySelector("[data-photo-previews]");
     if (!box) { return; }
     box.innerHTML = "";
+    // New files chosen: the server's complaint about the old ones no longer applies.
+    input.classList.remove("is-invalid");
+    var wrapper = input.closest(".mb-3");
+    if (wrapper) {
+      wrapper.querySelectorAll(".invalid-feedback:not([data-photo-problems])").forEach(function (el) {
+        el.remove();
+      });
+    }
     var files = Array.prototype.slice.call(input.files || []);
     var problems = [];
     if (files.length > MAX_PHOTOS) {
