@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -280,6 +282,12 @@ class AcceptForm(StepForm):
         default = services.default_rectify_deadline(self.issue, timezone.now())
         self.fields["deadline"].initial = timezone.localtime(default).date()
 
+    def clean_deadline(self):
+        deadline = self.cleaned_data.get("deadline")
+        if deadline and deadline > timezone.localdate() + timedelta(days=366):
+            raise forms.ValidationError(_("整改期限最长一年，请重新选择。"))
+        return deadline
+
     def run(self):
         d = self.cleaned_data
         return services.accept_issue(
@@ -360,6 +368,26 @@ class EscalateForm(StepForm):
         return services.escalate_issue(self.issue, actor=self.user, text=self.cleaned_data["text"])
 
 
+class ExtendForm(StepForm):
+    step, label, button_class = "extend", _("申请延期"), "btn-outline-secondary"
+    until = forms.DateField(label=_("延期至"), widget=forms.DateInput(attrs={"type": "date"}))
+    reason = _text_field(_("延期理由"), rows=2)
+
+    def run(self):
+        d = self.cleaned_data
+        return services.request_extension(
+            self.issue, actor=self.user, until=d["until"], text=d["reason"]
+        )
+
+
+class AppealForm(ReasonForm):
+    step, label, button_class = "appeal", _("向住建局申诉"), "btn-outline-danger"
+    reason_label = _("申诉理由")
+
+    def run(self):
+        return services.appeal_issue(self.issue, actor=self.user, text=self.cleaned_data["reason"])
+
+
 STEP_FORMS: dict[str, type[StepForm]] = {
     form.step: form
     for form in (
@@ -373,6 +401,8 @@ STEP_FORMS: dict[str, type[StepForm]] = {
         VerifyForm,
         ReopenForm,
         WithdrawForm,
+        ExtendForm,
+        AppealForm,
         CommentForm,
     )
 }

@@ -60,6 +60,12 @@ class Department(TimestampedModel):
     )
     phone = models.CharField(_("公开电话"), max_length=30, blank=True)
     is_active = models.BooleanField(_("在用"), default=True)
+    webhook_url = models.URLField(
+        _("企业微信群机器人地址"),
+        max_length=300,
+        blank=True,
+        help_text=_("填写后，新问题、超期和办结会推送到该部门的企业微信群。"),
+    )
 
     class Meta:
         verbose_name = _("部门/单位")
@@ -582,6 +588,10 @@ class IssueEvent(models.Model):
         WITHDRAWN = "withdrawn", _("撤回")
         COMMENTED = "commented", _("留言")
         ESCALATED = "escalated", _("督办")
+        APPEALED = "appealed", _("申诉")
+        EXTENSION_REQUESTED = "extension_requested", _("申请延期")
+        EXTENSION_GRANTED = "extension_granted", _("同意延期")
+        EXTENSION_REFUSED = "extension_refused", _("不同意延期")
 
     issue = models.ForeignKey(
         Issue, verbose_name=_("问题"), on_delete=models.CASCADE, related_name="events"
@@ -692,3 +702,228 @@ class IssueCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.year}: {self.last}"
+
+
+class RoutingRule(TimestampedModel):
+    """分派规则: which department a new issue goes to, by subdistrict and category.
+
+    The most specific rule wins (subdistrict and category, then subdistrict, then category);
+    without any, the subdistrict office of the project's subdistrict.
+    """
+
+    subdistrict = models.ForeignKey(
+        Subdistrict,
+        verbose_name=_("街道"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        help_text=_("留空表示所有街道"),
+    )
+    category = models.CharField(
+        _("问题类别"),
+        max_length=20,
+        choices=Issue.Category.choices,
+        blank=True,
+        help_text=_("留空表示所有类别"),
+    )
+    department = models.ForeignKey(
+        Department, verbose_name=_("分派给"), on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.CharField(_("说明"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("分派规则")
+        verbose_name_plural = _("分派规则")
+        ordering = ["subdistrict__name", "category"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subdistrict", "category"],
+                condition=Q(subdistrict__isnull=False),
+                name="supervision_routingrule_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["category"],
+                condition=Q(subdistrict__isnull=True),
+                name="supervision_routingrule_unique_any_subdistrict",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subdistrict or _('所有街道')} · {self.get_category_display() or _('所有类别')} → {self.department}"
+
+
+class CalendarChange(models.Model):
+    """本地调整: a day that differs from the national calendar (a typhoon day off, or next
+    year's schedule before the ``holidays`` package carries it)."""
+
+    day = models.DateField(_("日期"), unique=True)
+    is_working_day = models.BooleanField(_("上班"), default=False)
+    note = models.CharField(_("原因"), max_length=100)
+
+    class Meta:
+        verbose_name = _("工作日调整")
+        verbose_name_plural = _("工作日调整")
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"{self.day} {_('上班') if self.is_working_day else _('休息')}"
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        from .workdays import forget_local_changes
+
+        forget_local_changes()
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        from .workdays import forget_local_changes
+
+        forget_local_changes()
+        return result
+
+
+class ResponseTemplate(models.Model):
+    """常用回复: text a department inserts into a reply with one tap."""
+
+    department = models.ForeignKey(
+        Department,
+        verbose_name=_("部门"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="response_templates",
+        help_text=_("留空表示所有部门都可用"),
+    )
+    title = models.CharField(_("名称"), max_length=30)
+    text = models.TextField(_("内容"), max_length=1000)
+    position = models.PositiveSmallIntegerField(_("排序"), default=0)
+
+    class Meta:
+        verbose_name = _("常用回复")
+        verbose_name_plural = _("常用回复")
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ExtensionRequest(TimestampedModel):
+    """延期申请: a department asks the bureau for more time to rectify."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("待审批")
+        GRANTED = "granted", _("已同意")
+        REFUSED = "refused", _("未同意")
+
+    issue = models.ForeignKey(
+        Issue, verbose_name=_("问题"), on_delete=models.CASCADE, related_name="extensions"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("申请人"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    until = models.DateField(_("延期至"))
+    reason = models.TextField(_("理由"), max_length=1000)
+    status = models.CharField(
+        _("状态"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("审批人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(_("审批时间"), null=True, blank=True)
+    decision_note = models.CharField(_("审批意见"), max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("延期申请")
+        verbose_name_plural = _("延期申请")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issue"],
+                condition=Q(status="pending"),
+                name="supervision_extension_one_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issue.reference} → {self.until}"
+
+
+class Notification(models.Model):
+    """One recipient's copy of one event: the bell counts the unread ones."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("接收人"),
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    event = models.ForeignKey(
+        IssueEvent, verbose_name=_("处理记录"), on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(_("时间"), default=timezone.now)
+    read_at = models.DateTimeField(_("已读时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("通知")
+        verbose_name_plural = _("通知")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "event"], name="supervision_notification_once"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["recipient", "read_at"], name="supervision_notif_unread_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} · {self.event}"
+
+
+class Delivery(models.Model):
+    """An email or a WeCom webhook post, with its attempts: failures are shown in the panel."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("邮件")
+        WEBHOOK = "webhook", _("企业微信群")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("待发送")
+        SENT = "sent", _("已发送")
+        FAILED = "failed", _("发送失败")
+
+    channel = models.CharField(_("渠道"), max_length=10, choices=Channel.choices)
+    target = models.CharField(_("发送到"), max_length=300)
+    event = models.ForeignKey(
+        IssueEvent,
+        verbose_name=_("处理记录"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    subject = models.CharField(_("标题"), max_length=200)
+    body = models.TextField(_("内容"))
+    status = models.CharField(
+        _("状态"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
+    last_error = models.CharField(_("最近错误"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("时间"), default=timezone.now)
+    sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("消息推送")
+        verbose_name_plural = _("消息推送")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} → {self.target}"

@@ -1,11 +1,126 @@
-"""Who hears about what. The channels (in-app, SMS, WeChat template messages) come with the
-departments' side; for now each step is logged so the operators can follow it."""
+"""Who hears about what, after a step has committed.
+
+Every event gives each person involved in the issue (the reporter, the staff of its department
+and of the contractor it was dispatched to; the bureau for escalations, appeals and extension
+requests) one ``Notification`` — never the person who acted. Email goes to those with an
+address; the department's WeCom group robot hears about new, overdue and closed issues. Both go
+out in background tasks, so a request never waits on a mail server or a webhook.
+"""
+
+from __future__ import annotations
 
 import logging
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from .models import Delivery, IssueEvent, Notification
+
 logger = logging.getLogger(__name__)
+Kind = IssueEvent.Kind
+
+FOR_THE_BUREAU = {Kind.ESCALATED, Kind.APPEALED, Kind.EXTENSION_REQUESTED}
+FOR_THE_GROUP_ROBOT = {Kind.SUBMITTED, Kind.ESCALATED, Kind.VERIFIED, Kind.APPEALED}
+
+
+def recipients(event: IssueEvent) -> list:
+    """Everyone involved in the event's issue, without the one who acted."""
+    issue = event.issue
+    User = get_user_model()
+    involved = Q(pk=issue.reporter_id)
+    departments = [d for d in (issue.department_id, issue.contractor_id) if d]
+    if departments:
+        involved |= Q(department_id__in=departments, role=User.Role.STAFF)
+    if event.kind in FOR_THE_BUREAU:
+        involved |= Q(role=User.Role.BUREAU)
+    users = User.objects.filter(involved, is_active=True)
+    if event.actor_id:
+        users = users.exclude(pk=event.actor_id)
+    return list(users.order_by("pk"))
 
 
 def issue_changed(issue_id: int, event_id: int) -> None:
     """Called after the transaction of a workflow step has committed."""
-    logger.debug("issue %s: event %s", issue_id, event_id)
+    from . import tasks
+
+    event = (
+        IssueEvent.objects.select_related(
+            "issue__project", "issue__department", "issue__contractor", "actor"
+        )
+        .filter(pk=event_id)
+        .first()
+    )
+    if event is None:
+        return
+    people = recipients(event)
+    Notification.objects.bulk_create(
+        [Notification(recipient=user, event=event) for user in people], ignore_conflicts=True
+    )
+    subject, body = describe(event)
+    deliveries = [
+        Delivery(
+            channel=Delivery.Channel.EMAIL,
+            target=user.email,
+            event=event,
+            subject=subject,
+            body=body,
+        )
+        for user in people
+        if user.email
+    ]
+    department = event.issue.department
+    if event.kind in FOR_THE_GROUP_ROBOT and department is not None and department.webhook_url:
+        deliveries.append(
+            Delivery(
+                channel=Delivery.Channel.WEBHOOK,
+                target=department.webhook_url,
+                event=event,
+                subject=subject,
+                body=markdown(event),
+            )
+        )
+    for delivery in deliveries:
+        delivery.save()
+        tasks.enqueue_delivery(delivery.pk)
+
+
+def link(event: IssueEvent) -> str:
+    return f"{settings.SITE_URL}{reverse('issue-detail', args=[event.issue_id])}"
+
+
+def describe(event: IssueEvent) -> tuple[str, str]:
+    issue = event.issue
+    who = str(event.actor) if event.actor else _("系统")
+    subject = _("【群众监督】%(ref)s %(kind)s：%(title)s") % {
+        "ref": issue.reference,
+        "kind": event.get_kind_display(),
+        "title": issue.title,
+    }
+    lines = [
+        _("项目：%(project)s") % {"project": issue.project},
+        _("问题：%(ref)s %(title)s") % {"ref": issue.reference, "title": issue.title},
+        _("%(who)s：%(kind)s") % {"who": who, "kind": event.get_kind_display()},
+    ]
+    if event.text:
+        lines.append(event.text)
+    lines.append(_("状态：%(status)s") % {"status": issue.get_status_display()})
+    lines.append(link(event))
+    return subject, "\n".join(lines)
+
+
+def markdown(event: IssueEvent) -> str:
+    """The WeCom group robot's short markdown message."""
+    issue = event.issue
+    colour = "warning" if event.kind == Kind.ESCALATED else "info"
+    return "\n".join(
+        [
+            f'**<font color="{colour}">{event.get_kind_display()}</font>** '
+            f"{issue.reference} {issue.title}",
+            f"> {_('项目')}：{issue.project}",
+            f"> {_('状态')}：{issue.get_status_display()}",
+            f"[{_('查看详情')}]({link(event)})",
+        ]
+    )

@@ -13,13 +13,22 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import notifications
 from . import photos as photo_intake
-from .models import Department, Issue, IssueCounter, IssueEvent, Photo, Project
+from .models import (
+    Department,
+    ExtensionRequest,
+    Issue,
+    IssueCounter,
+    IssueEvent,
+    Photo,
+    Project,
+    RoutingRule,
+)
 from .workdays import end_of_working_day, working_days_deadline
 
 Status = Issue.Status
@@ -125,10 +134,39 @@ def _lock(issue: Issue) -> Issue:
 
 def _require_status(issue: Issue, allowed: Sequence[str], step: str) -> None:
     if issue.status not in allowed:
-        raise WorkflowError(
-            _("该问题当前状态为「%(status)s」，不能%(step)s。")
-            % {"status": issue.get_status_display(), "step": step}
-        )
+        message = _("该问题当前状态为「%(status)s」，不能%(step)s。") % {
+            "status": issue.get_status_display(),
+            "step": step,
+        }
+        raise WorkflowError(f"{message}{_who_moved_it(issue)}")
+
+
+def _who_moved_it(issue: Issue) -> str:
+    """「该事项已由安阳街道办事处于 10:42 签收。」 — so that the one who lost a race knows why."""
+    last = (
+        issue.events.exclude(to_status="")
+        .exclude(to_status=F("from_status"))
+        .exclude(kind=Kind.SUBMITTED)
+        .select_related("actor__department")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if last is None:
+        return ""
+    who = _("系统")
+    if last.actor is not None:
+        who = str(last.actor.department) if last.actor.department_id else str(last.actor)
+    moment = timezone.localtime(last.created_at)
+    when = (
+        moment.strftime("%H:%M")
+        if moment.date() == timezone.localdate()
+        else moment.strftime("%m-%d %H:%M")
+    )
+    return _("该事项已由%(who)s于 %(when)s %(what)s。") % {
+        "who": who,
+        "when": when,
+        "what": last.get_kind_display(),
+    }
 
 
 def _text(text: str | None, *, required: str | None = None) -> str:
@@ -185,12 +223,25 @@ def _mark_first_reply(issue: Issue, actor, now: datetime, fields: list[str]) -> 
 
 
 def route_department(project: Project, category: str) -> Department | None:
-    """Where a new issue goes: the subdistrict office of the project's subdistrict, else the
-    bureau. (Rules per subdistrict × category are the departments' issue.)"""
+    """Where a new issue goes: the most specific routing rule the bureau keeps in the panel
+    (subdistrict and category, then subdistrict, then category), else the subdistrict office of
+    the project's subdistrict, else the bureau."""
+    subdistrict_id = project.neighbourhood.subdistrict_id
+    rules = {
+        (rule.subdistrict_id, rule.category): rule.department
+        for rule in RoutingRule.objects.filter(
+            Q(subdistrict_id=subdistrict_id) | Q(subdistrict__isnull=True),
+            Q(category=category) | Q(category=""),
+            department__is_active=True,
+        ).select_related("department")
+    }
+    for key in ((subdistrict_id, category), (subdistrict_id, ""), (None, category), (None, "")):
+        if key in rules:
+            return rules[key]
     office = (
         Department.objects.filter(
             kind=Department.Kind.SUBDISTRICT_OFFICE,
-            subdistrict_id=project.neighbourhood.subdistrict_id,
+            subdistrict_id=subdistrict_id,
             is_active=True,
         )
         .order_by("pk")
@@ -198,6 +249,10 @@ def route_department(project: Project, category: str) -> Department | None:
     )
     if office:
         return office
+    return bureau_department()
+
+
+def bureau_department() -> Department | None:
     return Department.objects.filter(kind=Department.Kind.BUREAU, is_active=True).first()
 
 
@@ -660,6 +715,137 @@ def escalate_issue(issue: Issue, *, actor, text: str) -> Issue:
     return _sync(issue, fresh)
 
 
+def appeal_issue(issue: Issue, *, actor, text: str) -> Issue:
+    """The reporter appeals a rejection to the bureau (申诉): the issue is filed again with the
+    bureau as its department and a fresh sign-for clock."""
+    text = _text(text, required=_("请说明申诉的理由。"))
+    bureau = bureau_department()
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not is_reporter(actor, fresh):
+            raise _forbid(_("只有反映人本人可以申诉。"))
+        _require_status(fresh, [Status.REJECTED], _("申诉"))
+        if bureau is None:
+            raise WorkflowError(_("系统里还没有住建局，暂时不能申诉，请联系管理员。"))
+        now = timezone.now()
+        from_status = fresh.status
+        fresh.status = Status.SUBMITTED
+        fresh.department = bureau
+        fresh.sign_for_due_at = sign_for_deadline(fresh, now)
+        fresh.closed_at = None
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.APPEALED,
+            from_status=from_status,
+            fields=["status", "department", "sign_for_due_at", "closed_at"],
+            text=text,
+            department=bureau,
+            deadline=fresh.sign_for_due_at,
+            now=now,
+        )
+    return _sync(issue, fresh)
+
+
+def request_extension(issue: Issue, *, actor, until: date, text: str) -> ExtensionRequest:
+    """The department or the contractor asks the bureau for more time (延期申请)."""
+    text = _text(text, required=_("请说明延期的理由。"))
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not (handles(actor, fresh) or works_on(actor, fresh)):
+            raise _forbid(_("只有承办部门或整改单位可以申请延期。"))
+        _require_status(fresh, [Status.ACCEPTED, Status.IN_PROGRESS], _("申请延期"))
+        current = fresh.rectify_due_at and timezone.localtime(fresh.rectify_due_at).date()
+        if current and until <= current:
+            raise _invalid(_("延期后的日期要晚于现在的整改期限（%(date)s）。") % {"date": current})
+        if until > timezone.localdate() + timedelta(days=366):
+            raise _invalid(_("延期最长一年。"))
+        if fresh.extensions.filter(status=ExtensionRequest.Status.PENDING).exists():
+            raise WorkflowError(_("已有一份延期申请在等住建局审批，请勿重复申请。"))
+        request = ExtensionRequest.objects.create(
+            issue=fresh, requested_by=actor, until=until, reason=text
+        )
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.EXTENSION_REQUESTED,
+            from_status=fresh.status,
+            text=text,
+            deadline=end_of_working_day(until),
+        )
+    _sync(issue, fresh)
+    return request
+
+
+def decide_extension(
+    request: ExtensionRequest, *, actor, grant: bool, note: str = ""
+) -> ExtensionRequest:
+    """The bureau grants or refuses an extension; granted, the rectification deadline moves."""
+    note = _text(note)[:200]
+    with transaction.atomic():
+        fresh_request = ExtensionRequest.objects.select_for_update().get(pk=request.pk)
+        fresh = _lock(fresh_request.issue)
+        if not (_is_active(actor) and actor.is_bureau):
+            raise _forbid(_("只有住建局可以审批延期申请。"))
+        if fresh_request.status != ExtensionRequest.Status.PENDING:
+            raise WorkflowError(
+                _("这份延期申请已经%(status)s。") % {"status": fresh_request.get_status_display()}
+            )
+        now = timezone.now()
+        fresh_request.status = (
+            ExtensionRequest.Status.GRANTED if grant else ExtensionRequest.Status.REFUSED
+        )
+        fresh_request.decided_by = actor
+        fresh_request.decided_at = now
+        fresh_request.decision_note = note
+        fresh_request.save(
+            update_fields=["status", "decided_by", "decided_at", "decision_note", "updated_at"]
+        )
+        fields = []
+        deadline = None
+        if grant and fresh.status in (Status.ACCEPTED, Status.IN_PROGRESS):
+            fresh.rectify_due_at = deadline = end_of_working_day(fresh_request.until)
+            fresh.escalated_at = None
+            fields = ["rectify_due_at", "escalated_at"]
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.EXTENSION_GRANTED if grant else Kind.EXTENSION_REFUSED,
+            from_status=fresh.status,
+            fields=fields,
+            text=note,
+            deadline=deadline,
+            now=now,
+        )
+    return fresh_request
+
+
+def escalate_overdue(now: datetime | None = None) -> list[Issue]:
+    """The periodic job: escalate every issue that has become overdue since it was last
+    escalated. Running it again changes nothing (idempotent)."""
+    now = now or timezone.now()
+    escalated = []
+    candidates = (
+        Issue.objects.open()
+        .overdue(now)
+        .filter(
+            Q(escalated_at__isnull=True)
+            | Q(status=Status.SUBMITTED, escalated_at__lt=F("sign_for_due_at"))
+            | Q(
+                status__in=[Status.ACCEPTED, Status.IN_PROGRESS],
+                escalated_at__lt=F("rectify_due_at"),
+            )
+        )
+        .order_by("pk")
+    )
+    for issue in candidates:
+        try:
+            escalated.append(escalate_issue(issue, actor=None, text=""))
+        except WorkflowError:
+            continue  # acted on meanwhile: no longer open
+    return escalated
+
+
 # --- what the issue page offers ----------------------------------------------------------------
 
 
@@ -688,6 +874,8 @@ STEP_RULES: dict[str, tuple] = {
     "verify": (is_reporter, (Status.RECTIFIED, Status.ANSWERED)),
     "reopen": (is_reporter, (Status.RECTIFIED, Status.ANSWERED)),
     "withdraw": (is_reporter, (Status.SUBMITTED,)),
+    "extend": (_handles_or_works_on, (Status.ACCEPTED, Status.IN_PROGRESS)),
+    "appeal": (is_reporter, (Status.REJECTED,)),
     "comment": (may_comment, tuple(Status.values)),
 }
 

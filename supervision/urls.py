@@ -5,6 +5,7 @@ from accounts import views as account_views
 
 from . import issue_views, views
 from .forms import STEP_FORMS
+from .panel import panel
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -37,5 +38,6 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("panel/", panel.urls),
     path("admin/", admin.site.urls),
 ]

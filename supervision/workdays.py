@@ -1,22 +1,52 @@
-"""Working days on China's official calendar, 调休 included.
+"""Working days on China's official calendar, 调休 included, plus local changes.
 
-The State Council publishes each year's holidays and make-up working days in December;
-``chinesecalendar`` carries them. For a year it does not know yet we fall back to
-Monday–Friday, which is what a department would assume too.
+The State Council publishes each year's holidays and make-up working days; the ``holidays``
+package carries them (``holidays.China``: rest days, and weekend days that are working days).
+``CalendarChange`` rows, kept by the bureau in the panel, override it for one day: a typhoon day
+off, or next year's schedule before the package has it.
 """
 
+from __future__ import annotations
+
+import threading
+import time as clock
 from datetime import date, datetime, time, timedelta
 
-import chinese_calendar
+import holidays
 from django.conf import settings
 from django.utils import timezone
 
+_CHINA = holidays.country_holidays("CN")
+_lock = threading.Lock()
+_changes: dict[date, bool] | None = None
+_loaded_at = 0.0
+# Other processes see a change in the panel within this many seconds.
+CHANGES_TTL = 60.0
+
+
+def _local_changes() -> dict[date, bool]:
+    global _changes, _loaded_at
+    with _lock:
+        if _changes is None or clock.monotonic() - _loaded_at > CHANGES_TTL:
+            from .models import CalendarChange
+
+            _changes = dict(CalendarChange.objects.values_list("day", "is_working_day"))
+            _loaded_at = clock.monotonic()
+        return _changes
+
+
+def forget_local_changes() -> None:
+    """Called when a ``CalendarChange`` is saved or deleted."""
+    global _changes
+    with _lock:
+        _changes = None
+
 
 def is_working_day(day: date) -> bool:
-    try:
-        return chinese_calendar.is_workday(day)
-    except NotImplementedError:
-        return day.weekday() < 5
+    changed = _local_changes().get(day)
+    if changed is not None:
+        return changed
+    return _CHINA.is_working_day(day)
 
 
 def add_working_days(start: date, days: int) -> date:

@@ -17,6 +17,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
+from supervision.workdays import forget_local_changes
+
 from .factories import make_world
 
 
@@ -25,6 +27,7 @@ def _fast_and_isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.LANGUAGE_CODE = "zh-hans"
+    forget_local_changes()  # each test has its own calendar changes
 
 
 @pytest.fixture

@@ -2,9 +2,13 @@
 
 from datetime import date, datetime
 
+import pytest
 from django.utils import timezone
 
+from supervision.models import CalendarChange
 from supervision.workdays import add_working_days, is_working_day, working_days_deadline
+
+pytestmark = pytest.mark.django_db
 
 
 def at(*args):
@@ -33,3 +37,27 @@ def test_seven_working_days_over_a_weekend():
 def test_year_beyond_the_published_calendar_falls_back_to_weekdays():
     assert is_working_day(date(2099, 3, 2))  # a Monday
     assert not is_working_day(date(2099, 3, 1))  # a Sunday
+
+
+def test_national_day_2026_and_its_make_up_saturday():
+    # 2026: 1–7 Oct off; Sunday 20 Sep and Saturday 10 Oct are make-up working days.
+    assert add_working_days(date(2026, 9, 30), 1) == date(2026, 10, 8)
+    assert is_working_day(date(2026, 10, 10))
+    assert is_working_day(date(2026, 9, 20))
+    due = timezone.localtime(working_days_deadline(at(2026, 10, 9, 16, 0), 1))
+    assert due.date() == date(2026, 10, 10)  # the 调休 Saturday counts
+
+
+def test_a_local_day_off_moves_deadlines():
+    monday = date(2026, 12, 7)
+    assert add_working_days(date(2026, 12, 4), 1) == monday
+    CalendarChange.objects.create(day=monday, is_working_day=False, note="台风停工")
+    assert not is_working_day(monday)
+    assert add_working_days(date(2026, 12, 4), 1) == date(2026, 12, 8)
+
+
+def test_a_local_working_day_counts():
+    saturday = date(2027, 1, 9)
+    assert not is_working_day(saturday)
+    CalendarChange.objects.create(day=saturday, is_working_day=True, note="明年调休，先行录入")
+    assert is_working_day(saturday)

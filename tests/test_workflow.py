@@ -61,6 +61,11 @@ def call(step, world, issue, actor):
         return services.comment_on_issue(issue, actor=actor, text="补充一下情况")
     if step == "escalate":
         return services.escalate_issue(issue, actor=actor, text="请抓紧办理")
+    if step == "extend":
+        until = timezone.localdate() + timedelta(days=40)
+        return services.request_extension(issue, actor=actor, until=until, text="材料未到货")
+    if step == "appeal":
+        return services.appeal_issue(issue, actor=actor, text="不是重复问题，请住建局复核")
     raise AssertionError(step)
 
 
@@ -82,6 +87,8 @@ RULES = {
         None,
     ),
     "escalate": (HANDLERS, {S.SUBMITTED, S.ACCEPTED, S.IN_PROGRESS}, None),
+    "extend": (HANDLERS | {"builder"}, {S.ACCEPTED, S.IN_PROGRESS}, None),
+    "appeal": ({"reporter"}, {S.REJECTED}, S.SUBMITTED),
 }
 
 
