@@ -4,8 +4,9 @@ import shutil
 import pytest
 from django.db import connection
 
-# Playwright's sync API runs an event loop in the test thread; Django's ORM calls there are safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+from supervision.workdays import forget_local_changes
+
+from .factories import make_world
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -17,9 +18,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 
-from supervision.workdays import forget_local_changes
-
-from .factories import make_world
+# Playwright's sync API runs an event loop in the test thread; Django's ORM calls there are safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(autouse=True)
