@@ -7,24 +7,26 @@ call one service, and turn its ``WorkflowError`` into a message on the page.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from . import services
+from .digest import daily_digest
 from .filters import IssueFilter
 from .forms import STEP_FORMS, IssueForm
-from .models import Issue, IssueEvent, Photo, Project, ScopeItem
+from .models import Issue, IssueEvent, Photo, Project, ResponseTemplate, ScopeItem
 
 FEED_PAGE = 30
 ISSUES_PAGE = 20
@@ -171,9 +173,17 @@ def _detail_context(request: HttpRequest, issue: Issue, forms: dict | None = Non
         for step in steps
         if step in STEP_FORMS
     ]
+    templates = []
+    if user.is_department_staff or user.is_bureau:
+        templates = list(
+            ResponseTemplate.objects.filter(
+                Q(department__isnull=True) | Q(department_id=user.department_id)
+            )
+        )
     return {
         "issue": issue,
         "events": events,
+        "response_templates": templates,
         "before": [p for p in photos if p.kind == Photo.Kind.BEFORE],
         "after": [p for p in photos if p.kind == Photo.Kind.AFTER],
         "step_forms": step_forms,
@@ -315,3 +325,61 @@ def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> FileRespons
     response["Cache-Control"] = "private, max-age=86400"
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+# --- notifications -----------------------------------------------------------------------------
+
+
+@login_required
+@never_cache
+@require_safe
+def notification_list(request: HttpRequest) -> HttpResponse:
+    items = list(
+        request.user.notifications.select_related(
+            "event__issue__project", "event__actor__department"
+        ).order_by("-created_at", "-pk")[:50]
+    )
+    return render(request, "supervision/notifications.html", {"items": items})
+
+
+@login_required
+@require_POST
+def notification_open(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(request.user.notifications.select_related("event"), pk=pk)
+    if item.read_at is None:
+        item.read_at = timezone.now()
+        item.save(update_fields=["read_at"])
+    return redirect(f"{reverse('issue-detail', args=[item.event.issue_id])}#event-{item.event_id}")
+
+
+@login_required
+@require_POST
+def notifications_read(request: HttpRequest) -> HttpResponse:
+    count = request.user.notifications.filter(read_at__isnull=True).update(read_at=timezone.now())
+    messages.success(request, _("已将 %(n)d 条通知标为已读。") % {"n": count})
+    return redirect("notifications")
+
+
+# --- the daily digest --------------------------------------------------------------------------
+
+
+@login_required
+@never_cache
+@require_safe
+def digest(request: HttpRequest) -> HttpResponse:
+    """Yesterday's digest, paste-ready for the WeChat group; staff see their own scope."""
+    user = request.user
+    if not (user.is_department_staff or user.is_bureau):
+        raise PermissionDenied(_("日报供部门和住建局使用。"))
+    yesterday = timezone.localdate() - timedelta(days=1)
+    try:
+        day = (
+            date.fromisoformat(request.GET.get("date", ""))
+            if request.GET.get("date")
+            else yesterday
+        )
+    except ValueError:
+        day = yesterday
+        messages.error(request, _("日期格式应为 YYYY-MM-DD，已显示昨天的日报。"))
+    text = daily_digest(day, Issue.objects.visible_to(user))
+    return render(request, "supervision/digest.html", {"day": day, "text": text})

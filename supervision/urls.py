@@ -23,6 +23,10 @@ urlpatterns = [
         for step in STEP_FORMS
     ),
     path("feed/", issue_views.feed, name="feed"),
+    path("digest/", issue_views.digest, name="digest"),
+    path("notifications/", issue_views.notification_list, name="notifications"),
+    path("notifications/read/", issue_views.notifications_read, name="notifications-read"),
+    path("notifications/<int:pk>/", issue_views.notification_open, name="notification-open"),
     path("photos/<int:pk>/", issue_views.photo, name="photo"),
     path("photos/<int:pk>/thumb/", issue_views.photo, {"thumbnail": True}, name="photo-thumbnail"),
     path("accounts/login/", account_views.LoginView.as_view(), name="login"),

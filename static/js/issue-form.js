@@ -137,6 +137,16 @@
       });
       toggleOpinion(form);
       form.addEventListener("submit", function (event) { upload(form, event); });
+      // 常用回复: one tap puts the department's standard text into the form's text field.
+      form.querySelectorAll("[data-insert-text]").forEach(function (button) {
+        button.addEventListener("click", function () {
+          var field = form.querySelector("textarea");
+          if (!field) { return; }
+          var insert = button.getAttribute("data-insert-text");
+          field.value = field.value ? field.value.replace(/\s*$/, "") + "\n" + insert : insert;
+          field.focus();
+        });
+      });
     });
   }
 
