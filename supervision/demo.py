@@ -27,7 +27,17 @@ from PIL import Image, ImageDraw
 from accounts.models import User
 
 from . import services
-from .models import Department, Issue, Neighbourhood, Project, ScopeItem, Subdistrict, Supervisor
+from .models import (
+    Department,
+    Issue,
+    Neighbourhood,
+    Project,
+    ResponseTemplate,
+    RoutingRule,
+    ScopeItem,
+    Subdistrict,
+    Supervisor,
+)
 
 DEMO_FILE = Path(settings.BASE_DIR) / "fixtures" / "demo.json"
 
@@ -401,6 +411,16 @@ def _clock(moment: datetime) -> Iterator[None]:
         yield
 
 
+RESPONSE_TEMPLATES = [
+    (None, "感谢反映", "感谢您的监督和反映，我们已经收到，会尽快核实处理，处理进展会在这里更新。"),
+    ("office-anyang", "已派人核实", "已签收，已安排街道城建办工作人员今天到现场核实。"),
+    ("office-anyang", "已督促施工单位", "已督促施工单位按规范整改，整改完成后上传整改照片，请监督员验收。"),
+    ("office-yuhai", "已派人核实", "已签收，已安排街道城建办工作人员到现场核实。"),
+    ("office-jinhu", "已派人核实", "已签收，已安排街道城建办工作人员到现场核实。"),
+    ("hongcheng", "已整改", "已按要求整改完成，现场照片见附件，请监督员查看。"),
+]
+
+
 def load(*, now: datetime | None = None) -> dict[str, int]:
     """Load the demo world; returns how many objects of each kind were created."""
     data = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
@@ -480,6 +500,24 @@ def load(*, now: datetime | None = None) -> dict[str, int]:
             )
             if new:
                 _scope(project, index)
+
+        for key, title, text in RESPONSE_TEMPLATES:
+            _, new = ResponseTemplate.objects.get_or_create(
+                department=departments[key] if key else None,
+                title=title,
+                defaults={"text": text},
+            )
+            count("response_templates", new)
+        # 上望 has no project in this batch yet: its issues would go straight to the bureau.
+        _, new = RoutingRule.objects.get_or_create(
+            subdistrict=subdistricts["shangwang"],
+            category="",
+            defaults={
+                "department": departments["bureau"],
+                "note": "上望街道暂未配备监督联络员，由住建局直接办理",
+            },
+        )
+        count("routing_rules", new)
 
         # One hash for every demo account: hashing 31 times would take most of the load time.
         password = make_password(data["password"])
