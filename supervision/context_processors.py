@@ -1,9 +1,17 @@
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 
 def unread_notifications(request: HttpRequest) -> dict:
-    """The bell's count on every page: one indexed COUNT, only for someone logged in."""
+    """The bell's count and whether to offer 「我要反映」: computed only when a page shows them."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {"unread_notifications": user.notifications.filter(read_at__isnull=True).count()}
+    from .services import is_serving_supervisor
+
+    return {
+        "unread_notifications": SimpleLazyObject(
+            lambda: user.notifications.filter(read_at__isnull=True).count()
+        ),
+        "can_file_issue": SimpleLazyObject(lambda: is_serving_supervisor(user)),
+    }

@@ -1,3 +1,4 @@
+import secrets
 from datetime import timedelta
 
 from django import forms
@@ -89,7 +90,7 @@ class PhotosField(forms.Field):
 class IssueForm(forms.Form):
     """What a supervisor fills in on the phone. The token makes a double tap file one issue."""
 
-    token = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
     project = forms.ModelChoiceField(
         label=_("项目"), queryset=Project.objects.none(), empty_label=_("请选择项目")
     )
@@ -146,6 +147,11 @@ class IssueForm(forms.Form):
         for name in ("building", "unit", "households"):
             self.fields[name].widget.attrs.setdefault("inputmode", "text")
         self.fields["households"].widget.attrs["inputmode"] = "numeric"
+
+    def clean_token(self) -> str:
+        # A page from before the token existed, or a client that sends none: file it once
+        # anyway rather than refuse what the person wrote.
+        return self.cleaned_data.get("token") or secrets.token_urlsafe(24)
 
     def clean(self):
         data = super().clean()
@@ -335,10 +341,17 @@ class DispatchForm(DepartmentStepForm):
 
 class TransferForm(DepartmentStepForm):
     step, label, button_class = "transfer", _("转派"), "btn-outline-primary"
+    # Issues are transferred between the departments that sign for them, never to a contractor
+    # (that is dispatch).
+    kinds = tuple(k for k in Department.Kind.values if k != Department.Kind.CONTRACTOR)
     reason = _text_field(_("转派原因"), rows=2)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, data=None, *args, **kwargs):
+        # DESIGN.md names the message ``text``; the page's field says what it is for.
+        if data is not None and not data.get("reason") and data.get("text"):
+            data = data.copy()
+            data["reason"] = data["text"]
+        super().__init__(data, *args, **kwargs)
         self.fields["department"].label = _("转给")
 
     def run(self):

@@ -218,6 +218,14 @@ def issue_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
     form_class = STEP_FORMS.get(step)
     if form_class is None:
         raise Http404
+    refused = services.refusal(request.user, issue, step)
+    if refused is not None:
+        # Refuse first: no point asking to fix the fields, or reading photos, of such a step.
+        context = _detail_context(request, issue)
+        context["refusal"] = refused.message
+        return render(
+            request, "supervision/issue_detail.html", context, status=refused.status_code
+        )
     form = form_class(request.POST, request.FILES, issue=issue, user=request.user)
     if not form.is_valid():
         context = _detail_context(request, issue, {step: form})

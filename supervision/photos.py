@@ -114,7 +114,7 @@ def _convert(image: Image.Image, name: str) -> PreparedPhoto:
     if image.width * image.height > MAX_PIXELS:
         raise _refusal(name, _("图片像素过大"))
     position = _position(image)
-    if image.format == "JPEG":
+    if image.format in ("JPEG", "MPO"):
         # Decode at 1/2, 1/4 or 1/8 scale when the result still covers the web size: a 12 MP
         # photo is decoded as 2000 × 1500 instead of 4000 × 3000.
         scale = WEB_SIZE / max(image.size)

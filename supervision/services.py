@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from . import notifications
 from . import photos as photo_intake
@@ -56,6 +57,31 @@ def _forbid(message: str) -> WorkflowError:
 
 def _invalid(message: str) -> WorkflowError:
     return WorkflowError(message, status_code=400)
+
+
+# Who may not take a step, in words: used by the steps and by ``refusal`` alike.
+FORBIDDEN = {
+    "accept": _lazy("只有承办部门或住建局可以签收这个问题。"),
+    "answer": _lazy("只有承办部门或住建局可以答复这个问题。"),
+    "dispatch": _lazy("只有承办部门或住建局可以派单。"),
+    "transfer": _lazy("只有承办部门或住建局可以转派这个问题。"),
+    "reject": _lazy("只有承办部门或住建局可以作出不予受理。"),
+    "rectify": _lazy("只有承办部门、整改单位或住建局可以报告整改完成。"),
+    "verify": _lazy("只有反映人本人可以验证办结。"),
+    "reopen": _lazy("只有反映人本人可以退回。"),
+    "withdraw": _lazy("只有反映人本人可以撤回。"),
+    "comment": _lazy("您不能在这个问题下留言。"),
+    "escalate": _lazy("只有住建局或承办部门可以督办。"),
+    "appeal": _lazy("只有反映人本人可以申诉。"),
+    "extend": _lazy("只有承办部门或整改单位可以申请延期。"),
+}
+
+
+def _not_withdrawable(issue: Issue) -> WorkflowError:
+    return WorkflowError(
+        _("该问题当前状态为「%(status)s」，部门已经处理，不能撤回。")
+        % {"status": issue.get_status_display()}
+    )
 
 
 # --- who may act -------------------------------------------------------------------------------
@@ -379,7 +405,7 @@ def accept_issue(issue: Issue, *, actor, deadline: date | None = None, text: str
     with transaction.atomic():
         fresh = _lock(issue)
         if not handles(actor, fresh):
-            raise _forbid(_("只有承办部门或住建局可以签收这个问题。"))
+            raise _forbid(str(FORBIDDEN["accept"]))
         _require_status(fresh, [Status.SUBMITTED], _("签收"))
         now = timezone.now()
         if deadline is None:
@@ -419,7 +445,7 @@ def answer_issue(issue: Issue, *, actor, text: str) -> Issue:
     with transaction.atomic():
         fresh = _lock(issue)
         if not handles(actor, fresh):
-            raise _forbid(_("只有承办部门或住建局可以答复这个问题。"))
+            raise _forbid(str(FORBIDDEN["answer"]))
         _require_status(fresh, [Status.SUBMITTED, Status.ACCEPTED], _("答复"))
         now = timezone.now()
         from_status = fresh.status
@@ -444,7 +470,7 @@ def dispatch_issue(issue: Issue, *, actor, department: Department, text: str = "
     with transaction.atomic():
         fresh = _lock(issue)
         if not handles(actor, fresh):
-            raise _forbid(_("只有承办部门或住建局可以派单。"))
+            raise _forbid(str(FORBIDDEN["dispatch"]))
         _require_status(fresh, [Status.ACCEPTED, Status.IN_PROGRESS], _("派单"))
         if department is None or not department.is_contractor or not department.is_active:
             raise _invalid(_("请选择一家施工单位。"))
@@ -472,7 +498,7 @@ def transfer_issue(issue: Issue, *, actor, department: Department, text: str) ->
     with transaction.atomic():
         fresh = _lock(issue)
         if not handles(actor, fresh):
-            raise _forbid(_("只有承办部门或住建局可以转派这个问题。"))
+            raise _forbid(str(FORBIDDEN["transfer"]))
         _require_status(fresh, Issue.OPEN_STATUSES, _("转派"))
         if department is None or not department.is_active or department.is_contractor:
             raise _invalid(_("请选择接收的部门（施工单位请用派单）。"))
@@ -501,7 +527,7 @@ def reject_issue(issue: Issue, *, actor, text: str) -> Issue:
     with transaction.atomic():
         fresh = _lock(issue)
         if not handles(actor, fresh):
-            raise _forbid(_("只有承办部门或住建局可以作出不予受理。"))
+            raise _forbid(str(FORBIDDEN["reject"]))
         _require_status(fresh, [Status.SUBMITTED, Status.ACCEPTED], _("不予受理"))
         now = timezone.now()
         from_status = fresh.status
@@ -531,7 +557,7 @@ def rectify_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> I
     with transaction.atomic():
         fresh = _lock(issue)
         if not (handles(actor, fresh) or works_on(actor, fresh)):
-            raise _forbid(_("只有承办部门、整改单位或住建局可以报告整改完成。"))
+            raise _forbid(str(FORBIDDEN["rectify"]))
         _require_status(fresh, [Status.ACCEPTED, Status.IN_PROGRESS], _("报告整改完成"))
         if not prepared:
             raise _invalid(_("请至少上传一张整改后的照片。"))
@@ -562,7 +588,7 @@ def verify_issue(issue: Issue, *, actor, rating: str, text: str = "") -> Issue:
     with transaction.atomic():
         fresh = _lock(issue)
         if not is_reporter(actor, fresh):
-            raise _forbid(_("只有反映人本人可以验证办结。"))
+            raise _forbid(str(FORBIDDEN["verify"]))
         _require_status(fresh, [Status.RECTIFIED, Status.ANSWERED], _("验证办结"))
         if rating not in Issue.Rating.values:
             raise _invalid(_("请选择满意、基本满意或不满意。"))
@@ -599,7 +625,7 @@ def reopen_issue(issue: Issue, *, actor, text: str) -> Issue:
     with transaction.atomic():
         fresh = _lock(issue)
         if not is_reporter(actor, fresh):
-            raise _forbid(_("只有反映人本人可以退回。"))
+            raise _forbid(str(FORBIDDEN["reopen"]))
         _require_status(fresh, [Status.RECTIFIED, Status.ANSWERED], _("退回"))
         _send_back(fresh, actor=actor, text=text)
     return _sync(issue, fresh)
@@ -636,12 +662,9 @@ def withdraw_issue(issue: Issue, *, actor, text: str = "") -> Issue:
     with transaction.atomic():
         fresh = _lock(issue)
         if not is_reporter(actor, fresh):
-            raise _forbid(_("只有反映人本人可以撤回。"))
+            raise _forbid(str(FORBIDDEN["withdraw"]))
         if fresh.status != Status.SUBMITTED:
-            raise WorkflowError(
-                _("该问题当前状态为「%(status)s」，部门已经处理，不能撤回。")
-                % {"status": fresh.get_status_display()}
-            )
+            raise _not_withdrawable(fresh)
         now = timezone.now()
         fresh.status = Status.WITHDRAWN
         fresh.closed_at = now
@@ -661,7 +684,7 @@ def comment_on_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -
     """Anyone taking part who may see the issue leaves a message (留言)."""
     text = _text(text, required=_("请填写留言内容。"))
     if not may_comment(actor, issue):
-        raise _forbid(_("您不能在这个问题下留言。"))
+        raise _forbid(str(FORBIDDEN["comment"]))
     try:
         prepared = photo_intake.prepare_photos(photos)
     except photo_intake.PhotoError as error:
@@ -699,7 +722,7 @@ def escalate_issue(issue: Issue, *, actor, text: str) -> Issue:
     with transaction.atomic():
         fresh = _lock(issue)
         if actor is not None and not handles(actor, fresh):
-            raise _forbid(_("只有住建局或承办部门可以督办。"))
+            raise _forbid(str(FORBIDDEN["escalate"]))
         _require_status(fresh, Issue.OPEN_STATUSES, _("督办"))
         now = timezone.now()
         fresh.escalated_at = now
@@ -723,7 +746,7 @@ def appeal_issue(issue: Issue, *, actor, text: str) -> Issue:
     with transaction.atomic():
         fresh = _lock(issue)
         if not is_reporter(actor, fresh):
-            raise _forbid(_("只有反映人本人可以申诉。"))
+            raise _forbid(str(FORBIDDEN["appeal"]))
         _require_status(fresh, [Status.REJECTED], _("申诉"))
         if bureau is None:
             raise WorkflowError(_("系统里还没有住建局，暂时不能申诉，请联系管理员。"))
@@ -753,7 +776,7 @@ def request_extension(issue: Issue, *, actor, until: date, text: str) -> Extensi
     with transaction.atomic():
         fresh = _lock(issue)
         if not (handles(actor, fresh) or works_on(actor, fresh)):
-            raise _forbid(_("只有承办部门或整改单位可以申请延期。"))
+            raise _forbid(str(FORBIDDEN["extend"]))
         _require_status(fresh, [Status.ACCEPTED, Status.IN_PROGRESS], _("申请延期"))
         current = fresh.rectify_due_at and timezone.localtime(fresh.rectify_due_at).date()
         if current and until <= current:
@@ -887,3 +910,39 @@ def allowed_steps(user, issue: Issue) -> list[str]:
         for step, (who, states) in STEP_RULES.items()
         if issue.status in states and who(user, issue)
     ]
+
+
+STEP_NAMES = {
+    "accept": _("签收"),
+    "answer": _("答复"),
+    "dispatch": _("派单"),
+    "rectify": _("报告整改完成"),
+    "transfer": _("转派"),
+    "reject": _("不予受理"),
+    "escalate": _("督办"),
+    "verify": _("验证办结"),
+    "reopen": _("退回"),
+    "withdraw": _("撤回"),
+    "extend": _("申请延期"),
+    "appeal": _("申诉"),
+    "comment": _("留言"),
+}
+
+
+def refusal(user, issue: Issue, step: str) -> WorkflowError | None:
+    """Why ``user`` may not take ``step`` on ``issue`` now, or None when they may.
+
+    Lets a page refuse before it checks the fields or reads the photos of a step that would be
+    refused anyway; the step function itself still checks again under the row lock.
+    """
+    who, states = STEP_RULES[step]
+    if not who(user, issue):
+        return _forbid(str(FORBIDDEN[step]))
+    if step == "withdraw" and issue.status not in states:
+        return _not_withdrawable(issue)
+    if issue.status not in states:
+        try:
+            _require_status(issue, states, STEP_NAMES.get(step, step))
+        except WorkflowError as error:
+            return error
+    return None
