@@ -278,7 +278,7 @@ class AcceptForm(StepForm):
     deadline = forms.DateField(
         label=_("整改期限"),
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text=_("不填则按类别和紧急程度给出默认期限。"),
     )
     text = _text_field(_("签收说明（可选）"), required=False, rows=2)
@@ -383,7 +383,9 @@ class EscalateForm(StepForm):
 
 class ExtendForm(StepForm):
     step, label, button_class = "extend", _("申请延期"), "btn-outline-secondary"
-    until = forms.DateField(label=_("延期至"), widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(
+        label=_("延期至"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     reason = _text_field(_("延期理由"), rows=2)
 
     def run(self):

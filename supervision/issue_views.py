@@ -18,6 +18,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
@@ -34,8 +35,14 @@ ISSUES_PAGE = 20
 
 def _done(request: HttpRequest, target) -> HttpResponse:
     """After a successful POST: a redirect, or for the upload script the address to go to (the
-    message then shows on that page rather than being used up by the script's request)."""
+    message then shows on that page rather than being used up by the script's request). A form
+    in the panel asks to come back to the panel with ``next``."""
     url = target if isinstance(target, str) else target.get_absolute_url()
+    back = request.POST.get("next", "")
+    if back.startswith("/panel/") and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}
+    ):
+        url = back
     if request.headers.get("X-Requested-With") == "XMLHttpRequest":
         response = HttpResponse(status=200)
         response["X-Location"] = url
@@ -188,6 +195,8 @@ def _detail_context(request: HttpRequest, issue: Issue, forms: dict | None = Non
         "after": [p for p in photos if p.kind == Photo.Kind.AFTER],
         "step_forms": step_forms,
         "open_step": next(iter(forms), ""),
+        # The forms shown open: the step people most likely came to take.
+        "primary_steps": ("accept", "rectify", "verify", "comment"),
     }
 
 
@@ -223,9 +232,7 @@ def issue_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
         # Refuse first: no point asking to fix the fields, or reading photos, of such a step.
         context = _detail_context(request, issue)
         context["refusal"] = refused.message
-        return render(
-            request, "supervision/issue_detail.html", context, status=refused.status_code
-        )
+        return render(request, "supervision/issue_detail.html", context, status=refused.status_code)
     form = form_class(request.POST, request.FILES, issue=issue, user=request.user)
     if not form.is_valid():
         context = _detail_context(request, issue, {step: form})

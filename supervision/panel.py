@@ -36,6 +36,12 @@ from .templatetags.supervision_tags import due
 from .xlsx import issues_workbook
 
 
+def issue_page_context(request, issue):
+    from .issue_views import _detail_context
+
+    return _detail_context(request, issue)
+
+
 class PanelSite(admin.AdminSite):
     site_header = _lazy("群众监督 · 部门工作台")
     site_title = _lazy("部门工作台")
@@ -110,6 +116,23 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset
 
 
+class EscalatedFilter(admin.SimpleListFilter):
+    """The bureau's escalation list (督办): issues escalated and still open."""
+
+    title = _lazy("督办")
+    parameter_name = "escalated"
+
+    def lookups(self, request, model_admin):
+        return [("open", _("督办中（未办结）")), ("all", _("全部督办过的"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.open().filter(escalated_at__isnull=False)
+        if self.value() == "all":
+            return queryset.filter(escalated_at__isnull=False)
+        return queryset
+
+
 @admin.register(Issue, site=panel)
 class IssuePanel(PanelAdmin):
     list_display = [
@@ -128,6 +151,7 @@ class IssuePanel(PanelAdmin):
         "status",
         "category",
         OverdueFilter,
+        EscalatedFilter,
         "urgency",
         ("project", admin.RelatedOnlyFieldListFilter),
         ("project__neighbourhood__subdistrict", admin.RelatedOnlyFieldListFilter),
@@ -162,6 +186,15 @@ class IssuePanel(PanelAdmin):
     ]
     fields = readonly_fields
     view_on_site = True
+    change_form_template = "panel/issue_change.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The steps are the issue page's forms, posting to /issues/<id>/<action>/ and coming
+        # back here; the thread shows what happened so far.
+        issue = self.get_object(request, object_id)
+        context = issue_page_context(request, issue)
+        context.update(extra_context or {})
+        return super().change_view(request, object_id, form_url, context)
 
     def get_queryset(self, request):
         # Overdue first, then the oldest: the overdue rank is computed in SQL.

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.utils import timezone
 from PIL import Image, ImageDraw
 
 from supervision import services
-from supervision.models import Issue, IssueEvent
+from supervision.models import Issue, IssueEvent, Project
 
 pytestmark = pytest.mark.browser
 
@@ -67,6 +69,7 @@ def shot(page, name: str) -> None:
 
 
 def log_in(page, base: str, username: str) -> None:
+    page.context.clear_cookies()
     page.goto(f"{base}/accounts/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
@@ -152,3 +155,104 @@ def test_feed_shows_new_events_without_a_reload(demo, live_server, phone):
     page.evaluate("htmx.trigger('#feed-poll', 'refresh')")
     page.wait_for_selector("text=我们明天上午到现场看。")
     shot(page, "supervisor-08-feed-updated")
+
+
+def portrait_after_photo(path: Path) -> Path:
+    Image.new("RGB", (800, 600), (60, 160, 90)).save(path, "JPEG", quality=85)
+    return path
+
+
+@pytest.fixture
+def desk(browser_instance):
+    context = browser_instance.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    yield context.new_page()
+    context.close()
+
+
+def test_an_issue_through_the_departments_to_closed(demo, live_server, phone, desk, tmp_path):
+    """jiandu06 files; anyang signs for it in the panel and dispatches it; shigong01 reports the
+    fix with an after-photo; jiandu06 verifies 满意. yuhai never sees it."""
+    base = live_server.url
+    log_in(phone, base, "jiandu06")
+    project = Project.objects.get(name="西山花园老旧小区改造工程")
+    phone.goto(f"{base}/issues/new/?project={project.pk}")
+    phone.check("text=安全")
+    phone.fill("input[name=title]", "脚手架踏板松动")
+    phone.fill("textarea[name=description]", "2 幢东侧脚手架第三层踏板松动，工人走过时晃得厉害。")
+    phone.set_input_files("input[name=photos]", [str(heic(tmp_path / "IMG_3001.HEIC"))])
+    phone.click("[data-submit]")
+    phone.wait_for_url(re.compile(r"/issues/\d+/$"))
+    issue = Issue.objects.get(title="脚手架踏板松动")
+    assert issue.department.name == "安阳街道办事处"
+
+    # anyang signs for it in the panel with a deadline, then dispatches it to the contractor.
+    log_in(desk, base, "anyang")
+    desk.goto(f"{base}/panel/supervision/issue/")
+    assert desk.is_visible(f"text={issue.reference}")
+    shot(desk, "department-01-panel-queue")
+    desk.click(f"text={issue.reference}")
+    deadline = (issue.created_at + timedelta(days=10)).date().isoformat()
+    desk.fill("#accept-deadline", deadline)
+    desk.fill("#accept-text", "已签收，明天上午到现场。")
+    desk.click("#step-accept [data-submit]")
+    desk.wait_for_selector("[data-status=accepted]")
+    shot(desk, "department-02-signed-for")
+    desk.select_option("#dispatch-department", label="瑞安市宏程建设有限公司")
+    desk.click("#step-dispatch [data-submit]")
+    desk.wait_for_selector("[data-status=in_progress]")
+    issue.refresh_from_db()
+    assert issue.status == "in_progress" and issue.contractor.name == "瑞安市宏程建设有限公司"
+    assert timezone.localtime(issue.rectify_due_at).date().isoformat() == deadline
+
+    # yuhai cannot see or touch it.
+    log_in(desk, base, "yuhai")
+    for path in (
+        issue.get_absolute_url(),
+        f"/panel/supervision/issue/{issue.pk}/change/",
+        f"/photos/{issue.photos.first().pk}/",
+    ):
+        assert desk.goto(f"{base}{path}").status == 404
+    desk.goto(f"{base}/panel/supervision/issue/")
+    assert not desk.is_visible(f"text={issue.reference}")
+
+    # shigong01 reports the fix with an after-photo.
+    log_in(desk, base, "shigong01")
+    desk.goto(f"{base}{issue.get_absolute_url()}")
+    desk.fill("#rectify-text", "踏板已全部重新绑扎固定，并加设了防滑条。")
+    desk.set_input_files("#rectify-photos", [str(portrait_after_photo(tmp_path / "after.jpg"))])
+    desk.click("#step-rectify [data-submit]")
+    desk.wait_for_selector("[data-status=rectified]")
+    shot(desk, "department-03-rectified")
+
+    # jiandu06 verifies 满意.
+    phone.goto(f"{base}{issue.get_absolute_url()}")
+    phone.check("text=满意 >> nth=0")
+    phone.click("#step-verify [data-submit]")
+    phone.wait_for_selector("[data-status=closed]")
+    assert phone.inner_text("[data-status]") == "已办结"
+    shot(phone, "department-04-closed")
+    issue.refresh_from_db()
+    assert issue.status == "closed" and issue.rating == "satisfied"
+    assert list(issue.events.values_list("kind", flat=True)) == [
+        "submitted",
+        "accepted",
+        "dispatched",
+        "rectified",
+        "verified",
+    ]
+
+
+def test_an_issue_left_alone_turns_red_and_reaches_the_bureau(demo, live_server, desk):
+    base = live_server.url
+    issue = Issue.objects.filter(status=Issue.Status.SUBMITTED).first()
+    Issue.objects.filter(pk=issue.pk).update(
+        sign_for_due_at=timezone.now() - timedelta(hours=3), escalated_at=None
+    )
+    call_command("escalate_overdue", stdout=io.StringIO())
+    log_in(desk, base, "zhujianju")
+    desk.goto(f"{base}/panel/supervision/issue/?escalated=open")
+    row = desk.locator("#result_list tr", has_text=issue.reference)
+    assert row.locator(".status-overdue").is_visible()
+    shot(desk, "department-05-escalation-list")
+    desk.goto(f"{base}{issue.get_absolute_url()}")
+    assert desk.locator(".deadline-overdue").first.is_visible()
