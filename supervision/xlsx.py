@@ -14,6 +14,16 @@ from openpyxl.utils import get_column_letter
 from .models import Issue
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe(value):
+    """Text a resident typed never becomes a spreadsheet formula (CSV/formula injection)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _local(moment):
     return timezone.localtime(moment).replace(tzinfo=None) if moment else None
 
@@ -47,23 +57,26 @@ def issues_workbook(issues: Iterable[Issue]) -> bytes:
     for issue in issues:
         sheet.append(
             [
-                issue.reference,
-                issue.title,
-                str(issue.project),
-                str(issue.project.neighbourhood.subdistrict),
-                issue.get_category_display(),
-                issue.get_urgency_display(),
-                issue.get_status_display(),
-                str(issue.department or ""),
-                str(issue.contractor or ""),
-                _local(issue.created_at),
-                _local(issue.accepted_at),
-                _local(issue.rectify_due_at),
-                _local(issue.rectified_at),
-                _local(issue.closed_at),
-                _("是") if issue.is_overdue else _("否"),
-                issue.get_rating_display(),
-                issue.place,
+                safe(value)
+                for value in (
+                    issue.reference,
+                    issue.title,
+                    str(issue.project),
+                    str(issue.project.neighbourhood.subdistrict),
+                    issue.get_category_display(),
+                    issue.get_urgency_display(),
+                    issue.get_status_display(),
+                    str(issue.department or ""),
+                    str(issue.contractor or ""),
+                    _local(issue.created_at),
+                    _local(issue.accepted_at),
+                    _local(issue.rectify_due_at),
+                    _local(issue.rectified_at),
+                    _local(issue.closed_at),
+                    _("是") if issue.is_overdue else _("否"),
+                    issue.get_rating_display(),
+                    issue.place,
+                )
             ]
         )
     widths = [12, 30, 24, 10, 10, 8, 10, 18, 18, 17, 17, 17, 17, 17, 8, 10, 20]
