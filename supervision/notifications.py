@@ -44,7 +44,9 @@ def recipients(event: IssueEvent) -> list:
 
 def issue_changed(issue_id: int, event_id: int) -> None:
     """Called after the transaction of a workflow step has committed."""
-    from . import tasks
+    from . import stats, tasks
+
+    stats.bump_version()
 
     event = (
         IssueEvent.objects.select_related(

@@ -3,7 +3,7 @@ from django.urls import include, path
 
 from accounts import views as account_views
 
-from . import issue_views, views
+from . import dashboard, issue_views, views
 from .forms import STEP_FORMS
 from .panel import panel
 
@@ -24,6 +24,9 @@ urlpatterns = [
     ),
     path("feed/", issue_views.feed, name="feed"),
     path("digest/", issue_views.digest, name="digest"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("dashboard/export.xlsx", dashboard.dashboard_export, name="dashboard-export"),
+    path("dashboard/report/", dashboard.monthly_report, name="monthly-report"),
     path("notifications/", issue_views.notification_list, name="notifications"),
     path("notifications/read/", issue_views.notifications_read, name="notifications-read"),
     path("notifications/<int:pk>/", issue_views.notification_open, name="notification-open"),

@@ -13,7 +13,6 @@ from openpyxl.utils import get_column_letter
 
 from .models import Issue
 
-
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -32,6 +31,14 @@ def issues_workbook(issues: Iterable[Issue]) -> bytes:
     book = Workbook()
     sheet = book.active
     sheet.title = _("问题清单")
+    issues_sheet(sheet, issues)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def issues_sheet(sheet, issues: Iterable[Issue]) -> None:
+    """One row per issue, dates as real dates, headers in Chinese."""
     headers = [
         _("编号"),
         _("标题"),
@@ -86,6 +93,3 @@ def issues_workbook(issues: Iterable[Issue]) -> bytes:
         for cell in row:
             cell.number_format = "yyyy-mm-dd hh:mm"
     sheet.freeze_panes = "A2"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()

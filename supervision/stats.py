@@ -1,0 +1,259 @@
+"""The programme's figures, from SQL aggregates only: counts, rates and medians per group.
+
+Medians use window functions (ROW_NUMBER and COUNT over each group), which SQLite and PostgreSQL
+both have: the database returns at most the two middle rows of each group, never the rows
+themselves. Heavy figures are cached under a version that every issue event bumps.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.core.cache import cache
+from django.db.models import (
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Window,
+)
+from django.db.models.functions import RowNumber, TruncMonth, TruncWeek
+from django.utils import timezone
+
+from .models import Issue, IssueEvent
+
+S = Issue.Status
+VERSION_KEY = "stats:version"
+CACHE_SECONDS = 600
+
+
+# --- cache -------------------------------------------------------------------------------------
+
+
+def bump_version() -> None:
+    """Called for every issue event after commit: cached figures are recomputed on next view."""
+    try:
+        cache.incr(VERSION_KEY)
+    except ValueError:
+        cache.set(VERSION_KEY, 1, None)
+
+
+def cached(key: str, compute):
+    version = cache.get_or_set(VERSION_KEY, 1, None)
+    return cache.get_or_set(f"stats:{version}:{key}", compute, CACHE_SECONDS)
+
+
+# --- building blocks ---------------------------------------------------------------------------
+
+
+def duration(end: str, start: str = "created_at") -> ExpressionWrapper:
+    return ExpressionWrapper(F(end) - F(start), output_field=DurationField())
+
+
+def medians(queryset: QuerySet, value, group: str | None = None) -> dict:
+    """Median of ``value`` (an expression) per ``group`` value, or {None: median} without a
+    group. Only the middle one or two rows of each group leave the database."""
+    partition = [F(group)] if group else []
+    rows = (
+        queryset.annotate(value=value)
+        .filter(value__isnull=False)
+        .annotate(
+            position=Window(RowNumber(), partition_by=partition, order_by=[F("value").asc()]),
+            size=Window(Count("pk"), partition_by=partition),
+        )
+        .filter(position__gte=(F("size") + 1) / 2, position__lte=(F("size") + 2) / 2)
+        .values_list(group or "pk", "value")
+    )
+    middle = defaultdict(list)
+    for key, amount in rows:
+        middle[key if group else None].append(amount)
+    return {key: sum(values, timedelta()) / len(values) for key, values in middle.items()}
+
+
+def days(amount: timedelta | None) -> float | None:
+    return None if amount is None else round(amount.total_seconds() / 86400, 1)
+
+
+def hours(amount: timedelta | None) -> float | None:
+    return None if amount is None else round(amount.total_seconds() / 3600, 1)
+
+
+def percent(part: int, whole: int) -> int | None:
+    return round(100 * part / whole) if whole else None
+
+
+def missed_a_limit(now: datetime) -> Q:
+    """Signed for late, rectified late, or past a limit now."""
+    return (
+        Q(accepted_at__gt=F("sign_for_due_at"))
+        | Q(status=S.SUBMITTED, sign_for_due_at__lt=now)
+        | Q(rectified_at__gt=F("rectify_due_at"))
+        | Q(status__in=[S.ACCEPTED, S.IN_PROGRESS], rectify_due_at__lt=now)
+    )
+
+
+def reopened() -> Exists:
+    return Exists(IssueEvent.objects.filter(issue=OuterRef("pk"), kind=IssueEvent.Kind.REOPENED))
+
+
+def _rates(queryset: QuerySet, now: datetime) -> dict:
+    """Counts for rates, in one aggregate query."""
+    return queryset.annotate(was_reopened=reopened()).aggregate(
+        filed=Count("pk"),
+        closed=Count("pk", filter=Q(status=S.CLOSED)),
+        open=Count("pk", filter=Q(status__in=Issue.OPEN_STATUSES)),
+        overdue=Count("pk", filter=missed_a_limit(now)),
+        fixed_or_answered=Count(
+            "pk", filter=Q(status__in=[S.RECTIFIED, S.ANSWERED, S.CLOSED]) | Q(was_reopened=True)
+        ),
+        reopened=Count("pk", filter=Q(was_reopened=True)),
+        rated=Count("pk", filter=~Q(rating="")),
+        satisfied=Count("pk", filter=Q(rating=Issue.Rating.SATISFIED)),
+    )
+
+
+# --- the figures -------------------------------------------------------------------------------
+
+
+def headline(issues: QuerySet[Issue], now: datetime | None = None) -> dict:
+    """Issues filed and closed, median days to fix, share 满意, overdue and reopen rates."""
+    now = now or timezone.now()
+    figures = _rates(issues, now)
+    fix = medians(issues.filter(rectified_at__isnull=False), duration("rectified_at")).get(None)
+    sign = medians(issues.filter(accepted_at__isnull=False), duration("accepted_at")).get(None)
+    figures.update(
+        median_days_to_fix=days(fix),
+        median_hours_to_sign=hours(sign),
+        satisfied_share=percent(figures["satisfied"], figures["rated"]),
+        overdue_rate=percent(figures["overdue"], figures["filed"]),
+        reopen_rate=percent(figures["reopened"], figures["fixed_or_answered"]),
+    )
+    return figures
+
+
+def counts_by(issues: QuerySet[Issue], field: str, label_field: str | None = None) -> list:
+    fields = [field] + ([label_field] if label_field else [])
+    return list(issues.values(*fields).annotate(count=Count("pk")).order_by("-count", field))
+
+
+def weekly_by_status(issues: QuerySet[Issue]) -> list[dict]:
+    """Issues filed per week, split by their status now."""
+    rows = (
+        issues.annotate(week=TruncWeek("created_at"))
+        .values("week", "status")
+        .annotate(count=Count("pk"))
+        .order_by("week")
+    )
+    weeks: dict = {}
+    for row in rows:
+        week = row["week"].date() if isinstance(row["week"], datetime) else row["week"]
+        weeks.setdefault(week, {status: 0 for status in S.values})[row["status"]] = row["count"]
+    return [{"week": week, "counts": counts} for week, counts in weeks.items()]
+
+
+def department_table(issues: QuerySet[Issue], now: datetime | None = None) -> list[dict]:
+    """The league table: per department, volume, median sign-for and fix times, rates."""
+    now = now or timezone.now()
+    rows = list(
+        issues.filter(department__isnull=False)
+        .annotate(was_reopened=reopened())
+        .values("department", "department__name")
+        .annotate(
+            filed=Count("pk"),
+            closed=Count("pk", filter=Q(status=S.CLOSED)),
+            overdue=Count("pk", filter=missed_a_limit(now)),
+            reopened=Count("pk", filter=Q(was_reopened=True)),
+            rated=Count("pk", filter=~Q(rating="")),
+            satisfied=Count("pk", filter=Q(rating=Issue.Rating.SATISFIED)),
+        )
+    )
+    sign = medians(issues.filter(accepted_at__isnull=False), duration("accepted_at"), "department")
+    fix = medians(issues.filter(rectified_at__isnull=False), duration("rectified_at"), "department")
+    for row in rows:
+        row["median_hours_to_sign"] = hours(sign.get(row["department"]))
+        row["median_days_to_fix"] = days(fix.get(row["department"]))
+        row["overdue_rate"] = percent(row["overdue"], row["filed"])
+        row["reopen_rate"] = percent(row["reopened"], row["filed"])
+        row["satisfied_share"] = percent(row["satisfied"], row["rated"])
+    # Fewest missed limits first, then the most satisfied, then the fastest.
+    rows.sort(
+        key=lambda r: (
+            r["overdue_rate"] if r["overdue_rate"] is not None else 101,
+            -(r["satisfied_share"] or 0),
+            r["median_days_to_fix"] if r["median_days_to_fix"] is not None else 1e9,
+        )
+    )
+    return rows
+
+
+def contractor_scorecard(issues: QuerySet[Issue]) -> list[dict]:
+    """Per contractor of the projects: issues per project, median fix time, reopen rate."""
+    rows = list(
+        issues.filter(project__contractor__isnull=False)
+        .annotate(was_reopened=reopened())
+        .values("project__contractor", "project__contractor__name")
+        .annotate(
+            filed=Count("pk"),
+            projects=Count("project", distinct=True),
+            reopened=Count("pk", filter=Q(was_reopened=True)),
+        )
+        .order_by("project__contractor__name")
+    )
+    fix = medians(
+        issues.filter(rectified_at__isnull=False),
+        duration("rectified_at"),
+        "project__contractor",
+    )
+    for row in rows:
+        row["per_project"] = round(row["filed"] / row["projects"], 1) if row["projects"] else None
+        row["median_days_to_fix"] = days(fix.get(row["project__contractor"]))
+        row["reopen_rate"] = percent(row["reopened"], row["filed"])
+    return rows
+
+
+def supervisor_activity(issues: QuerySet[Issue]) -> list[dict]:
+    """Issues filed per supervisor per month (patrols join when patrol logs exist)."""
+    rows = (
+        issues.annotate(month=TruncMonth("created_at"))
+        .values("month", "reporter", "reporter__display_name", "reporter__username")
+        .annotate(count=Count("pk"))
+        .order_by("month", "-count")
+    )
+    result = []
+    for row in rows:
+        month = row["month"].date() if isinstance(row["month"], datetime) else row["month"]
+        name = row["reporter__display_name"] or row["reporter__username"]
+        result.append({"month": month, "name": name, "issues": row["count"]})
+    return result
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date | None
+    end: date | None
+    label: str
+
+    def apply(self, issues: QuerySet[Issue]) -> QuerySet[Issue]:
+        if self.start:
+            issues = issues.filter(
+                created_at__gte=timezone.make_aware(
+                    datetime.combine(self.start, datetime.min.time())
+                )
+            )
+        if self.end:
+            issues = issues.filter(
+                created_at__lt=timezone.make_aware(
+                    datetime.combine(self.end + timedelta(days=1), datetime.min.time())
+                )
+            )
+        return issues
+
+    @property
+    def key(self) -> str:
+        return f"{self.start}:{self.end}"
