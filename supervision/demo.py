@@ -605,11 +605,30 @@ def _user(username, name, mobile, password, *, role, department, count) -> User:
 def _project_dates(year: int, status: str, index: int) -> dict:
     start = date(year, 4, 10) + timedelta(days=7 * (index % 10))
     end = start + timedelta(days=180)
-    dates = {"planned_start": start, "planned_end": end, "actual_start": None, "actual_end": None}
+    consultation = start - timedelta(days=75)
+    design = start - timedelta(days=30)
+    acceptance = end + timedelta(days=30)
+    dates = {
+        "consultation_planned": consultation,
+        "consultation_actual": None,
+        "design_planned": design,
+        "design_actual": None,
+        "planned_start": start,
+        "planned_end": end,
+        "actual_start": None,
+        "actual_end": None,
+        "acceptance_planned": acceptance,
+        "acceptance_actual": None,
+    }
+    if status != "planning":
+        dates["consultation_actual"] = consultation + timedelta(days=index % 4)
     if status in ("construction", "completed", "accepted"):
+        dates["design_actual"] = design + timedelta(days=index % 6)
         dates["actual_start"] = start + timedelta(days=index % 5)
     if status in ("completed", "accepted"):
         dates["actual_end"] = end - timedelta(days=index % 9)
+    if status == "accepted":
+        dates["acceptance_actual"] = acceptance - timedelta(days=index % 7)
     return dates
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
@@ -175,6 +176,14 @@ class Neighbourhood(TimestampedModel):
         return Eligibility(False, reasons)
 
 
+@dataclass(frozen=True)
+class Milestone:
+    label: str
+    planned: date | None
+    actual: date | None
+    late: bool
+
+
 class Project(TimestampedModel):
     """改造项目: one renovation of one neighbourhood in one year's batch."""
 
@@ -213,10 +222,16 @@ class Project(TimestampedModel):
         _("投资（万元）"), max_digits=10, decimal_places=2, null=True, blank=True
     )
     description = models.TextField(_("简介"), blank=True)
+    consultation_planned = models.DateField(_("计划征询"), null=True, blank=True)
+    consultation_actual = models.DateField(_("实际征询"), null=True, blank=True)
+    design_planned = models.DateField(_("计划完成设计"), null=True, blank=True)
+    design_actual = models.DateField(_("实际完成设计"), null=True, blank=True)
     planned_start = models.DateField(_("计划开工"), null=True, blank=True)
     planned_end = models.DateField(_("计划完工"), null=True, blank=True)
     actual_start = models.DateField(_("实际开工"), null=True, blank=True)
     actual_end = models.DateField(_("实际完工"), null=True, blank=True)
+    acceptance_planned = models.DateField(_("计划验收"), null=True, blank=True)
+    acceptance_actual = models.DateField(_("实际验收"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("改造项目")
@@ -251,6 +266,28 @@ class Project(TimestampedModel):
 
     def get_absolute_url(self) -> str:
         return reverse("project-detail", args=[self.pk])
+
+    def milestones(self) -> list[Milestone]:
+        """征询、设计、开工、完工、验收: planned against actual."""
+        today = timezone.localdate()
+        pairs = [
+            (_("征询"), self.consultation_planned, self.consultation_actual),
+            (_("设计"), self.design_planned, self.design_actual),
+            (_("开工"), self.planned_start, self.actual_start),
+            (_("完工"), self.planned_end, self.actual_end),
+            (_("验收"), self.acceptance_planned, self.acceptance_actual),
+        ]
+        return [
+            Milestone(
+                label=label,
+                planned=planned,
+                actual=actual,
+                late=bool(
+                    planned and ((actual and actual > planned) or (not actual and planned < today))
+                ),
+            )
+            for label, planned, actual in pairs
+        ]
 
     def progress(self) -> int:
         """Overall progress in percent: scope items weighted by budget, or equally without one.

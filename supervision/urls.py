@@ -11,6 +11,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("projects/", views.project_list, name="project-list"),
     path("projects/<int:pk>/", views.project_detail, name="project-detail"),
+    path("projects/<int:pk>/notice/", views.project_notice, name="project-notice"),
     path("healthz", views.healthz, name="healthz"),
     path("me/", issue_views.me, name="me"),
     path("issues/", issue_views.issue_list, name="issue-list"),

@@ -1,11 +1,15 @@
+import segno
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Prefetch, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from . import stats
 from .forms import ProjectFilterForm
 from .models import Issue, Photo, Project, ScopeItem, Subdistrict, weighted_progress
 
@@ -37,16 +41,7 @@ def home(request: HttpRequest) -> HttpResponse:
             ),
         ),
     ).filter(project_count__gt=0)
-    figures = Issue.objects.aggregate(
-        filed=Count("pk"),
-        closed=Count("pk", filter=Q(status=Issue.Status.CLOSED)),
-        open=Count("pk", filter=Q(status__in=Issue.OPEN_STATUSES)),
-        rated=Count("pk", filter=~Q(rating="")),
-        satisfied=Count("pk", filter=Q(rating=Issue.Rating.SATISFIED)),
-    )
-    figures["satisfied_share"] = (
-        round(100 * figures["satisfied"] / figures["rated"]) if figures["rated"] else None
-    )
+    figures = stats.cached("home", lambda: stats.headline(Issue.objects.all()))
     progress = round(sum(p.progress() for p in batch) / len(batch)) if batch else 0
     context = {
         "year": year,
@@ -95,12 +90,26 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
             areas.append(
                 {"label": label, "items": area_items, "progress": weighted_progress(area_items)}
             )
-    public_issues = (
-        Issue.objects.visible_to(request.user)
-        .filter(project=project)
-        .prefetch_related(Prefetch("photos", queryset=Photo.objects.order_by("kind", "pk")))
-        .order_by("-created_at")[:50]
+    visible = Issue.objects.visible_to(request.user).filter(project=project)
+    public_issues = visible.prefetch_related(
+        Prefetch("photos", queryset=Photo.objects.order_by("kind", "pk"))
+    ).order_by("-created_at")[:50]
+    # Before/after pairs: public closed issues with a photo of each kind.
+    pairs = []
+    for issue in public_issues:
+        if issue.status != Issue.Status.CLOSED or not issue.is_public:
+            continue
+        photos = list(issue.photos.all())
+        before = next((p for p in photos if p.kind == Photo.Kind.BEFORE), None)
+        after = next((p for p in photos if p.kind == Photo.Kind.AFTER), None)
+        if before and after:
+            pairs.append({"issue": issue, "before": before, "after": after})
+    opinions = project.issues.filter(category=Issue.Category.OPINION).aggregate(
+        count=Count("pk"),
+        households=Sum("households"),
+        answered=Count("pk", filter=~Q(status__in=Issue.OPEN_STATUSES)),
     )
+    url = request.build_absolute_uri(project.get_absolute_url())
     return render(
         request,
         "supervision/project_detail.html",
@@ -109,7 +118,39 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "eligibility": project.neighbourhood.eligibility(),
             "areas": areas,
             "progress": weighted_progress(items),
+            "milestones": project.milestones(),
             "issues": public_issues,
+            "pairs": pairs[:6],
+            "opinions": opinions,
+            "qr_svg": qr_svg(url, scale=3),
+            "page_url": url,
+        },
+    )
+
+
+def qr_svg(url: str, *, scale: int) -> str:
+    """The QR code of ``url`` as inline SVG (segno), dark modules only, with a title."""
+    return mark_safe(  # segno writes the markup; the only text in it is our own URL, escaped
+        segno.make(url, error="m").svg_inline(scale=scale, title=url, border=2, omitsize=True)
+    )
+
+
+@require_safe
+def project_notice(request: HttpRequest, pk: int) -> HttpResponse:
+    """The A4 site notice (公示牌) with a large QR code: 扫码查看进度、反映问题."""
+    project = get_object_or_404(
+        Project.objects.select_related("neighbourhood__subdistrict", "contractor"), pk=pk
+    )
+    url = request.build_absolute_uri(project.get_absolute_url())
+    return render(
+        request,
+        "supervision/project_notice.html",
+        {
+            "project": project,
+            "qr_svg": qr_svg(url, scale=8),
+            "page_url": url,
+            "hotline": settings.SUPERVISION["HOTLINE"],
+            "milestones": project.milestones(),
         },
     )
 
