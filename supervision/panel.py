@@ -11,19 +11,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.views import redirect_to_login
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
-from . import services
+from . import residents, services
 from .models import (
     CalendarChange,
+    Consultation,
+    ConsultationItem,
     Delivery,
     Department,
     ExtensionRequest,
@@ -31,6 +35,7 @@ from .models import (
     Project,
     ResponseTemplate,
     RoutingRule,
+    Supervisor,
 )
 from .templatetags.supervision_tags import due
 from .xlsx import issues_workbook
@@ -492,3 +497,285 @@ class DeliveryPanel(PanelAdmin):
 
 def panel_issue_url(issue: Issue) -> str:
     return reverse("panel:supervision_issue_change", args=[issue.pk])
+
+
+# --- residents decide --------------------------------------------------------------------------
+
+
+class ConsultationItemInline(admin.TabularInline):
+    model = ConsultationItem
+    extra = 3
+    fields = ["position", "kind", "area", "text", "options", "budget"]
+
+
+class HouseholdImportForm(forms.Form):
+    file = forms.FileField(
+        label=_lazy("住户名单（Excel 或 CSV）"),
+        help_text=_lazy("三列：楼栋、单元、室；第一行可以是表头。"),
+    )
+
+
+@admin.register(Consultation, site=panel)
+class ConsultationPanel(PanelAdmin):
+    """意愿征询: the bureau or a subdistrict office opens one for a project."""
+
+    list_display = ["title", "project", "opens_on", "closes_on", "household_count", "links"]
+    list_select_related = ["project"]
+    fields = [
+        "project",
+        "title",
+        "opens_on",
+        "closes_on",
+        ("participation_numerator", "participation_denominator"),
+        ("approval_numerator", "approval_denominator"),
+    ]
+    inlines = [ConsultationItemInline]
+    actions = ["apply_results"]
+
+    def _may_run(self, request) -> bool:
+        return panel.has_permission(request)
+
+    def has_add_permission(self, request):
+        return self._may_run(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._may_run(request) and (obj is None or self._in_scope(request, obj))
+
+    def _in_scope(self, request, obj) -> bool:
+        return self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    def get_queryset(self, request):
+        consultations = super().get_queryset(request).annotate(households_n=Count("households"))
+        user = request.user
+        if user.is_bureau:
+            return consultations
+        return consultations.filter(
+            Q(project__departments=user.department_id) | Q(project__contractor=user.department_id)
+        ).distinct()
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "project" and not request.user.is_bureau:
+            kwargs["queryset"] = Project.objects.filter(departments=request.user.department_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description=_lazy("住户"))
+    def household_count(self, consultation):
+        return consultation.households_n
+
+    @admin.display(description=_lazy("链接"))
+    def links(self, consultation):
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}">{}</a> · <a href="{}">{}</a>',
+            reverse("panel:supervision_consultation_import", args=[consultation.pk]),
+            _("导入住户"),
+            reverse("consultation-slips", args=[consultation.pk]),
+            _("打印通知单"),
+            consultation.get_absolute_url(),
+            _("结果"),
+        )
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path(
+                "<int:pk>/import/",
+                self.admin_site.admin_view(self.import_households),
+                name="supervision_consultation_import",
+            ),
+            *super().get_urls(),
+        ]
+
+    def import_households(self, request, pk):
+        consultation = self.get_object(request, str(pk))
+        report = None
+        form = HouseholdImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = residents.import_households(consultation, form.cleaned_data["file"])
+            except services.WorkflowError as refusal:
+                form.add_error("file", refusal.message)
+            else:
+                self.message_user(
+                    request,
+                    _("已导入 %(n)d 户，拒绝 %(r)d 行。")
+                    % {"n": report.created, "r": len(report.rejected)},
+                    messages.SUCCESS if not report.rejected else messages.WARNING,
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("导入住户 · %(c)s") % {"c": consultation},
+            "consultation": consultation,
+            "form": form,
+            "report": report,
+            "households": consultation.households.count(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "panel/household_import.html", context)
+
+    @admin.action(description=_lazy("采纳所选征询的结果（通过的改造内容纳入项目）"))
+    def apply_results(self, request, queryset):
+        for consultation in queryset:
+            try:
+                created = residents.apply_result(consultation, actor=request.user)
+            except services.WorkflowError as refusal:
+                self.message_user(request, f"{consultation}：{refusal.message}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    _("%(c)s：%(n)d 项改造内容已纳入项目。")
+                    % {"c": consultation, "n": len(created)},
+                )
+
+
+@admin.register(Supervisor, site=panel)
+class SupervisorPanel(PanelAdmin):
+    """群众监督员: the bureau appoints, reassigns and dismisses; history is kept."""
+
+    list_display = [
+        "user",
+        "certificate_number",
+        "neighbourhood",
+        "term_ends_on",
+        "is_active",
+        "issue_count",
+        "patrol_count",
+        "certificate",
+    ]
+    list_filter = ["is_active", "neighbourhood__subdistrict"]
+    search_fields = ["user__display_name", "user__username", "certificate_number"]
+    list_select_related = ["user", "neighbourhood"]
+    filter_horizontal = ["projects"]
+    fields = ["neighbourhood", "projects", "appointed_on", "term_ends_on", "certificate_number"]
+    staff_sees = False
+    actions = ["dismiss"]
+    add_form_template = None
+
+    def has_change_permission(self, request, obj=None):
+        return _is_bureau(request)
+
+    def has_add_permission(self, request):
+        return _is_bureau(request)
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                issues_n=Count("user__reported_issues", distinct=True),
+                patrols_n=Count("user__patrols", distinct=True),
+            )
+        )
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            return AppointForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return list(AppointForm.base_fields)
+        return self.fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        appointed = residents_appoint(form.cleaned_data)
+        obj.pk = appointed.pk
+        form.instance = appointed
+
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)
+
+    @admin.display(description=_lazy("反映问题"))
+    def issue_count(self, supervisor):
+        return supervisor.issues_n
+
+    @admin.display(description=_lazy("巡查"))
+    def patrol_count(self, supervisor):
+        return supervisor.patrols_n
+
+    @admin.display(description=_lazy("聘书"))
+    def certificate(self, supervisor):
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("supervisor-certificate", args=[supervisor.pk]),
+            _("打印"),
+        )
+
+    @admin.action(description=_lazy("解聘所选监督员（停用账号，保留记录）"))
+    def dismiss(self, request, queryset):
+        today = timezone.localdate()
+        for supervisor in queryset.filter(is_active=True).select_related("user"):
+            supervisor.is_active = False
+            supervisor.dismissed_on = today
+            supervisor.save(update_fields=["is_active", "dismissed_on", "updated_at"])
+            supervisor.user.is_active = False
+            supervisor.user.save(update_fields=["is_active"])
+        self.message_user(request, _("已解聘，账号已停用，反映和巡查记录都已保留。"))
+
+
+class AppointForm(forms.ModelForm):
+    """聘任: creates the account and the appointment in one step."""
+
+    display_name = forms.CharField(label=_lazy("姓名"), max_length=50)
+    username = forms.CharField(label=_lazy("登录名"), max_length=150)
+    mobile = forms.RegexField(
+        label=_lazy("手机号"),
+        regex=r"^1\d{10}$",
+        error_messages={"invalid": _lazy("请填写 11 位手机号。")},
+    )
+    password = forms.CharField(
+        label=_lazy("初始密码"), min_length=8, widget=forms.PasswordInput(render_value=True)
+    )
+
+    class Meta:
+        model = Supervisor
+        fields = ["neighbourhood", "projects", "appointed_on", "term_ends_on", "certificate_number"]
+
+    def clean_username(self):
+        from accounts.models import User
+
+        username = self.cleaned_data["username"].strip()
+        if User.objects.filter(username=username).exists():
+            raise forms.ValidationError(_("这个登录名已被使用。"))
+        return username
+
+    def clean_mobile(self):
+        from accounts.models import User
+
+        mobile = self.cleaned_data["mobile"]
+        if User.objects.filter(mobile=mobile).exists():
+            raise forms.ValidationError(_("这个手机号已有账号。"))
+        return mobile
+
+
+def residents_appoint(data: dict) -> Supervisor:
+    from django.db import transaction
+
+    from accounts.models import User
+
+    with transaction.atomic():
+        user = User.objects.create_user(
+            username=data["username"],
+            password=data["password"],
+            display_name=data["display_name"],
+            mobile=data["mobile"],
+            role=User.Role.SUPERVISOR,
+        )
+        supervisor = Supervisor.objects.create(
+            user=user,
+            neighbourhood=data["neighbourhood"],
+            appointed_on=data["appointed_on"],
+            term_ends_on=data["term_ends_on"],
+            certificate_number=data["certificate_number"],
+        )
+        supervisor.projects.set(data["projects"])
+    return supervisor

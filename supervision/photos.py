@@ -173,6 +173,20 @@ def new_name(suffix: str = "") -> str:
     return f"photos/{now:%Y/%m}/{secrets.token_hex(16)}{suffix}.jpg"
 
 
+def store(item: PreparedPhoto) -> tuple[str, str]:
+    """Names for a prepared photo's web copy and thumbnail; the files follow on commit.
+    Must run inside the caller's ``transaction.atomic`` block."""
+    web_name, thumb_name = new_name(), new_name("_t")
+    transaction.on_commit(lambda: _write(web_name, item.web))
+    transaction.on_commit(lambda: _write(thumb_name, item.thumbnail))
+    return web_name, thumb_name
+
+
+def named(data: bytes, name: str) -> ContentFile:
+    """Bytes as an upload-like file, for photos that come from storage rather than a form."""
+    return ContentFile(data, name=name)
+
+
 def attach_photos(issue, prepared: Iterable[PreparedPhoto], *, kind: str, event=None) -> list:
     """Create ``Photo`` rows for ``issue`` (and ``event``); the files follow on commit.
 
@@ -182,19 +196,18 @@ def attach_photos(issue, prepared: Iterable[PreparedPhoto], *, kind: str, event=
 
     photos = []
     for item in prepared:
-        web_name, thumb_name = new_name(), new_name("_t")
-        photo = Photo.objects.create(
-            issue=issue,
-            event=event,
-            kind=kind,
-            image=web_name,
-            thumbnail=thumb_name,
-            width=item.width,
-            height=item.height,
+        web_name, thumb_name = store(item)
+        photos.append(
+            Photo.objects.create(
+                issue=issue,
+                event=event,
+                kind=kind,
+                image=web_name,
+                thumbnail=thumb_name,
+                width=item.width,
+                height=item.height,
+            )
         )
-        transaction.on_commit(lambda n=web_name, d=item.web: _write(n, d))
-        transaction.on_commit(lambda n=thumb_name, d=item.thumbnail: _write(n, d))
-        photos.append(photo)
     return photos
 
 

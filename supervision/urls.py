@@ -3,7 +3,7 @@ from django.urls import include, path
 
 from accounts import views as account_views
 
-from . import dashboard, issue_views, views
+from . import dashboard, issue_views, resident_views, views
 from .forms import STEP_FORMS
 from .panel import panel
 
@@ -25,6 +25,39 @@ urlpatterns = [
     ),
     path("feed/", issue_views.feed, name="feed"),
     path("digest/", issue_views.digest, name="digest"),
+    path("consultations/<int:pk>/", resident_views.consultation, name="consultation"),
+    path(
+        "consultations/<int:pk>/paper/",
+        resident_views.consultation_paper,
+        name="consultation-paper",
+    ),
+    path(
+        "consultations/<int:pk>/slips/",
+        resident_views.consultation_slips,
+        name="consultation-slips",
+    ),
+    path("patrols/", resident_views.patrol_list, name="patrol-list"),
+    path("patrols/new/", resident_views.patrol_new, name="patrol-new"),
+    path("patrols/stale/", resident_views.patrol_stale, name="patrol-stale"),
+    path("patrols/<int:pk>/", resident_views.patrol_detail, name="patrol-detail"),
+    path(
+        "patrols/<int:pk>/checks/<int:check>/issue/",
+        resident_views.patrol_check_to_issue,
+        name="patrol-check-issue",
+    ),
+    path("patrols/photos/<int:pk>/", resident_views.patrol_photo, name="patrol-photo"),
+    path(
+        "patrols/photos/<int:pk>/thumb/",
+        resident_views.patrol_photo,
+        {"thumbnail": True},
+        name="patrol-photo-thumbnail",
+    ),
+    path("supervisors/", resident_views.supervisor_directory, name="supervisor-directory"),
+    path(
+        "supervisors/<int:pk>/certificate/",
+        resident_views.supervisor_certificate,
+        name="supervisor-certificate",
+    ),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("dashboard/export.xlsx", dashboard.dashboard_export, name="dashboard-export"),
     path("dashboard/report/", dashboard.monthly_report, name="monthly-report"),

@@ -1,0 +1,480 @@
+"""Pages for residents deciding and supervisors patrolling: consultation ballots and results,
+paper ballots (代录), printable code slips, patrol logs, and the supervisor directory."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Max, Prefetch, Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST, require_safe
+
+from . import residents, services
+from .forms import PhotosField
+from .models import (
+    Consultation,
+    Household,
+    Patrol,
+    PatrolCheck,
+    PatrolPhoto,
+    Project,
+    Supervisor,
+)
+from .views import qr_svg
+
+GUESSES_ALLOWED = 10
+GUESS_WINDOW = 15 * 60
+
+
+# --- consultations -----------------------------------------------------------------------------
+
+
+class BallotForm(forms.Form):
+    """One field per item: agree or not, and the preferred option where the item has some."""
+
+    def __init__(self, *args, consultation: Consultation, ballot=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.items = list(consultation.items.all())
+        current = {}
+        if ballot is not None:
+            current = {a.item_id: a for a in ballot.answers.all()}
+        for item in self.items:
+            answer = current.get(item.pk)
+            self.fields[f"item-{item.pk}"] = forms.TypedChoiceField(
+                label=item.text,
+                choices=[("yes", _("同意")), ("no", _("不同意"))],
+                widget=forms.RadioSelect,
+                initial=None if answer is None else ("yes" if answer.agree else "no"),
+            )
+            options = item.option_list()
+            if options:
+                self.fields[f"option-{item.pk}"] = forms.ChoiceField(
+                    label=_("倾向的方案"),
+                    choices=[("", _("（不选）"))] + [(o, o) for o in options],
+                    required=False,
+                    initial=answer.option if answer else "",
+                )
+
+    def answers(self) -> dict[int, tuple[bool, str]]:
+        return {
+            item.pk: (
+                self.cleaned_data[f"item-{item.pk}"] == "yes",
+                self.cleaned_data.get(f"option-{item.pk}", "") or "",
+            )
+            for item in self.items
+        }
+
+    def rows(self):
+        for item in self.items:
+            yield (
+                item,
+                self[f"item-{item.pk}"],
+                (self[f"option-{item.pk}"] if f"option-{item.pk}" in self.fields else None),
+            )
+
+
+def _client_ip(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _guesses_left(request: HttpRequest) -> int:
+    return GUESSES_ALLOWED - cache.get(f"consult-guess:{_client_ip(request)}", 0)
+
+
+def _wrong_guess(request: HttpRequest) -> None:
+    key = f"consult-guess:{_client_ip(request)}"
+    cache.add(key, 0, GUESS_WINDOW)
+    try:
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, GUESS_WINDOW)
+
+
+def _household_for(request: HttpRequest, consultation: Consultation, code: str):
+    """The household of ``code``, or an error message; wrong codes are counted per address."""
+    if _guesses_left(request) <= 0:
+        return None, _("投票码输错次数太多，请 15 分钟后再试，或联系社区工作人员。"), 429
+    household = (
+        Household.objects.filter(consultation=consultation, code=residents.normalise_code(code))
+        .select_related("ballot")
+        .first()
+    )
+    if household is None:
+        _wrong_guess(request)
+        return None, _("投票码不正确，请核对通知单上的 12 位投票码。"), 400
+    return household, "", 200
+
+
+@never_cache
+def consultation(request: HttpRequest, pk: int) -> HttpResponse:
+    """Anyone sees participation n/N, approval per item and the outcome; a household with its
+    code votes (and may change its vote until the close)."""
+    item = get_object_or_404(Consultation.objects.select_related("project"), pk=pk)
+    code = (request.POST.get("code") or request.GET.get("code") or "").strip()
+    household, error, status = (None, "", 200)
+    form = None
+    if code:
+        household, error, status = _household_for(request, item, code)
+    if household is not None:
+        ballot = getattr(household, "ballot", None)
+        if request.method == "POST":
+            form = BallotForm(request.POST, consultation=item, ballot=ballot)
+            if form.is_valid():
+                try:
+                    residents.cast_ballot(item, household, form.answers())
+                except services.WorkflowError as refusal:
+                    error, status = refusal.message, refusal.status_code
+                else:
+                    messages.success(
+                        request, _("已收到 %(h)s 的选票，截止前可以修改。") % {"h": household}
+                    )
+                    return redirect(f"{item.get_absolute_url()}?code={household.code}")
+            else:
+                status = 400
+        else:
+            form = BallotForm(consultation=item, ballot=ballot)
+    elif request.method == "POST" and not code:
+        error, status = _("请输入投票码。"), 400
+    return render(
+        request,
+        "supervision/consultation.html",
+        {
+            "consultation": item,
+            "result": residents.results(item),
+            "household": household,
+            "form": form,
+            "code": code if household else "",
+            "error": error,
+            "is_open": item.is_open(),
+        },
+        status=status,
+    )
+
+
+@login_required
+@never_cache
+def consultation_paper(request: HttpRequest, pk: int) -> HttpResponse:
+    """A supervisor enters a paper ballot for a household (代录, marked with their name)."""
+    item = get_object_or_404(Consultation.objects.select_related("project"), pk=pk)
+    if not services.is_serving_supervisor(request.user):
+        raise PermissionDenied(_("只有在任的群众监督员可以代录纸质选票。"))
+    households = item.households.all()
+    household = None
+    status = 200
+    error = ""
+    chosen = request.POST.get("household") or request.GET.get("household")
+    if chosen and str(chosen).isdigit():
+        household = households.filter(pk=chosen).first()
+    form = BallotForm(request.POST or None, consultation=item)
+    if request.method == "POST":
+        if household is None:
+            error, status = _("请选择是哪一户的选票。"), 400
+        elif form.is_valid():
+            try:
+                residents.cast_ballot(item, household, form.answers(), entered_by=request.user)
+            except services.WorkflowError as refusal:
+                error, status = refusal.message, refusal.status_code
+            else:
+                messages.success(
+                    request,
+                    _("已代录 %(h)s 的纸质选票（代录人：%(me)s）。")
+                    % {"h": household, "me": request.user},
+                )
+                return redirect("consultation-paper", pk=item.pk)
+        else:
+            status = 400
+    return render(
+        request,
+        "supervision/consultation_paper.html",
+        {
+            "consultation": item,
+            "households": households,
+            "household": household,
+            "form": form,
+            "error": error,
+        },
+        status=status,
+    )
+
+
+@login_required
+@never_cache
+@require_safe
+def consultation_slips(request: HttpRequest, pk: int) -> HttpResponse:
+    """Printable slips: each household's code and a QR to its ballot."""
+    user = request.user
+    if not (user.is_bureau or user.is_department_staff):
+        raise PermissionDenied(_("通知单由住建局或街道打印。"))
+    item = get_object_or_404(Consultation.objects.select_related("project"), pk=pk)
+    base = request.build_absolute_uri(item.get_absolute_url())
+    slips = [
+        {
+            "household": h,
+            "url": f"{base}?code={h.code}",
+            "qr": qr_svg(f"{base}?code={h.code}", scale=2),
+        }
+        for h in item.households.all()
+    ]
+    return render(
+        request, "supervision/consultation_slips.html", {"consultation": item, "slips": slips}
+    )
+
+
+# --- patrols -----------------------------------------------------------------------------------
+
+
+class PatrolForm(forms.Form):
+    project = forms.ModelChoiceField(
+        label=_lazy("项目"), queryset=Project.objects.none(), empty_label=_lazy("请选择项目")
+    )
+    note = forms.CharField(
+        label=_lazy("总体情况（可选）"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args, projects, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects
+        for value, label in Patrol.Check.choices:
+            self.fields[f"check-{value}"] = forms.ChoiceField(
+                label=label,
+                choices=[("ok", _("正常")), ("problem", _("有问题"))],
+                initial="ok",
+                widget=forms.RadioSelect,
+            )
+            self.fields[f"note-{value}"] = forms.CharField(
+                label=_("问题说明"), required=False, max_length=500, widget=forms.TextInput
+            )
+            self.fields[f"photos-{value}"] = PhotosField(label=_("照片"))
+
+    def clean(self):
+        data = super().clean()
+        for value, _label in Patrol.Check.choices:
+            if (
+                data.get(f"check-{value}") == "problem"
+                and not (data.get(f"note-{value}") or "").strip()
+            ):
+                self.add_error(f"note-{value}", _("有问题时请写明情况。"))
+        return data
+
+    def checks(self) -> list[residents.CheckInput]:
+        data = self.cleaned_data
+        return [
+            residents.CheckInput(
+                item=value,
+                ok=data[f"check-{value}"] == "ok",
+                note=data.get(f"note-{value}", ""),
+                photos=data.get(f"photos-{value}") or [],
+            )
+            for value, _label in Patrol.Check.choices
+        ]
+
+    def rows(self):
+        for value, label in Patrol.Check.choices:
+            yield (
+                value,
+                label,
+                self[f"check-{value}"],
+                self[f"note-{value}"],
+                self[f"photos-{value}"],
+            )
+
+
+@login_required
+@never_cache
+def patrol_new(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if not services.is_serving_supervisor(user):
+        raise PermissionDenied(_("只有在任的群众监督员可以记录巡查。"))
+    projects = user.supervisor.projects.order_by("name")
+    status = 200
+    if request.method == "POST":
+        form = PatrolForm(request.POST, request.FILES, projects=projects)
+        if form.is_valid():
+            try:
+                patrol = residents.log_patrol(
+                    supervisor=user,
+                    project=form.cleaned_data["project"],
+                    checks=form.checks(),
+                    note=form.cleaned_data["note"],
+                )
+            except services.WorkflowError as refusal:
+                form.add_error(None, refusal.message)
+                status = refusal.status_code
+            else:
+                messages.success(request, _("巡查记录已保存。"))
+                return redirect(patrol)
+        else:
+            status = 400
+    else:
+        initial = {}
+        project_id = request.GET.get("project", "")
+        if project_id.isdigit() and projects.filter(pk=project_id).exists():
+            initial["project"] = int(project_id)
+        form = PatrolForm(initial=initial, projects=projects)
+    return render(request, "supervision/patrol_new.html", {"form": form}, status=status)
+
+
+def _patrols_for(user):
+    patrols = Patrol.objects.select_related("project", "supervisor")
+    if user.is_bureau or user.is_supervisor:
+        return patrols
+    if user.is_department_staff:
+        department = user.department_id
+        return patrols.filter(
+            Q(project__departments=department) | Q(project__contractor=department)
+        ).distinct()
+    return patrols.none()
+
+
+@login_required
+@never_cache
+@require_safe
+def patrol_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    patrol = get_object_or_404(
+        _patrols_for(request.user).prefetch_related(
+            Prefetch(
+                "checks",
+                queryset=PatrolCheck.objects.prefetch_related("photos").select_related("issue"),
+            )
+        ),
+        pk=pk,
+    )
+    return render(request, "supervision/patrol_detail.html", {"patrol": patrol})
+
+
+@login_required
+@require_POST
+def patrol_check_to_issue(request: HttpRequest, pk: int, check: int) -> HttpResponse:
+    item = get_object_or_404(
+        PatrolCheck.objects.select_related("patrol__project", "issue"), pk=check, patrol_id=pk
+    )
+    if item.patrol.supervisor_id != request.user.pk:
+        raise Http404
+    try:
+        issue = residents.patrol_problem_to_issue(item, actor=request.user)
+    except services.WorkflowError as refusal:
+        messages.error(request, refusal.message)
+        return redirect(item.patrol)
+    messages.success(
+        request, _("已转为问题 %(ref)s，承办部门会在时限内签收。") % {"ref": issue.reference}
+    )
+    return redirect(issue)
+
+
+@login_required
+@never_cache
+@require_safe
+def patrol_list(request: HttpRequest) -> HttpResponse:
+    """Patrol history, per project and per supervisor."""
+    patrols = _patrols_for(request.user).annotate(
+        problems=Count("checks", filter=Q(checks__ok=False))
+    )
+    project_id = request.GET.get("project", "")
+    if project_id.isdigit():
+        patrols = patrols.filter(project_id=project_id)
+    if request.GET.get("mine"):
+        patrols = patrols.filter(supervisor=request.user)
+    return render(
+        request, "supervision/patrol_list.html", {"patrols": patrols.order_by("-created_at")[:100]}
+    )
+
+
+@login_required
+@never_cache
+@require_safe
+def patrol_stale(request: HttpRequest) -> HttpResponse:
+    """Projects under construction nobody has patrolled in N days (default 14)."""
+    if not (request.user.is_bureau or request.user.is_department_staff):
+        raise PermissionDenied(_("这个清单供住建局和部门使用。"))
+    raw = request.GET.get("days", "14")
+    days = int(raw) if raw.isdigit() and 0 < int(raw) <= 365 else 14
+    since = timezone.now() - timedelta(days=days)
+    projects = (
+        Project.objects.filter(status=Project.Status.CONSTRUCTION)
+        .annotate(last_patrol=Max("patrols__created_at"))
+        .filter(Q(last_patrol__lt=since) | Q(last_patrol__isnull=True))
+        .select_related("neighbourhood__subdistrict")
+        .order_by("last_patrol", "name")
+    )
+    return render(request, "supervision/patrol_stale.html", {"projects": projects, "days": days})
+
+
+@login_required
+@require_safe
+def patrol_photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> FileResponse:
+    photo = get_object_or_404(
+        PatrolPhoto.objects.filter(check_item__patrol__in=_patrols_for(request.user).values("pk")),
+        pk=pk,
+    )
+    field = photo.thumbnail if thumbnail else photo.image
+    try:
+        return FileResponse(field.open("rb"), content_type="image/jpeg")
+    except (FileNotFoundError, ValueError):
+        raise Http404 from None
+
+
+# --- supervisors -------------------------------------------------------------------------------
+
+
+def mask_mobile(mobile: str | None) -> str:
+    """138****5678: staff see that a number exists, the bureau sees it."""
+    if not mobile:
+        return ""
+    return f"{mobile[:3]}****{mobile[-4:]}" if len(mobile) >= 7 else "****"
+
+
+@login_required
+@never_cache
+@require_safe
+def supervisor_directory(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    if not (user.is_bureau or user.is_department_staff):
+        raise PermissionDenied(_("监督员名录供住建局和部门使用。"))
+    supervisors = (
+        Supervisor.objects.select_related("user", "neighbourhood__subdistrict")
+        .prefetch_related("projects")
+        .annotate(
+            issue_count=Count("user__reported_issues", distinct=True),
+            patrol_count=Count("user__patrols", distinct=True),
+        )
+        .order_by("-is_active", "certificate_number")
+    )
+    rows = [
+        {
+            "supervisor": s,
+            "mobile": s.user.mobile if user.is_bureau else mask_mobile(s.user.mobile),
+        }
+        for s in supervisors
+    ]
+    return render(request, "supervision/supervisor_directory.html", {"rows": rows})
+
+
+@login_required
+@never_cache
+@require_safe
+def supervisor_certificate(request: HttpRequest, pk: int) -> HttpResponse:
+    """聘书: the printable appointment certificate."""
+    if not request.user.is_bureau:
+        raise Http404
+    supervisor = get_object_or_404(
+        Supervisor.objects.select_related("user", "neighbourhood"), pk=pk
+    )
+    return render(request, "supervision/supervisor_certificate.html", {"supervisor": supervisor})
+
+
+def consultation_url(consultation: Consultation) -> str:
+    return reverse("consultation", args=[consultation.pk])
