@@ -691,7 +691,7 @@ def _issues(
                         title=title,
                         description=description,
                         location=location,
-                        **_opinion_fields(category, location, seed),
+                        **_opinion_fields(category, location, seed, title + description),
                         photos=[_image(seed * 10 + k, after=False) for k in range(1 + seed % 2)],
                     )
                 elif name == "accept":
@@ -756,12 +756,23 @@ def _issues(
     return made
 
 
-def _opinion_fields(category: str, location: str, seed: int) -> dict:
+def _opinion_fields(category: str, location: str, seed: int, text: str = "") -> dict:
     """A residents' opinion names its building and how many households stand behind it."""
     if category != "opinion":
         return {}
     match = re.search(r"(\d+)\s*幢", location)
+    keywords = [
+        ("roads", ("充电", "停车", "道路")),
+        ("building", ("外立面", "颜色", "屋面", "楼道", "电梯")),
+        ("landscape", ("绿化", "花坛")),
+        ("care", ("老人", "养老", "托育")),
+    ]
+    area = next(
+        (area for area, words in keywords if any(word in location + text for word in words)),
+        "governance",
+    )
     return {
         "building": f"{match.group(1)} 幢" if match else "全小区",
         "households": 6 + seed % 30,
+        "area": area,
     }

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import photos as photo_intake
 from . import services
-from .models import Department, Issue, Project, Subdistrict
+from .models import Department, Issue, Project, ScopeItem, Subdistrict
 
 
 class ProjectFilterForm(forms.Form):
@@ -130,6 +130,12 @@ class IssueForm(forms.Form):
         max_value=10000,
         required=False,
         help_text=_("居民意见填写：有多少户居民这样反映。"),
+    )
+    area = forms.ChoiceField(
+        label=_("涉及哪方面"),
+        choices=[("", _("（请选择）")), *ScopeItem.Area.choices],
+        required=False,
+        help_text=_("居民意见填写：属于改造内容的哪个方面。"),
     )
     photos = PhotosField(
         label=_("现场照片"),

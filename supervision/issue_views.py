@@ -139,6 +139,7 @@ def issue_new(request: HttpRequest) -> HttpResponse:
                     unit=data["unit"],
                     location=data["location"],
                     households=data["households"],
+                    area=data["area"],
                     photos=data["photos"],
                     idempotency_key=data["token"],
                     position_from_photos=data["share_position"],

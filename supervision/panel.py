@@ -503,7 +503,15 @@ def panel_issue_url(issue: Issue) -> str:
 
 
 class ConsultationItemInline(admin.TabularInline):
+    """The questions; whoever may edit the consultation may edit them (role-based, as above)."""
+
     model = ConsultationItem
+
+    def has_view_permission(self, request, obj=None):
+        return panel.has_permission(request)
+
+    has_add_permission = has_change_permission = has_delete_permission = has_view_permission
+
     extra = 3
     fields = ["position", "kind", "area", "text", "options", "budget"]
 

@@ -29,6 +29,7 @@ from .models import (
     Photo,
     Project,
     RoutingRule,
+    ScopeItem,
 )
 from .workdays import end_of_working_day, working_days_deadline
 
@@ -305,6 +306,7 @@ def submit_issue(
     building: str = "",
     unit: str = "",
     households: int | None = None,
+    area: str = "",
     photos: Sequence = (),
     idempotency_key: str | None = None,
     latitude=None,
@@ -368,6 +370,7 @@ def submit_issue(
                 unit=(unit or "").strip()[:20],
                 location=(location or "").strip()[:100],
                 households=households,
+                area=area if area in ScopeItem.Area.values else "",
                 latitude=latitude,
                 longitude=longitude,
                 status=Status.SUBMITTED,

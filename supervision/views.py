@@ -11,7 +11,7 @@ from django.views.decorators.http import require_safe
 
 from . import stats
 from .forms import ProjectFilterForm
-from .models import Issue, Photo, Project, ScopeItem, Subdistrict, weighted_progress
+from .models import Issue, IssueEvent, Photo, Project, ScopeItem, Subdistrict, weighted_progress
 
 FINISHED = [Project.Status.COMPLETED, Project.Status.ACCEPTED]
 
@@ -104,7 +104,24 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
         after = next((p for p in photos if p.kind == Photo.Kind.AFTER), None)
         if before and after:
             pairs.append({"issue": issue, "before": before, "after": after})
-    opinions = project.issues.filter(category=Issue.Category.OPINION).aggregate(
+    opinion_issues = project.issues.filter(category=Issue.Category.OPINION)
+    opinion_areas = list(
+        opinion_issues.exclude(area="")
+        .values("area")
+        .annotate(count=Count("pk"), households=Sum("households"))
+        .order_by("-count")
+    )
+    area_labels = dict(ScopeItem.Area.choices)
+    for row in opinion_areas:
+        row["label"] = area_labels.get(row["area"], row["area"])
+    answers = list(
+        IssueEvent.objects.filter(
+            issue__in=opinion_issues, kind__in=[IssueEvent.Kind.ANSWERED, IssueEvent.Kind.RECTIFIED]
+        )
+        .select_related("issue", "actor__department")
+        .order_by("-created_at")[:10]
+    )
+    opinions = opinion_issues.aggregate(
         count=Count("pk"),
         households=Sum("households"),
         answered=Count("pk", filter=~Q(status__in=Issue.OPEN_STATUSES)),
@@ -122,6 +139,9 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "issues": public_issues,
             "pairs": pairs[:6],
             "opinions": opinions,
+            "opinion_areas": opinion_areas,
+            "opinion_answers": answers,
+            "consultations": project.consultations.all(),
             "qr_svg": qr_svg(url, scale=3),
             "page_url": url,
         },

@@ -256,3 +256,87 @@ def test_an_issue_left_alone_turns_red_and_reaches_the_bureau(demo, live_server,
     shot(desk, "department-05-escalation-list")
     desk.goto(f"{base}{issue.get_absolute_url()}")
     assert desk.locator(".deadline-overdue").first.is_visible()
+
+
+def test_residents_decide_and_a_patrol_problem_becomes_an_issue(
+    demo, live_server, phone, desk, tmp_path
+):
+    from supervision import residents
+    from supervision.models import Consultation, Household
+
+    base = live_server.url
+    project = Project.objects.get(name="西山花园老旧小区改造工程")
+    today = timezone.localdate()
+
+    # zhujianju opens a consultation in the panel and imports 40 households.
+    log_in(desk, base, "zhujianju")
+    desk.goto(f"{base}/panel/supervision/consultation/add/")
+    desk.select_option("#id_project", label=project.name)
+    desk.fill("#id_title", "西山花园改造意愿征询")
+    desk.fill("#id_opens_on", today.isoformat())
+    desk.fill("#id_closes_on", (today + timedelta(days=14)).isoformat())
+    desk.select_option("#id_items-0-kind", "renovate")
+    desk.fill("#id_items-0-text", "是否同意对本小区进行改造")
+    desk.select_option("#id_items-1-kind", "scope")
+    desk.select_option("#id_items-1-area", "building")
+    desk.fill("#id_items-1-text", "外立面整治")
+    desk.fill("#id_items-1-options", "真石漆\n普通涂料")
+    desk.select_option("#id_items-2-kind", "management")
+    desk.fill("#id_items-2-text", "改造后引入物业管理")
+    desk.click("input[name=_save]")
+    consultation = Consultation.objects.get(title="西山花园改造意愿征询")
+    rows = ["楼栋,单元,室"] + [f"{b} 幢,1 单元,{r}" for b in range(1, 5) for r in range(101, 111)]
+    csv_file = tmp_path / "households.csv"
+    csv_file.write_text("\n".join(rows + [",,", "5 幢,1 单元,"]), encoding="utf-8")
+    desk.goto(f"{base}/panel/supervision/consultation/{consultation.pk}/import/")
+    desk.set_input_files("#id_file", str(csv_file))
+    desk.click("input[type=submit]")
+    desk.wait_for_selector("text=成功导入 40 户")
+    assert consultation.households.count() == 40
+    shot(desk, "residents-01-households-imported")
+
+    # Votes through codes on a phone, then one paper ballot entered by a supervisor (代录).
+    households = list(Household.objects.filter(consultation=consultation).order_by("pk"))
+    for household in households[:3]:
+        phone.context.clear_cookies()
+        phone.goto(f"{base}{consultation.get_absolute_url()}?code={household.code}")
+        for radio in phone.locator("input[type=radio][value=yes]").all():
+            radio.check()
+        phone.select_option("select[name^=option-]", "真石漆")
+        phone.click("main form button[type=submit]")
+        phone.wait_for_selector("text=已收到")
+    shot(phone, "residents-02-ballot")
+    log_in(phone, base, "jiandu06")
+    phone.goto(f"{base}/consultations/{consultation.pk}/paper/")
+    phone.select_option("select[name=household]", str(households[3].pk))
+    for radio in phone.locator("input[type=radio][value=yes]").all():
+        radio.check()
+    phone.click("main form button[type=submit]")
+    phone.wait_for_selector("text=已代录")
+    assert households[3].ballot.entered_by.username == "jiandu06"
+    answers = {item.pk: (True, "") for item in consultation.items.all()}
+    for household in households[4:28]:
+        residents.cast_ballot(consultation, household, answers)
+
+    phone.goto(f"{base}{consultation.get_absolute_url()}")
+    text = phone.inner_text("main")
+    assert "参与户数 28 / 40" in text and "其中代录纸质选票 1 张" in text
+    assert phone.locator("text=通过").count() >= 3
+    shot(phone, "residents-03-result")
+
+    # jiandu07 logs a patrol with one problem and turns it into an issue in one tap.
+    log_in(phone, base, "jiandu07")
+    phone.goto(f"{base}/patrols/new/")
+    phone.select_option("select[name=project]", index=1)
+    phone.check("input[name=check-fencing][value=problem]")
+    phone.fill("input[name=note-fencing]", "3 幢北侧围挡倒了一段，小孩可以直接走进工地。")
+    phone.set_input_files("input[name=photos-fencing]", [str(portrait_after_photo(tmp_path / "fence.jpg"))])
+    phone.click("[data-submit]")
+    phone.wait_for_selector("text=巡查记录已保存")
+    shot(phone, "residents-04-patrol")
+    phone.click("text=转为问题反映")
+    phone.wait_for_url(re.compile(r"/issues/\d+/$"))
+    issue = Issue.objects.get(title="巡查发现：围挡")
+    assert issue.category == "safety" and issue.photos.count() == 1
+    assert "围挡倒了一段" in issue.description
+    shot(phone, "residents-05-patrol-issue")
