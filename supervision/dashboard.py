@@ -59,6 +59,9 @@ class PeriodForm(forms.Form):
         if not self.is_valid():
             return default, _("时间条件有误，已按近 90 天统计。")
         start, end = self.cleaned_data["start"], self.cleaned_data["end"]
+        limits = (date(2000, 1, 1), date(2100, 12, 31))
+        if any(d and not limits[0] <= d <= limits[1] for d in (start, end)):
+            return default, _("日期应在 2000 年到 2100 年之间，已按近 90 天统计。")
         if start or end:
             if start and end and start > end:
                 return default, _("开始日期晚于结束日期，已按近 90 天统计。")
@@ -208,6 +211,8 @@ def monthly_report(request: HttpRequest) -> HttpResponse:
     try:
         year, month = (int(part) for part in request.GET.get("month", "").split("-"))
         start = date(year, month, 1)
+        if not 2000 <= year <= 2100:
+            raise ValueError(year)
     except ValueError:
         if request.GET.get("month"):
             note = _("月份格式应为 YYYY-MM，已显示上个月。")

@@ -20,6 +20,14 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+EARLIEST = date(2000, 1, 1)
+
+
+def sane_day(day: date) -> bool:
+    """Dates a digest can be about: from 2000 to tomorrow."""
+    return EARLIEST <= day <= timezone.localdate() + timedelta(days=1)
+
+
 def daily_digest(day: date, issues: QuerySet[Issue] | None = None) -> str:
     issues = (issues if issues is not None else Issue.objects.all()).select_related(
         "project__neighbourhood__subdistrict", "department"
@@ -27,7 +35,9 @@ def daily_digest(day: date, issues: QuerySet[Issue] | None = None) -> str:
     start, end = _day_bounds(day)
     sections = {
         "new": issues.filter(created_at__gte=start, created_at__lt=end),
-        "closed": issues.filter(closed_at__gte=start, closed_at__lt=end),
+        "closed": issues.filter(
+            status=Issue.Status.CLOSED, closed_at__gte=start, closed_at__lt=end
+        ),
         "overdue": issues.open().overdue(end),
     }
     by_subdistrict: dict[str, dict[str, list[Issue]]] = defaultdict(lambda: defaultdict(list))

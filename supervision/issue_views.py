@@ -24,7 +24,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from . import services
-from .digest import daily_digest
+from .digest import daily_digest, sane_day
 from .filters import IssueFilter
 from .forms import STEP_FORMS, IssueForm
 from .models import Issue, IssueEvent, Photo, Project, ResponseTemplate, ScopeItem
@@ -388,14 +388,15 @@ def digest(request: HttpRequest) -> HttpResponse:
     if not (user.is_department_staff or user.is_bureau):
         raise PermissionDenied(_("日报供部门和住建局使用。"))
     yesterday = timezone.localdate() - timedelta(days=1)
-    try:
-        day = (
-            date.fromisoformat(request.GET.get("date", ""))
-            if request.GET.get("date")
-            else yesterday
-        )
-    except ValueError:
-        day = yesterday
-        messages.error(request, _("日期格式应为 YYYY-MM-DD，已显示昨天的日报。"))
+    day = yesterday
+    raw = request.GET.get("date", "")
+    if raw:
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            day = None
+        if day is None or not sane_day(day):
+            day = yesterday
+            messages.error(request, _("日期格式应为 YYYY-MM-DD（2000 年以后），已显示昨天的日报。"))
     text = daily_digest(day, Issue.objects.visible_to(user))
     return render(request, "supervision/digest.html", {"day": day, "text": text})

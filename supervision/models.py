@@ -406,6 +406,20 @@ def issue_visibility(user, prefix: str = "") -> Q | None:
     return Q(**{f"{prefix}is_public": True})
 
 
+def issue_visible(user, issue) -> bool:
+    """The same rule as ``issue_visibility``, for one issue already in hand (no query)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return issue.is_public
+    if user.is_bureau or user.is_supervisor:
+        return True
+    if user.is_department_staff:
+        return user.department_id is not None and user.department_id in (
+            issue.department_id,
+            issue.contractor_id,
+        )
+    return issue.is_public
+
+
 class IssueRelatedQuerySet(models.QuerySet):
     """Events and photos: visible when their issue is."""
 

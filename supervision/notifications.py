@@ -58,6 +58,9 @@ def issue_changed(issue_id: int, event_id: int) -> None:
     if event is None:
         return
     people = recipients(event)
+    first_time = not Notification.objects.filter(event=event).exists() and not (
+        Delivery.objects.filter(event=event).exists()
+    )
     Notification.objects.bulk_create(
         [Notification(recipient=user, event=event) for user in people], ignore_conflicts=True
     )
@@ -84,6 +87,8 @@ def issue_changed(issue_id: int, event_id: int) -> None:
                 body=markdown(event),
             )
         )
+    if not first_time:
+        return  # this event was handled before: mail and webhooks went out then
     for delivery in deliveries:
         delivery.save()
         tasks.enqueue_delivery(delivery.pk)

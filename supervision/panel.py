@@ -16,10 +16,12 @@ from django.contrib import admin, messages
 from django.contrib.auth.views import redirect_to_login
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 
@@ -59,10 +61,16 @@ class PanelSite(admin.AdminSite):
         return user.is_active and (user.is_department_staff or user.is_bureau)
 
     def login(self, request: HttpRequest, extra_context=None):
-        # One login page for everyone; a supervisor who lands here is sent to their own pages.
+        """One login page for everyone (/accounts/login/); back to the panel page asked for."""
+        target = request.GET.get("next", "")
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+            target = ""
+        target = target if target.startswith("/panel/") else reverse("panel:index")
         if request.user.is_authenticated:
-            raise Http404
-        return redirect_to_login(request.get_full_path())
+            if self.has_permission(request):
+                return redirect(target)
+            raise Http404  # a supervisor has no panel
+        return redirect_to_login(target)
 
 
 panel = PanelSite(name="panel")
@@ -250,13 +258,13 @@ class IssuePanel(PanelAdmin):
     @admin.action(description=_lazy("签收所选问题（默认整改期限）"))
     def accept_selected(self, request, queryset: QuerySet[Issue]):
         done, refused = [], []
+        skipped = queryset.exclude(status=Issue.Status.SUBMITTED).count()
         for issue in queryset.filter(status=Issue.Status.SUBMITTED).order_by("pk"):
             try:
                 services.accept_issue(issue, actor=request.user)
                 done.append(issue.reference)
             except services.WorkflowError as error:
                 refused.append(f"{issue.reference}：{error.message}")
-        skipped = queryset.exclude(status=Issue.Status.SUBMITTED).count()
         if done:
             self.message_user(
                 request,

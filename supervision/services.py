@@ -30,6 +30,7 @@ from .models import (
     Project,
     RoutingRule,
     ScopeItem,
+    issue_visible,
 )
 from .workdays import end_of_working_day, working_days_deadline
 
@@ -123,7 +124,7 @@ def is_reporter(user, issue: Issue) -> bool:
 
 
 def may_see(user, issue: Issue) -> bool:
-    return Issue.objects.visible_to(user).filter(pk=issue.pk).exists()
+    return issue_visible(user, issue)
 
 
 # --- time limits -------------------------------------------------------------------------------

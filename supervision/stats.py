@@ -7,6 +7,7 @@ themselves. Heavy figures are cached under a version that every issue event bump
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -26,7 +27,7 @@ from django.db.models import (
 from django.db.models.functions import RowNumber, TruncMonth, TruncWeek
 from django.utils import timezone
 
-from .models import Issue, IssueEvent
+from .models import Issue, IssueEvent, Project
 
 S = Issue.Status
 VERSION_KEY = "stats:version"
@@ -41,11 +42,12 @@ def bump_version() -> None:
     try:
         cache.incr(VERSION_KEY)
     except ValueError:
-        cache.set(VERSION_KEY, 1, None)
+        # Evicted: start from a value no cached figure can carry.
+        cache.set(VERSION_KEY, time.time_ns(), None)
 
 
 def cached(key: str, compute):
-    version = cache.get_or_set(VERSION_KEY, 1, None)
+    version = cache.get_or_set(VERSION_KEY, time.time_ns, None)
     return cache.get_or_set(f"stats:{version}:{key}", compute, CACHE_SECONDS)
 
 
@@ -169,6 +171,10 @@ def department_table(issues: QuerySet[Issue], now: datetime | None = None) -> li
             closed=Count("pk", filter=Q(status=S.CLOSED)),
             overdue=Count("pk", filter=missed_a_limit(now)),
             reopened=Count("pk", filter=Q(was_reopened=True)),
+            fixed_or_answered=Count(
+                "pk",
+                filter=Q(status__in=[S.RECTIFIED, S.ANSWERED, S.CLOSED]) | Q(was_reopened=True),
+            ),
             rated=Count("pk", filter=~Q(rating="")),
             satisfied=Count("pk", filter=Q(rating=Issue.Rating.SATISFIED)),
         )
@@ -179,7 +185,7 @@ def department_table(issues: QuerySet[Issue], now: datetime | None = None) -> li
         row["median_hours_to_sign"] = hours(sign.get(row["department"]))
         row["median_days_to_fix"] = days(fix.get(row["department"]))
         row["overdue_rate"] = percent(row["overdue"], row["filed"])
-        row["reopen_rate"] = percent(row["reopened"], row["filed"])
+        row["reopen_rate"] = percent(row["reopened"], row["fixed_or_answered"])
         row["satisfied_share"] = percent(row["satisfied"], row["rated"])
     # Fewest missed limits first, then the most satisfied, then the fastest.
     rows.sort(
@@ -210,7 +216,15 @@ def contractor_scorecard(issues: QuerySet[Issue]) -> list[dict]:
         duration("rectified_at"),
         "project__contractor",
     )
+    # Issues per project counts every project the contractor builds, clean ones included.
+    projects = dict(
+        Project.objects.filter(contractor__in=[row["project__contractor"] for row in rows])
+        .values("contractor")
+        .annotate(n=Count("pk"))
+        .values_list("contractor", "n")
+    )
     for row in rows:
+        row["projects"] = projects.get(row["project__contractor"], row["projects"])
         row["per_project"] = round(row["filed"] / row["projects"], 1) if row["projects"] else None
         row["median_days_to_fix"] = days(fix.get(row["project__contractor"]))
         row["reopen_rate"] = percent(row["reopened"], row["filed"])

@@ -116,7 +116,8 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
         row["label"] = area_labels.get(row["area"], row["area"])
     answers = list(
         IssueEvent.objects.filter(
-            issue__in=opinion_issues, kind__in=[IssueEvent.Kind.ANSWERED, IssueEvent.Kind.RECTIFIED]
+            issue__in=opinion_issues.visible_to(request.user),
+            kind__in=[IssueEvent.Kind.ANSWERED, IssueEvent.Kind.RECTIFIED],
         )
         .select_related("issue", "actor__department")
         .order_by("-created_at")[:10]

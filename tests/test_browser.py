@@ -330,7 +330,9 @@ def test_residents_decide_and_a_patrol_problem_becomes_an_issue(
     phone.select_option("select[name=project]", index=1)
     phone.check("input[name=check-fencing][value=problem]")
     phone.fill("input[name=note-fencing]", "3 幢北侧围挡倒了一段，小孩可以直接走进工地。")
-    phone.set_input_files("input[name=photos-fencing]", [str(portrait_after_photo(tmp_path / "fence.jpg"))])
+    phone.set_input_files(
+        "input[name=photos-fencing]", [str(portrait_after_photo(tmp_path / "fence.jpg"))]
+    )
     phone.click("[data-submit]")
     phone.wait_for_selector("text=巡查记录已保存")
     shot(phone, "residents-04-patrol")

@@ -3,7 +3,7 @@ from datetime import date, timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from supervision.digest import daily_digest
+from supervision.digest import daily_digest, sane_day
 
 
 class Command(BaseCommand):
@@ -18,6 +18,8 @@ class Command(BaseCommand):
                 day = date.fromisoformat(options["date"])
             except ValueError as error:
                 raise CommandError("日期格式应为 YYYY-MM-DD") from error
+            if not sane_day(day):
+                raise CommandError("日期应在 2000 年到明天之间")
         else:
             day = timezone.localdate() - timedelta(days=1)
         self.stdout.write(daily_digest(day))
