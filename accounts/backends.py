@@ -1,3 +1,4 @@
+from axes.backends import AxesStandaloneBackend
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db.models import Q
@@ -22,3 +23,24 @@ class UsernameOrMobileBackend(ModelBackend):
         if user.check_password(password) and self.user_can_authenticate(user):
             return user
         return None
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """django-axes: 5 failures for one account lock it for 15 minutes, the right password too.
+
+    Logins without a request (the test client, management commands) are not web logins and pass
+    through to the next backend.
+    """
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+def lockout_username(request, credentials) -> str:
+    """The account a login attempt is for: a mobile number counts as its account's username, so
+    switching between the two does not earn five more tries."""
+    login = ((credentials or {}).get("username") or "").strip()
+    user = get_user_model()._default_manager.filter(mobile=login).only("username").first()
+    return user.username if user else login

@@ -15,3 +15,9 @@ def unread_notifications(request: HttpRequest) -> dict:
         ),
         "can_file_issue": SimpleLazyObject(lambda: is_serving_supervisor(user)),
     }
+
+
+def site(request: HttpRequest) -> dict:
+    from django.conf import settings
+
+    return {"hotline": settings.SUPERVISION["HOTLINE"]}

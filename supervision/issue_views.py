@@ -28,6 +28,7 @@ from .digest import daily_digest, sane_day
 from .filters import IssueFilter
 from .forms import STEP_FORMS, IssueForm
 from .models import Issue, IssueEvent, Photo, Project, ResponseTemplate, ScopeItem
+from .security import as_id
 
 FEED_PAGE = 30
 ISSUES_PAGE = 20
@@ -158,9 +159,9 @@ def issue_new(request: HttpRequest) -> HttpResponse:
             status = 400
     else:
         initial = {"token": secrets.token_urlsafe(24), "urgency": Issue.Urgency.NORMAL}
-        project_id = request.GET.get("project", "")
-        if project_id.isdigit() and projects.filter(pk=project_id).exists():
-            initial["project"] = int(project_id)
+        project_id = as_id(request.GET.get("project"))
+        if project_id and projects.filter(pk=project_id).exists():
+            initial["project"] = project_id
         elif projects.count() == 1:
             initial["project"] = projects.first().pk
         form = IssueForm(initial=initial, projects=projects)

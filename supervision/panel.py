@@ -549,7 +549,7 @@ class ConsultationPanel(PanelAdmin):
     actions = ["apply_results"]
 
     def _may_run(self, request) -> bool:
-        return panel.has_permission(request)
+        return self.has_module_permission(request)
 
     def has_add_permission(self, request):
         return self._may_run(request)
@@ -561,13 +561,19 @@ class ConsultationPanel(PanelAdmin):
         return self.get_queryset(request).filter(pk=obj.pk).exists()
 
     def get_queryset(self, request):
-        consultations = super().get_queryset(request).annotate(households_n=Count("households"))
+        from .resident_views import consultations_managed_by
+
+        return consultations_managed_by(request.user).annotate(households_n=Count("households"))
+
+    def has_module_permission(self, request):
         user = request.user
-        if user.is_bureau:
-            return consultations
-        return consultations.filter(
-            Q(project__departments=user.department_id) | Q(project__contractor=user.department_id)
-        ).distinct()
+        return panel.has_permission(request) and (
+            user.is_bureau
+            or (user.department_id and user.department.kind == Department.Kind.SUBDISTRICT_OFFICE)
+        )
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "project" and not request.user.is_bureau:
@@ -704,6 +710,7 @@ class SupervisorPanel(PanelAdmin):
             return
         appointed = residents_appoint(form.cleaned_data)
         obj.pk = appointed.pk
+        obj.user = appointed.user
         form.instance = appointed
 
     def save_related(self, request, form, formsets, change):

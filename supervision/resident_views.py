@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Prefetch, Q
+from django.db.models import Count, F, Max, Prefetch, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -31,6 +31,7 @@ from .models import (
     Project,
     Supervisor,
 )
+from .security import as_id, client_ip
 from .views import qr_svg
 
 GUESSES_ALLOWED = 10
@@ -85,7 +86,7 @@ class BallotForm(forms.Form):
 
 
 def _client_ip(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    return client_ip(request)
 
 
 def _guesses_left(request: HttpRequest) -> int:
@@ -173,8 +174,8 @@ def consultation_paper(request: HttpRequest, pk: int) -> HttpResponse:
     household = None
     status = 200
     error = ""
-    chosen = request.POST.get("household") or request.GET.get("household")
-    if chosen and str(chosen).isdigit():
+    chosen = as_id(request.POST.get("household") or request.GET.get("household"))
+    if chosen:
         household = households.filter(pk=chosen).first()
     form = BallotForm(request.POST or None, consultation=item)
     if request.method == "POST":
@@ -213,10 +214,9 @@ def consultation_paper(request: HttpRequest, pk: int) -> HttpResponse:
 @require_safe
 def consultation_slips(request: HttpRequest, pk: int) -> HttpResponse:
     """Printable slips: each household's code and a QR to its ballot."""
-    user = request.user
-    if not (user.is_bureau or user.is_department_staff):
-        raise PermissionDenied(_("通知单由住建局或街道打印。"))
-    item = get_object_or_404(Consultation.objects.select_related("project"), pk=pk)
+    item = get_object_or_404(
+        consultations_managed_by(request.user).select_related("project"), pk=pk
+    )
     base = request.build_absolute_uri(item.get_absolute_url())
     slips = [
         {
@@ -229,6 +229,21 @@ def consultation_slips(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request, "supervision/consultation_slips.html", {"consultation": item, "slips": slips}
     )
+
+
+def consultations_managed_by(user):
+    """The bureau manages every consultation; a subdistrict office those of the projects it is
+    responsible for. Contractors never handle the residents' vote on their own works."""
+    consultations = Consultation.objects.all()
+    if user.is_active and user.is_bureau:
+        return consultations
+    department = user.department if user.is_active and user.is_department_staff else None
+    if department is None or department.kind != department.Kind.SUBDISTRICT_OFFICE:
+        return consultations.none()
+    return consultations.filter(
+        Q(project__departments=department)
+        | Q(project__neighbourhood__subdistrict=department.subdistrict_id)
+    ).distinct()
 
 
 # --- patrols -----------------------------------------------------------------------------------
@@ -321,9 +336,9 @@ def patrol_new(request: HttpRequest) -> HttpResponse:
             status = 400
     else:
         initial = {}
-        project_id = request.GET.get("project", "")
-        if project_id.isdigit() and projects.filter(pk=project_id).exists():
-            initial["project"] = int(project_id)
+        project_id = as_id(request.GET.get("project"))
+        if project_id and projects.filter(pk=project_id).exists():
+            initial["project"] = project_id
         form = PatrolForm(initial=initial, projects=projects)
     return render(request, "supervision/patrol_new.html", {"form": form}, status=status)
 
@@ -383,8 +398,8 @@ def patrol_list(request: HttpRequest) -> HttpResponse:
     patrols = _patrols_for(request.user).annotate(
         problems=Count("checks", filter=Q(checks__ok=False))
     )
-    project_id = request.GET.get("project", "")
-    if project_id.isdigit():
+    project_id = as_id(request.GET.get("project"))
+    if project_id:
         patrols = patrols.filter(project_id=project_id)
     if request.GET.get("mine"):
         patrols = patrols.filter(supervisor=request.user)
@@ -400,15 +415,15 @@ def patrol_stale(request: HttpRequest) -> HttpResponse:
     """Projects under construction nobody has patrolled in N days (default 14)."""
     if not (request.user.is_bureau or request.user.is_department_staff):
         raise PermissionDenied(_("这个清单供住建局和部门使用。"))
-    raw = request.GET.get("days", "14")
-    days = int(raw) if raw.isdigit() and 0 < int(raw) <= 365 else 14
+    days = as_id(request.GET.get("days", "14")) or 14
+    days = days if days <= 365 else 14
     since = timezone.now() - timedelta(days=days)
     projects = (
         Project.objects.filter(status=Project.Status.CONSTRUCTION)
         .annotate(last_patrol=Max("patrols__created_at"))
         .filter(Q(last_patrol__lt=since) | Q(last_patrol__isnull=True))
         .select_related("neighbourhood__subdistrict")
-        .order_by("last_patrol", "name")
+        .order_by(F("last_patrol").asc(nulls_first=True), "name")
     )
     return render(request, "supervision/patrol_stale.html", {"projects": projects, "days": days})
 

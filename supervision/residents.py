@@ -147,8 +147,14 @@ def cast_ballot(
                 _("征询已于 %(d)s 截止，不能再投票。") % {"d": consultation.closes_on}
             )
         raise WorkflowError(_("征询将于 %(d)s 开始，请届时再投票。") % {"d": consultation.opens_on})
-    if entered_by is not None and not services.is_serving_supervisor(entered_by):
-        raise WorkflowError(_("只有在任的群众监督员可以代录纸质选票。"), status_code=403)
+    if entered_by is not None:
+        if not services.is_serving_supervisor(entered_by):
+            raise WorkflowError(_("只有在任的群众监督员可以代录纸质选票。"), status_code=403)
+        if not entered_by.supervisor.projects.filter(pk=consultation.project_id).exists():
+            raise WorkflowError(_("您没有受聘监督这个项目，不能代录它的选票。"), status_code=403)
+        own = Ballot.objects.filter(household=household, entered_by__isnull=True).exists()
+        if own:
+            raise WorkflowError(_("这一户已经自己在线投票，不能用纸质选票覆盖。"))
     items = list(consultation.items.all())
     missing = [item.text for item in items if item.pk not in answers]
     if missing:

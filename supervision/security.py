@@ -40,3 +40,24 @@ class SecurityHeadersMiddleware:
             # Pages for a logged-in person show personal data: never kept by a shared cache.
             response["Cache-Control"] = "no-store"
         return response
+
+
+def as_id(value) -> int | None:
+    """A primary key from the query string, or None: ASCII digits only, at most 18 of them."""
+    text = str(value or "")
+    if text.isascii() and text.isdecimal() and len(text) <= 18:
+        return int(text)
+    return None
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The visitor's address; behind TRUSTED_PROXY_COUNT reverse proxies, taken from the
+    X-Forwarded-For entries those proxies appended."""
+    proxies = getattr(settings, "TRUSTED_PROXY_COUNT", 0)
+    if proxies:
+        hops = [
+            h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()
+        ]
+        if len(hops) >= proxies:
+            return hops[-proxies]
+    return request.META.get("REMOTE_ADDR", "")
