@@ -342,3 +342,50 @@ def test_residents_decide_and_a_patrol_problem_becomes_an_issue(
     assert issue.category == "safety" and issue.photos.count() == 1
     assert "围挡倒了一段" in issue.description
     shot(phone, "residents-05-patrol-issue")
+
+
+def test_the_public_follows_the_qr_and_the_bureau_reads_the_figures(
+    demo, live_server, phone, desk, tmp_path
+):
+    import openpyxl
+    import segno
+
+    base = live_server.url
+    project = Project.objects.filter(issues__is_public=True, issues__status="closed").first()
+    # The notice board's QR code carries the project page's own address.
+    notice = desk.goto(f"{base}/projects/{project.pk}/notice/")
+    assert notice.status == 200
+    url = f"{base}/projects/{project.pk}/"
+    expected = segno.make(url, error="m").svg_inline(scale=8, title=url, border=2, omitsize=True)
+    assert expected in notice.text()
+    shot(desk, "public-01-notice")
+
+    phone.goto(url)
+    text = phone.inner_text("main")
+    for milestone in ("征询", "设计", "开工", "完工", "验收"):
+        assert milestone in text
+    assert "总体进度" in text and "整改前后" in text
+    assert phone.locator(".photo-pair img").first.is_visible()
+    shot(phone, "public-02-project-page")
+
+    log_in(desk, base, "zhujianju")
+    desk.goto(f"{base}/dashboard/?preset=all")
+    assert desk.locator("svg.chart-svg").count() == 3
+    filed = desk.locator(".figure").first.inner_text()
+    assert filed == str(Issue.objects.count())
+    shot(desk, "bureau-01-dashboard")
+    with desk.expect_download() as download:
+        desk.click("text=导出 Excel")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.suffix == ".xlsx"
+    book = openpyxl.load_workbook(saved)
+    assert {"统计", "问题清单"} <= set(book.sheetnames)
+    assert book["问题清单"].max_row == Issue.objects.count() + 1
+
+    log_in(desk, base, "anyang")
+    desk.goto(f"{base}/dashboard/?preset=all")
+    anyang = Issue.objects.filter(department__name="安阳街道办事处").count()
+    assert desk.locator(".figure").first.inner_text() == str(anyang)
+    assert "玉海街道办事处" not in desk.inner_text("main")
+    shot(desk, "department-06-dashboard-anyang")
