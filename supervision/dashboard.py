@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -21,7 +21,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from . import charts, stats
-from .models import Issue
+from .models import Issue, Patrol
 from .xlsx import issues_sheet, safe
 
 PRESETS = [
@@ -83,6 +83,16 @@ def _scope(request: HttpRequest) -> tuple[QuerySet[Issue], str]:
     return Issue.objects.visible_to(user), f"dept{user.department_id}"
 
 
+def _patrols_in_scope(scope: str):
+    patrols = Patrol.objects.all()
+    if scope.startswith("dept"):
+        department = int(scope[4:])
+        patrols = patrols.filter(
+            Q(project__departments=department) | Q(project__contractor=department)
+        ).distinct()
+    return patrols
+
+
 def figures(issues: QuerySet[Issue], scope: str, period: stats.Period) -> dict:
     """Every figure of the dashboard, cached until the next issue event."""
 
@@ -96,7 +106,9 @@ def figures(issues: QuerySet[Issue], scope: str, period: stats.Period) -> dict:
             "by_subdistrict": stats.counts_by(scoped, "project__neighbourhood__subdistrict__name"),
             "departments": stats.department_table(scoped, now),
             "contractors": stats.contractor_scorecard(scoped),
-            "supervisors": stats.supervisor_activity(scoped),
+            "supervisors": stats.supervisor_activity(
+                scoped, period.apply(_patrols_in_scope(scope))
+            ),
         }
 
     return stats.cached(f"dashboard:{scope}:{period.key}", compute)

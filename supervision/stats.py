@@ -231,20 +231,33 @@ def contractor_scorecard(issues: QuerySet[Issue]) -> list[dict]:
     return rows
 
 
-def supervisor_activity(issues: QuerySet[Issue]) -> list[dict]:
-    """Issues filed per supervisor per month (patrols join when patrol logs exist)."""
-    rows = (
-        issues.annotate(month=TruncMonth("created_at"))
-        .values("month", "reporter", "reporter__display_name", "reporter__username")
-        .annotate(count=Count("pk"))
-        .order_by("month", "-count")
-    )
-    result = []
-    for row in rows:
-        month = row["month"].date() if isinstance(row["month"], datetime) else row["month"]
-        name = row["reporter__display_name"] or row["reporter__username"]
-        result.append({"month": month, "name": name, "issues": row["count"]})
-    return result
+def supervisor_activity(issues: QuerySet[Issue], patrols: QuerySet | None = None) -> list[dict]:
+    """Issues filed and patrols logged per supervisor per month."""
+    counts: dict[tuple, dict] = {}
+
+    def month_of(value):
+        return value.date() if isinstance(value, datetime) else value
+
+    for source, field, key in ((issues, "reporter", "issues"), (patrols, "supervisor", "patrols")):
+        if source is None:
+            continue
+        rows = (
+            source.annotate(month=TruncMonth("created_at"))
+            .values("month", field, f"{field}__display_name", f"{field}__username")
+            .annotate(count=Count("pk"))
+        )
+        for row in rows:
+            entry = counts.setdefault(
+                (month_of(row["month"]), row[field]),
+                {
+                    "month": month_of(row["month"]),
+                    "name": row[f"{field}__display_name"] or row[f"{field}__username"],
+                    "issues": 0,
+                    "patrols": 0,
+                },
+            )
+            entry[key] = row["count"]
+    return sorted(counts.values(), key=lambda r: (r["month"], -(r["issues"] + r["patrols"])))
 
 
 @dataclass(frozen=True)

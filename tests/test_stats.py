@@ -335,9 +335,9 @@ def test_supervisor_activity_counts_issues_per_supervisor_per_month(world):
     shaped(world, local(2026, 4, 2, 10, 0))
     rows = stats.supervisor_activity(Issue.objects.all())
     assert rows == [
-        {"month": date(2026, 3, 1), "name": "alice", "issues": 2},
-        {"month": date(2026, 3, 1), "name": "王伯", "issues": 1},
-        {"month": date(2026, 4, 1), "name": "alice", "issues": 1},
+        {"month": date(2026, 3, 1), "name": "alice", "issues": 2, "patrols": 0},
+        {"month": date(2026, 3, 1), "name": "王伯", "issues": 1, "patrols": 0},
+        {"month": date(2026, 4, 1), "name": "alice", "issues": 1, "patrols": 0},
     ]
 
 
@@ -628,3 +628,16 @@ def test_dates_at_the_ends_of_the_calendar_do_not_break_the_dashboard(world, cli
 def test_months_at_the_ends_of_the_calendar_do_not_break_the_report(world, client, month):
     client.force_login(world.bureau)
     assert client.get("/dashboard/report/", {"month": month}).status_code == 200
+
+
+def test_supervisor_activity_counts_patrols_too(world):
+    from supervision.models import Patrol
+
+    world.submit()
+    Patrol.objects.create(project=world.project, supervisor=world.alice)
+    Patrol.objects.create(project=world.project, supervisor=world.bob)
+    rows = stats.supervisor_activity(Issue.objects.all(), Patrol.objects.all())
+    by_name = {row["name"]: row for row in rows}
+    assert (by_name[str(world.alice.display_name or world.alice.username)]["patrols"]) == 1
+    assert sum(row["issues"] for row in rows) == 1
+    assert sum(row["patrols"] for row in rows) == 2
