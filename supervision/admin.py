@@ -2,6 +2,7 @@
 comes with the departments' side.)"""
 
 from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
 
 from .models import (
     Department,
@@ -22,14 +23,14 @@ class SubdistrictAdmin(admin.ModelAdmin):
 
 
 @admin.register(Department)
-class DepartmentAdmin(admin.ModelAdmin):
+class DepartmentAdmin(SimpleHistoryAdmin):
     list_display = ["name", "kind", "subdistrict", "phone", "is_active"]
     list_filter = ["kind", "subdistrict", "is_active"]
     search_fields = ["name"]
 
 
 @admin.register(Neighbourhood)
-class NeighbourhoodAdmin(admin.ModelAdmin):
+class NeighbourhoodAdmin(SimpleHistoryAdmin):
     list_display = ["name", "subdistrict", "year_built", "buildings", "households"]
     list_filter = ["subdistrict"]
     search_fields = ["name", "address"]
@@ -41,7 +42,7 @@ class ScopeItemInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(SimpleHistoryAdmin):
     list_display = ["name", "year", "neighbourhood", "status", "contractor", "planned_end"]
     list_filter = ["year", "status", "neighbourhood__subdistrict"]
     search_fields = ["name", "neighbourhood__name"]
@@ -51,7 +52,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(Supervisor)
-class SupervisorAdmin(admin.ModelAdmin):
+class SupervisorAdmin(SimpleHistoryAdmin):
     list_display = [
         "user",
         "certificate_number",

@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 
 class TimestampedModel(models.Model):
@@ -67,6 +68,9 @@ class Department(TimestampedModel):
         blank=True,
         help_text=_("填写后，新问题、超期和办结会推送到该部门的企业微信群。"),
     )
+
+    # Who changed what, when (django-simple-history): the audit trail of master data.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         verbose_name = _("部门/单位")
@@ -130,6 +134,9 @@ class Neighbourhood(TimestampedModel):
         _("使用功能不齐全、配套设施不完备或物业管理不健全"), default=False
     )
     strong_resident_wish = models.BooleanField(_("居民改造意愿强烈"), default=False)
+
+    # Who changed what, when (django-simple-history): the audit trail of master data.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         verbose_name = _("小区")
@@ -232,6 +239,9 @@ class Project(TimestampedModel):
     actual_end = models.DateField(_("实际完工"), null=True, blank=True)
     acceptance_planned = models.DateField(_("计划验收"), null=True, blank=True)
     acceptance_actual = models.DateField(_("实际验收"), null=True, blank=True)
+
+    # Who changed what, when (django-simple-history): the audit trail of master data.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         verbose_name = _("改造项目")
@@ -367,6 +377,9 @@ class Supervisor(TimestampedModel):
     certificate_number = models.CharField(_("聘书编号"), max_length=30, unique=True)
     is_active = models.BooleanField(_("在任"), default=True)
     dismissed_on = models.DateField(_("解聘日期"), null=True, blank=True)
+
+    # Who changed what, when (django-simple-history): the audit trail of master data.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         verbose_name = _("群众监督员")
@@ -788,6 +801,9 @@ class RoutingRule(TimestampedModel):
         Department, verbose_name=_("分派给"), on_delete=models.PROTECT, related_name="+"
     )
     note = models.CharField(_("说明"), max_length=200, blank=True)
+
+    # Who changed what, when (django-simple-history): the audit trail of master data.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         verbose_name = _("分派规则")
