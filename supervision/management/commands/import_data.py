@@ -1,0 +1,47 @@
+"""Restore a backup made by export_data into an empty, migrated database."""
+
+import tempfile
+import zipfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from supervision.models import Issue, Project
+
+
+class Command(BaseCommand):
+    help = "从 export_data 的 zip 备份恢复到一个空数据库（需先 migrate）。"
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", help="the zip file written by export_data")
+
+    def handle(self, *args, path, **options) -> None:
+        source = Path(path)
+        if not zipfile.is_zipfile(source):
+            raise CommandError("不是 export_data 生成的 zip 文件。")
+        if Project.objects.exists() or Issue.objects.exists():
+            raise CommandError("数据库不是空的：请在新建并 migrate 过的数据库上恢复。")
+        media = Path(settings.MEDIA_ROOT)
+        with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(source) as archive:
+            names = archive.namelist()
+            if "data.json" not in names:
+                raise CommandError("备份里没有 data.json。")
+            for name in names:
+                if name.startswith("media/") and not name.endswith("/"):
+                    relative = Path(name[len("media/") :])
+                    if relative.is_absolute() or ".." in relative.parts:
+                        raise CommandError(f"备份中有可疑的文件路径：{name}")
+            archive.extract("data.json", tmp)
+            with transaction.atomic():
+                call_command("loaddata", str(Path(tmp) / "data.json"), verbosity=0)
+            files = 0
+            for name in names:
+                if name.startswith("media/") and not name.endswith("/"):
+                    target = media / name[len("media/") :]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(archive.read(name))
+                    files += 1
+        self.stdout.write(f"已恢复（媒体文件 {files} 个）。")
