@@ -134,3 +134,15 @@ def test_production_settings_pass_check_deploy():
         cwd=os.path.dirname(os.path.dirname(__file__)),
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_staff_passwords_need_complexity_residents_do_not(world):
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    validate_password("quiet garden walk", user=world.alice)  # a resident's passphrase is fine
+    with pytest.raises(ValidationError, match="三种"):
+        validate_password("quiet garden walk", user=world.handler)
+    validate_password("Quiet-garden-7", user=world.handler)
+    with pytest.raises(ValidationError):
+        validate_password("Short-7a", user=world.bureau)
