@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench messages check-migrations clean
+.PHONY: run test lint format bench loadtest messages check-migrations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ check-migrations: $(STAMP)
 messages: $(STAMP)
 	$(BIN)/python manage.py makemessages -l en --keyword=_lazy --ignore '.venv/*' --ignore 'tests/*' --ignore 'benchmarks/*'
 	$(BIN)/python manage.py compilemessages -l en --ignore '.venv/*'
+
+# Mixed traffic against gunicorn for LOADTEST_SECONDS (default 120); honours DATABASE_URL.
+loadtest: $(STAMP)
+	$(BIN)/python benchmarks/loadtest.py
+
+# Photo intake of a 12 MP JPEG and HEIC (time and peak memory).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/photo_intake.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache staticfiles
