@@ -20,4 +20,7 @@ def unread_notifications(request: HttpRequest) -> dict:
 def site(request: HttpRequest) -> dict:
     from django.conf import settings
 
-    return {"hotline": settings.SUPERVISION["HOTLINE"]}
+    return {
+        "hotline": settings.SUPERVISION["HOTLINE"],
+        "elder_mode": request.COOKIES.get("elder") == "1",
+    }

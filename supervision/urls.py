@@ -13,6 +13,7 @@ urlpatterns = [
     path("projects/<int:pk>/", views.project_detail, name="project-detail"),
     path("projects/<int:pk>/notice/", views.project_notice, name="project-notice"),
     path("healthz", views.healthz, name="healthz"),
+    path("elder-mode/", views.toggle_elder_mode, name="elder-mode"),
     path("me/", issue_views.me, name="me"),
     path("issues/", issue_views.issue_list, name="issue-list"),
     path("issues/new/", issue_views.issue_new, name="issue-new"),

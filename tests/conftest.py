@@ -52,3 +52,14 @@ def browser_instance():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def demo(transactional_db, settings):
+    """The demo world of `make run`, for the browser tests."""
+    import io
+
+    from django.core.management import call_command
+
+    settings.DEMO_DATA_ALLOWED = True
+    call_command("load_demo", verbosity=0, stdout=io.StringIO())

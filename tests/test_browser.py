@@ -49,12 +49,6 @@ def heic(path: Path) -> Path:
 
 
 @pytest.fixture
-def demo(transactional_db, settings):
-    settings.DEMO_DATA_ALLOWED = True
-    call_command("load_demo", verbosity=0, stdout=io.StringIO())
-
-
-@pytest.fixture
 def phone(browser_instance):
     context = browser_instance.new_context(
         viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True, locale="zh-CN"
@@ -73,7 +67,7 @@ def log_in(page, base: str, username: str) -> None:
     page.goto(f"{base}/accounts/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
     page.wait_for_url(f"{base}/")
 
 
