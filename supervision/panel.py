@@ -163,6 +163,7 @@ class IssuePanel(PanelAdmin):
     list_filter = [
         "status",
         "category",
+        "is_public",
         OverdueFilter,
         EscalatedFilter,
         "urgency",
@@ -173,7 +174,7 @@ class IssuePanel(PanelAdmin):
     search_fields = ["reference", "title", "description"]
     list_select_related = ["project__neighbourhood__subdistrict", "department"]
     list_per_page = 50
-    actions = ["accept_selected", "export_xlsx"]
+    actions = ["accept_selected", "export_xlsx", "make_public", "make_private"]
     readonly_fields = [
         "reference",
         "status",
@@ -278,6 +279,27 @@ class IssuePanel(PanelAdmin):
             )
         for line in refused:
             self.message_user(request, line, messages.ERROR)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not _is_bureau(request):
+            actions.pop("make_public", None)
+            actions.pop("make_private", None)
+        return actions
+
+    @admin.action(description=_lazy("公开所选问题（项目页可见，不含反映人信息）"))
+    def make_public(self, request, queryset):
+        if not _is_bureau(request):
+            raise Http404
+        count = queryset.update(is_public=True)
+        self.message_user(request, _("已公开 %(n)d 个问题。") % {"n": count})
+
+    @admin.action(description=_lazy("取消公开所选问题"))
+    def make_private(self, request, queryset):
+        if not _is_bureau(request):
+            raise Http404
+        count = queryset.update(is_public=False)
+        self.message_user(request, _("已取消公开 %(n)d 个问题。") % {"n": count})
 
     @admin.action(description=_lazy("导出所选问题（Excel）"))
     def export_xlsx(self, request, queryset: QuerySet[Issue]) -> HttpResponse:

@@ -235,6 +235,20 @@ def test_an_issue_through_the_departments_to_closed(demo, live_server, phone, de
         "verified",
     ]
 
+    # The bureau makes it public; the project page shows the before/after pair to anyone.
+    log_in(desk, base, "zhujianju")
+    desk.goto(f"{base}/panel/supervision/issue/?q={issue.reference}")
+    desk.check(f"input[name=_selected_action][value='{issue.pk}']")
+    desk.select_option("select[name=action]", "make_public")
+    desk.click("button[name=index]")
+    desk.wait_for_selector("text=已公开 1 个问题")
+    phone.context.clear_cookies()
+    phone.goto(f"{base}{project.get_absolute_url()}")
+    pair = phone.locator("figure", has_text=issue.title)
+    assert pair.locator("img").count() == 2
+    assert str(issue.reporter) not in phone.content()  # no reporter name on a public page
+    shot(phone, "public-03-before-after")
+
 
 def test_an_issue_left_alone_turns_red_and_reaches_the_bureau(demo, live_server, desk):
     base = live_server.url
