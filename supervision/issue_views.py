@@ -28,7 +28,7 @@ from .digest import daily_digest, sane_day
 from .filters import IssueFilter
 from .forms import STEP_FORMS, IssueForm
 from .models import Issue, IssueEvent, Photo, Project, ResponseTemplate, ScopeItem
-from .security import as_id
+from .security import as_id, serve_private_file
 
 FEED_PAGE = 30
 ISSUES_PAGE = 20
@@ -333,15 +333,7 @@ def feed(request: HttpRequest) -> HttpResponse:
 def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> FileResponse:
     """A photo, only for whom may see its issue (the public: public issues only)."""
     item = get_object_or_404(Photo.objects.visible_to(request.user), pk=pk)
-    field = item.thumbnail if thumbnail else item.image
-    try:
-        handle = field.open("rb")
-    except (FileNotFoundError, ValueError):
-        raise Http404 from None
-    response = FileResponse(handle, content_type="image/jpeg")
-    response["Cache-Control"] = "private, max-age=86400"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return serve_private_file(item.thumbnail if thumbnail else item.image)
 
 
 # --- notifications -----------------------------------------------------------------------------

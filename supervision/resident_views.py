@@ -31,7 +31,7 @@ from .models import (
     Project,
     Supervisor,
 )
-from .security import as_id, client_ip
+from .security import as_id, client_ip, serve_private_file
 from .views import qr_svg
 
 GUESSES_ALLOWED = 10
@@ -435,11 +435,7 @@ def patrol_photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> File
         PatrolPhoto.objects.filter(check_item__patrol__in=_patrols_for(request.user).values("pk")),
         pk=pk,
     )
-    field = photo.thumbnail if thumbnail else photo.image
-    try:
-        return FileResponse(field.open("rb"), content_type="image/jpeg")
-    except (FileNotFoundError, ValueError):
-        raise Http404 from None
+    return serve_private_file(photo.thumbnail if thumbnail else photo.image)
 
 
 # --- supervisors -------------------------------------------------------------------------------

@@ -61,3 +61,22 @@ def client_ip(request: HttpRequest) -> str:
         if len(hops) >= proxies:
             return hops[-proxies]
     return request.META.get("REMOTE_ADDR", "")
+
+
+def serve_private_file(field, *, content_type: str = "image/jpeg") -> HttpResponse:
+    """A stored file after the view has checked who may see it: through nginx's internal
+    location (X-Accel-Redirect) when MEDIA_ACCEL_REDIRECT is set, else streamed by Django."""
+    from django.http import FileResponse, Http404
+
+    prefix = getattr(settings, "MEDIA_ACCEL_REDIRECT", "")
+    if prefix:
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = f"{prefix.rstrip('/')}/{field.name}"
+    else:
+        try:
+            response = FileResponse(field.open("rb"), content_type=content_type)
+        except (FileNotFoundError, ValueError):
+            raise Http404 from None
+    response["Cache-Control"] = "private, max-age=86400"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -203,6 +203,10 @@ STORAGES = {
 
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+# Behind nginx: photos are checked by Django and sent by nginx from an `internal` location
+# (e.g. MEDIA_ACCEL_REDIRECT=/protected-media/ with `location /protected-media/ { internal;
+# alias /srv/qunzhong/media/; }`). Unset, Django streams them itself.
+MEDIA_ACCEL_REDIRECT = env_str("MEDIA_ACCEL_REDIRECT")
 
 # Background tasks (email, WeCom webhooks, the overdue sweep): Django's tasks API with the
 # database backend; run ``manage.py db_worker`` beside the web server (``make run`` does).

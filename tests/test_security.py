@@ -12,7 +12,7 @@ from django.core.cache import cache
 
 from accounts.middleware import KEY as LAST_SEEN
 
-from .factories import PASSWORD
+from .factories import PASSWORD, image_file
 
 
 @pytest.fixture(autouse=True)
@@ -146,3 +146,15 @@ def test_staff_passwords_need_complexity_residents_do_not(world):
     validate_password("Quiet-garden-7", user=world.handler)
     with pytest.raises(ValidationError):
         validate_password("Short-7a", user=world.bureau)
+
+
+def test_behind_nginx_photos_go_out_through_an_internal_location(world, client, settings):
+    issue = world.issue_in("submitted", photos=[image_file()])
+    photo = issue.photos.get()
+    settings.MEDIA_ACCEL_REDIRECT = "/protected-media/"
+    client.force_login(world.alice)
+    response = client.get(f"/photos/{photo.pk}/")
+    assert response.status_code == 200
+    assert response["X-Accel-Redirect"] == f"/protected-media/{photo.image.name}"
+    client.force_login(world.other_staff)
+    assert client.get(f"/photos/{photo.pk}/").status_code == 404
