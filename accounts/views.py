@@ -36,6 +36,14 @@ class LoginView(auth_views.LoginView):
             )
         return super().post(request, *args, **kwargs)
 
+    def form_valid(self, form):
+        from .two_factor import confirmed_device, hold_for_second_step, may_use_two_factor
+
+        user = form.get_user()
+        if may_use_two_factor(user) and confirmed_device(user):
+            return hold_for_second_step(self.request, user, self.get_success_url())
+        return super().form_valid(form)
+
     def form_invalid(self, form):
         key = self._key()
         cache.add(key, 0, 15 * 60)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts import two_factor
 from accounts import views as account_views
 
 from . import dashboard, issue_views, resident_views, views
@@ -69,6 +70,8 @@ urlpatterns = [
     path("photos/<int:pk>/thumb/", issue_views.photo, {"thumbnail": True}, name="photo-thumbnail"),
     path("accounts/login/", account_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", account_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/otp/", two_factor.login_code, name="login-otp"),
+    path("accounts/otp/setup/", two_factor.setup, name="otp-setup"),
     path(
         "accounts/password/",
         account_views.PasswordChangeView.as_view(),
