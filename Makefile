@@ -51,9 +51,9 @@ messages: $(STAMP)
 loadtest: $(STAMP)
 	$(BIN)/python benchmarks/loadtest.py
 
-# Photo intake of a 12 MP JPEG and HEIC (time and peak memory).
+# Key pages, throughput and photo intake at BENCH_SCALE=small|province; honours DATABASE_URL.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/photo_intake.py
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache staticfiles

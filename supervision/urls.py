@@ -1,3 +1,5 @@
+import os
+
 from django.contrib import admin
 from django.urls import include, path
 
@@ -86,3 +88,8 @@ urlpatterns = [
     path("panel/", panel.urls),
     path("admin/", admin.site.urls),
 ]
+
+
+if os.environ.get("BENCHMARK_BARE_VIEW") == "1":
+    # Only for `make bench`: the smallest Django view, to compare real pages against.
+    urlpatterns.append(path("bench/bare/", views.bare, name="bench-bare"))

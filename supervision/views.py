@@ -204,3 +204,8 @@ def toggle_elder_mode(request: HttpRequest) -> HttpResponse:
     else:
         response.set_cookie(ELDER_COOKIE, "1", max_age=365 * 24 * 3600, samesite="Lax")
     return response
+
+
+def bare(request: HttpRequest) -> HttpResponse:
+    """The baseline of the throughput benchmark (routed only with BENCHMARK_BARE_VIEW=1)."""
+    return HttpResponse("ok", content_type="text/plain")

@@ -1,0 +1,290 @@
+"""``make bench``: key pages at a given scale, throughput under gunicorn, photo intake.
+
+BENCH_SCALE=small|province (default small); honours DATABASE_URL (PostgreSQL) or uses a SQLite
+file under benchmarks/.data/. The data is generated once per scale and database and reused.
+Writes benchmarks/results.json and prints a table. Page times come from many requests per page
+as the relevant role, through Django's test client in one process (no network), deep pages
+included (a late page of the list, the oldest events of the feed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "benchmarks" / ".data"
+SCALE = os.environ.get("BENCH_SCALE", "small")
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "40"))
+PORT = int(os.environ.get("BENCH_PORT", "8766"))
+
+
+def environment() -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    # Production settings (no DEBUG query log), over plain HTTP on 127.0.0.1.
+    env.update(
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        DJANGO_SECURE_SSL_REDIRECT="0",
+        DJANGO_SECURE_COOKIES="0",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
+        MEDIA_ROOT=str(DATA / "media"),
+        STATIC_ROOT=str(DATA / "static"),
+    )
+    database = os.environ.get("DATABASE_URL", "")
+    if database.startswith("postgres"):
+        base = database.rpartition("/")[0]
+        name = f"supervision_bench_{SCALE}"
+        exists = subprocess.run(
+            [
+                "psql",
+                f"{base}/postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname='{name}'",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not exists:
+            subprocess.run(
+                ["psql", f"{base}/postgres", "-qc", f"CREATE DATABASE {name}"], check=True
+            )
+        env["DATABASE_URL"] = f"{base}/{name}"
+    else:
+        env.pop("DATABASE_URL", None)
+        env["SQLITE_PATH"] = str(DATA / f"bench-{SCALE}.sqlite3")
+    return env
+
+
+def prepare(env: dict) -> None:
+    DATA.mkdir(exist_ok=True)
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    check = subprocess.run(
+        [
+            *manage,
+            "shell",
+            "-v0",
+            "-c",
+            "from supervision.models import Issue; print(Issue.objects.count())",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if int(check.stdout.strip() or 0) == 0:
+        started = time.monotonic()
+        subprocess.run(
+            [*manage, "generate_scale", "--profile", SCALE], cwd=ROOT, env=env, check=True
+        )
+        print(f"generated {SCALE} in {time.monotonic() - started:.0f} s")
+
+
+def measure_pages() -> dict:
+    """Runs inside the benchmark's environment (after django.setup)."""
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test import Client
+
+    from accounts.models import User
+    from supervision.models import Issue, IssueEvent, Project
+
+    supervisor = User.objects.filter(role=User.Role.SUPERVISOR).order_by("pk").first()
+    bureau = User.objects.filter(role=User.Role.BUREAU).first()
+    project = Project.objects.order_by("pk")[len(Project.objects.all()) // 2 :][:1].get()
+    issue = Issue.objects.order_by("-pk").first()
+    oldest = IssueEvent.objects.order_by("created_at", "pk")[1:2].get()
+    cursor = f"{int(oldest.created_at.timestamp() * 1_000_000)}-{oldest.pk}"
+    pages_count = max(1, Issue.objects.count() // 20)
+    deep = min(500, pages_count)
+
+    clients = {"anonymous": Client(), "supervisor": Client(), "bureau": Client()}
+    clients["supervisor"].force_login(supervisor)
+    clients["bureau"].force_login(bureau)
+    plan = {
+        "home": [("anonymous", "/")],
+        "project": [("anonymous", project.get_absolute_url())],
+        "issue_list": [("supervisor", "/issues/"), ("supervisor", f"/issues/?page={deep}")],
+        "issue_detail": [("supervisor", issue.get_absolute_url())],
+        "feed": [("supervisor", "/feed/"), ("supervisor", f"/feed/?before={cursor}")],
+        "dashboard": [("bureau", "/dashboard/")],
+    }
+    results = {}
+    for page, variants in plan.items():
+        worst = None
+        for role, url in variants:
+            client = clients[role]
+            assert client.get(url).status_code == 200, url  # warm-up (and cache fill)
+            executed = []
+
+            def count(execute, sql, params, many, context, executed=executed):
+                executed.append(sql)
+                return execute(sql, params, many, context)
+
+            with connection.execute_wrapper(count):
+                client.get(url)
+            times = []
+            for _ in range(REQUESTS):
+                started = time.perf_counter()
+                client.get(url)
+                times.append((time.perf_counter() - started) * 1000)
+            times.sort()
+            entry = {
+                "p50_ms": round(statistics.median(times), 1),
+                "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
+                "queries": len(executed),
+                "url": url,
+            }
+            if worst is None or entry["p95_ms"] > worst["p95_ms"]:
+                worst = entry
+        results[page] = worst
+    cache.clear()
+    return results
+
+
+def throughput(env: dict) -> dict:
+    """Requests per second under gunicorn: the issue list against a bare Django view."""
+    from accounts.models import User
+
+    env = {**env, "BENCHMARK_BARE_VIEW": "1"}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "supervision.wsgi",
+            "-c",
+            "gunicorn.conf.py",
+            "-b",
+            f"127.0.0.1:{PORT}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
+                break
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.2)
+        from django.contrib.sessions.backends.db import SessionStore
+
+        session = SessionStore()
+        user = User.objects.filter(role=User.Role.SUPERVISOR).order_by("pk").first()
+        session["_auth_user_id"] = str(user.pk)
+        session["_auth_user_backend"] = "accounts.backends.UsernameOrMobileBackend"
+        session["_auth_user_hash"] = user.get_session_auth_hash()
+        session.save()
+        cookie = f"sessionid={session.session_key}"
+
+        def rps(path: str, seconds: float = 8.0, threads: int = 8) -> float:
+            done = [0]
+            lock = threading.Lock()
+            deadline = time.monotonic() + seconds
+
+            def worker():
+                while time.monotonic() < deadline:
+                    request = urllib.request.Request(
+                        f"http://127.0.0.1:{PORT}{path}", headers={"Cookie": cookie}
+                    )
+                    try:
+                        with urllib.request.urlopen(request, timeout=30) as response:
+                            response.read()
+                            ok = response.status == 200
+                    except (urllib.error.URLError, OSError):
+                        ok = False
+                    if ok:
+                        with lock:
+                            done[0] += 1
+
+            pool = [threading.Thread(target=worker) for _ in range(threads)]
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+            return done[0] / seconds
+
+        baseline = rps("/bench/bare/")
+        issue_list = rps("/issues/")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {
+        "baseline_rps": round(baseline, 1),
+        "issue_list_rps": round(issue_list, 1),
+        "ratio": round(issue_list / baseline, 2) if baseline else None,
+    }
+
+
+def main() -> int:
+    env = environment()
+    prepare(env)
+    if "--measure" not in sys.argv:
+        # Measure in a process that has the benchmark database in its settings.
+        return subprocess.run([sys.executable, __file__, "--measure"], cwd=ROOT, env=env).returncode
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supervision.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from supervision.models import Issue, IssueEvent, Neighbourhood, Project, Supervisor
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import photo_intake
+
+    result = {
+        "database": connection.vendor,
+        "scale": {
+            "neighbourhoods": Neighbourhood.objects.count(),
+            "projects": Project.objects.count(),
+            "supervisors": Supervisor.objects.count(),
+            "issues": Issue.objects.count(),
+            "events": IssueEvent.objects.count(),
+        },
+        "pages": measure_pages(),
+        "throughput": throughput(env),
+        "photo": {k: v for k, v in photo_intake.main().items() if k != "detail"},
+    }
+    (ROOT / "benchmarks" / "results.json").write_text(
+        json.dumps(result, indent=2, ensure_ascii=False)
+    )
+    print(f"\n{result['database']} · {SCALE} · {result['scale']}")
+    print(
+        f"{'page':<14}{'p50 ms':>9}{'p95 ms':>9}{'queries':>9}  budget: p95 < 100 ms, ≤ 12 queries"
+    )
+    failures = []
+    for page, entry in result["pages"].items():
+        flag = "" if entry["p95_ms"] < 100 and entry["queries"] <= 12 else "  ✗"
+        if flag:
+            failures.append(page)
+        print(f"{page:<14}{entry['p50_ms']:>9}{entry['p95_ms']:>9}{entry['queries']:>9}{flag}")
+    t = result["throughput"]
+    print(
+        f"throughput: bare {t['baseline_rps']} rps, issue list {t['issue_list_rps']} rps, ratio {t['ratio']} (budget ≥ 0.3)"
+    )
+    p = result["photo"]
+    print(
+        f"photo: 12 MP JPEG {p['jpeg_12mp_ms']} ms, HEIC {p['heic_12mp_ms']} ms, peak {p['peak_mb']} MB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,395 @@
+"""Synthetic data at city or province scale, for benchmarks: ``--profile small|province``.
+
+Province: 2,000 neighbourhoods with a project each, 2,000 supervisors, 200,000 issues and about
+1,000,000 events, with realistic distributions (most issues closed, some overdue), and photo rows
+pointing at a few shared generated files. Bulk inserts in batches; refuses a database that
+already holds issues unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from datetime import timedelta
+
+from django.contrib.auth.hashers import make_password
+from django.core.files.storage import default_storage
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
+from django.utils import timezone
+from PIL import Image
+
+from accounts.models import User
+from supervision.models import (
+    Department,
+    Issue,
+    IssueCounter,
+    IssueEvent,
+    Neighbourhood,
+    Photo,
+    Project,
+    ScopeItem,
+    Subdistrict,
+    Supervisor,
+)
+
+PROFILES = {
+    "small": {"subdistricts": 4, "neighbourhoods": 60, "issues": 3_000, "events_per_issue": 5},
+    "province": {
+        "subdistricts": 40,
+        "neighbourhoods": 2_000,
+        "issues": 200_000,
+        "events_per_issue": 5,
+    },
+}
+BATCH = 5_000
+# status: share of issues (most are closed)
+STATUSES = [
+    (Issue.Status.CLOSED, 0.70),
+    (Issue.Status.IN_PROGRESS, 0.09),
+    (Issue.Status.SUBMITTED, 0.05),
+    (Issue.Status.ACCEPTED, 0.05),
+    (Issue.Status.RECTIFIED, 0.04),
+    (Issue.Status.ANSWERED, 0.03),
+    (Issue.Status.REJECTED, 0.02),
+    (Issue.Status.WITHDRAWN, 0.02),
+]
+K = IssueEvent.Kind
+HISTORY = {
+    Issue.Status.SUBMITTED: [K.SUBMITTED],
+    Issue.Status.ACCEPTED: [K.SUBMITTED, K.ACCEPTED],
+    Issue.Status.IN_PROGRESS: [K.SUBMITTED, K.ACCEPTED, K.DISPATCHED],
+    Issue.Status.RECTIFIED: [K.SUBMITTED, K.ACCEPTED, K.DISPATCHED, K.RECTIFIED],
+    Issue.Status.CLOSED: [K.SUBMITTED, K.ACCEPTED, K.DISPATCHED, K.RECTIFIED, K.VERIFIED],
+    Issue.Status.ANSWERED: [K.SUBMITTED, K.ANSWERED],
+    Issue.Status.REJECTED: [K.SUBMITTED, K.REJECTED],
+    Issue.Status.WITHDRAWN: [K.SUBMITTED, K.WITHDRAWN],
+}
+STATUS_AFTER = {
+    K.SUBMITTED: Issue.Status.SUBMITTED,
+    K.ACCEPTED: Issue.Status.ACCEPTED,
+    K.DISPATCHED: Issue.Status.IN_PROGRESS,
+    K.RECTIFIED: Issue.Status.RECTIFIED,
+    K.VERIFIED: Issue.Status.CLOSED,
+    K.ANSWERED: Issue.Status.ANSWERED,
+    K.REJECTED: Issue.Status.REJECTED,
+    K.WITHDRAWN: Issue.Status.WITHDRAWN,
+}
+
+
+class Command(BaseCommand):
+    help = "生成大规模测试数据（small 或 province）用于性能测试。"
+
+    def add_arguments(self, parser):
+        parser.add_argument("--profile", choices=sorted(PROFILES), default="small")
+        parser.add_argument("--force", action="store_true", help="even if issues exist")
+        parser.add_argument("--seed", type=int, default=2023)
+
+    def handle(self, *args, profile: str, force: bool, seed: int, **options) -> None:
+        if Issue.objects.exists() and not force:
+            raise CommandError("数据库里已有问题数据；在空数据库上运行，或加 --force。")
+        spec = PROFILES[profile]
+        rng = random.Random(seed)
+        started = time.monotonic()
+        if connection.vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA synchronous=OFF")
+        with transaction.atomic():
+            world = self._world(spec, rng)
+        issues = self._issues(spec, rng, world)
+        elapsed = time.monotonic() - started
+        self.stdout.write(
+            f"{profile}: {len(world['projects'])} projects, {len(world['supervisors'])} supervisors, "
+            f"{issues['issues']} issues, {issues['events']} events, {issues['photos']} photos "
+            f"in {elapsed:.0f} s"
+        )
+
+    # --- the world ---------------------------------------------------------------------------
+
+    def _world(self, spec: dict, rng: random.Random) -> dict:
+        password = make_password("renovate-2023")
+        subdistricts = Subdistrict.objects.bulk_create(
+            [
+                Subdistrict(name=f"第{i + 1}街道", code=f"s{i + 1:03d}")
+                for i in range(spec["subdistricts"])
+            ]
+        )
+        bureau = Department.objects.create(
+            name="省住房和城乡建设厅（测试）", kind=Department.Kind.BUREAU
+        )
+        offices = Department.objects.bulk_create(
+            [
+                Department(
+                    name=f"{s.name}办事处", kind=Department.Kind.SUBDISTRICT_OFFICE, subdistrict=s
+                )
+                for s in subdistricts
+            ]
+        )
+        contractors = Department.objects.bulk_create(
+            [
+                Department(name=f"测试建设公司{i + 1:02d}", kind=Department.Kind.CONTRACTOR)
+                for i in range(max(3, spec["subdistricts"] // 2))
+            ]
+        )
+        staff = [
+            User(
+                username=f"staff{i + 1:03d}",
+                password=password,
+                role=User.Role.STAFF,
+                department=office,
+                display_name=f"{office.name}工作人员",
+            )
+            for i, office in enumerate(offices)
+        ]
+        staff.append(
+            User(username="bureau001", password=password, role=User.Role.BUREAU, department=bureau)
+        )
+        User.objects.bulk_create(staff)
+        n = spec["neighbourhoods"]
+        hoods = Neighbourhood.objects.bulk_create(
+            [
+                Neighbourhood(
+                    subdistrict=subdistricts[i % len(subdistricts)],
+                    name=f"测试小区{i + 1:04d}",
+                    address=f"测试路 {i + 1} 号",
+                    year_built=1975 + i % 30,
+                    buildings=4 + i % 20,
+                    households=100 + i % 900,
+                )
+                for i in range(n)
+            ],
+            batch_size=BATCH,
+        )
+        year = timezone.localdate().year
+        statuses = [s for s, _ in Project.Status.choices]
+        projects = Project.objects.bulk_create(
+            [
+                Project(
+                    neighbourhood=hood,
+                    name=f"{hood.name}改造工程",
+                    year=year - (i % 3),
+                    status=statuses[rng.randrange(len(statuses))],
+                    contractor=contractors[i % len(contractors)],
+                    to_complete_this_year=i % 5 != 0,
+                )
+                for i, hood in enumerate(hoods)
+            ],
+            batch_size=BATCH,
+        )
+        areas = [a for a, _ in ScopeItem.Area.choices]
+        ScopeItem.objects.bulk_create(
+            [
+                ScopeItem(
+                    project=p,
+                    area=areas[(i + k) % len(areas)],
+                    description="测试改造内容",
+                    progress=rng.randrange(101),
+                )
+                for i, p in enumerate(projects)
+                for k in range(3)
+            ],
+            batch_size=BATCH,
+        )
+        Through = Project.departments.through
+        Through.objects.bulk_create(
+            [
+                Through(project_id=p.pk, department_id=offices[i % len(offices)].pk)
+                for i, p in enumerate(projects)
+            ],
+            batch_size=BATCH,
+        )
+        users = User.objects.bulk_create(
+            [
+                User(
+                    username=f"sup{i + 1:05d}",
+                    password=password,
+                    role=User.Role.SUPERVISOR,
+                    display_name=f"监督员{i + 1}",
+                )
+                for i in range(n)
+            ],
+            batch_size=BATCH,
+        )
+        today = timezone.localdate()
+        supervisors = Supervisor.objects.bulk_create(
+            [
+                Supervisor(
+                    user=u,
+                    neighbourhood=hoods[i],
+                    appointed_on=today - timedelta(days=400),
+                    term_ends_on=today + timedelta(days=700),
+                    certificate_number=f"T-{i + 1:05d}",
+                )
+                for i, u in enumerate(users)
+            ],
+            batch_size=BATCH,
+        )
+        Watch = Supervisor.projects.through
+        Watch.objects.bulk_create(
+            [
+                Watch(supervisor_id=s.pk, project_id=projects[i].pk)
+                for i, s in enumerate(supervisors)
+            ],
+            batch_size=BATCH,
+        )
+        return {
+            "projects": projects,
+            "offices": {o.subdistrict_id: o for o in offices},
+            "contractors": contractors,
+            "supervisors": supervisors,
+            "users": users,
+            "staff": {o.pk: u for o, u in zip(offices, staff, strict=False)},
+        }
+
+    # --- issues, events, photos --------------------------------------------------------------
+
+    def _shared_photos(self) -> list[tuple[str, str]]:
+        names = []
+        for i in range(4):
+            image = Image.new("RGB", (1600, 1200), (40 + 50 * i, 120, 200 - 40 * i))
+            for size, suffix in (((1600, 1200), ""), ((400, 300), "_t")):
+                out = io.BytesIO()
+                image.resize(size).save(out, "JPEG", quality=70)
+                name = default_storage.save(
+                    f"photos/bench/shared{i}{suffix}.jpg", io.BytesIO(out.getvalue())
+                )
+                names.append(name)
+        return list(zip(names[0::2], names[1::2], strict=True))
+
+    def _issues(self, spec: dict, rng: random.Random, world: dict) -> dict:
+        total = spec["issues"]
+        now = timezone.now()
+        year = timezone.localtime(now).year
+        weights = [w for _, w in STATUSES]
+        choices = [s for s, _ in STATUSES]
+        categories = [c for c, _ in Issue.Category.choices if c != Issue.Category.OPINION]
+        projects, users = world["projects"], world["users"]
+        shared = self._shared_photos()
+        counts = {"issues": 0, "events": 0, "photos": 0}
+        span = 3 * 365 * 24 * 3600
+        for start in range(0, total, BATCH):
+            size = min(BATCH, total - start)
+            batch, plans = [], []
+            for k in range(size):
+                seq = start + k + 1
+                i = rng.randrange(len(projects))
+                project = projects[i]
+                status = rng.choices(choices, weights)[0]
+                created = now - timedelta(seconds=rng.randrange(span))
+                if status in Issue.OPEN_STATUSES and rng.random() < 0.5:
+                    created = now - timedelta(days=rng.randrange(1, 40))
+                office = world["offices"][project.neighbourhood.subdistrict_id]
+                history = HISTORY[status]
+                overdue = status in Issue.OPEN_STATUSES and rng.random() < 0.25
+                issue = Issue(
+                    reference=f"{year}-{seq:06d}",
+                    year=year,
+                    sequence=seq,
+                    project=project,
+                    reporter=users[i],
+                    category=rng.choice(categories),
+                    title=f"测试问题 {seq}",
+                    description="测试描述：墙面开裂、道路积水或施工扬尘等。",
+                    status=status,
+                    department=office,
+                    contractor=project.contractor if K.DISPATCHED in history else None,
+                    created_at=created,
+                    sign_for_due_at=created + timedelta(days=1),
+                    is_public=status == Issue.Status.CLOSED and rng.random() < 0.3,
+                )
+                steps = [
+                    created + timedelta(hours=6 * n + rng.randrange(6)) for n in range(len(history))
+                ]
+                if K.ACCEPTED in history:
+                    issue.accepted_at = steps[1]
+                    # Overdue: the deadline fell between filing and now.
+                    issue.rectify_due_at = (
+                        created + (now - created) / 2 if overdue else steps[1] + timedelta(days=9)
+                    )
+                if K.RECTIFIED in history:
+                    issue.rectified_at = steps[3]
+                if status in (Issue.Status.CLOSED, Issue.Status.REJECTED, Issue.Status.WITHDRAWN):
+                    issue.closed_at = steps[-1]
+                if status == Issue.Status.CLOSED:
+                    issue.rating = rng.choices(
+                        [
+                            Issue.Rating.SATISFIED,
+                            Issue.Rating.BASICALLY_SATISFIED,
+                            Issue.Rating.UNSATISFIED,
+                        ],
+                        [0.8, 0.15, 0.05],
+                    )[0]
+                if status == Issue.Status.SUBMITTED and overdue:
+                    issue.sign_for_due_at = now - timedelta(hours=3)
+                batch.append(issue)
+                plans.append((history, steps))
+            with transaction.atomic():
+                Issue.objects.bulk_create(batch, batch_size=BATCH)
+                if connection.vendor != "postgresql" or batch[0].pk is None:
+                    ids = dict(
+                        Issue.objects.filter(
+                            sequence__gt=start, sequence__lte=start + size, year=year
+                        ).values_list("sequence", "pk")
+                    )
+                    for issue in batch:
+                        issue.pk = ids[issue.sequence]
+                events, photos = [], []
+                for issue, (history, steps) in zip(batch, plans, strict=True):
+                    previous = ""
+                    for kind, moment in zip(history, steps, strict=True):
+                        to_status = STATUS_AFTER[kind]
+                        actor = (
+                            issue.reporter
+                            if kind in (K.SUBMITTED, K.VERIFIED, K.WITHDRAWN)
+                            else None
+                        )
+                        events.append(
+                            IssueEvent(
+                                issue_id=issue.pk,
+                                kind=kind,
+                                actor_id=actor.pk
+                                if actor
+                                else world["staff"][issue.department_id].pk,
+                                from_status=previous,
+                                to_status=to_status,
+                                text="" if kind == K.SUBMITTED else "已处理。",
+                                created_at=moment,
+                            )
+                        )
+                        previous = to_status
+                    extra = spec["events_per_issue"] - len(history)
+                    for n in range(max(0, extra)):
+                        events.append(
+                            IssueEvent(
+                                issue_id=issue.pk,
+                                kind=K.COMMENTED,
+                                actor_id=issue.reporter_id,
+                                from_status=issue.status,
+                                to_status=issue.status,
+                                text=f"补充说明 {n + 1}",
+                                created_at=steps[-1] + timedelta(hours=n + 1),
+                            )
+                        )
+                    if issue.sequence % 2 == 0:
+                        web, thumb = shared[issue.sequence % len(shared)]
+                        photos.append(
+                            Photo(
+                                issue_id=issue.pk,
+                                kind=Photo.Kind.BEFORE,
+                                image=web,
+                                thumbnail=thumb,
+                                width=1600,
+                                height=1200,
+                                created_at=issue.created_at,
+                            )
+                        )
+                IssueEvent.objects.bulk_create(events, batch_size=BATCH)
+                Photo.objects.bulk_create(photos, batch_size=BATCH)
+            counts["issues"] += size
+            counts["events"] += len(events)
+            counts["photos"] += len(photos)
+            self.stdout.write(f"  {counts['issues']} / {total} issues", ending="\r")
+        IssueCounter.objects.update_or_create(year=year, defaults={"last": total})
+        self.stdout.write("")
+        return counts
