@@ -43,6 +43,28 @@ class IssueFilter(django_filters.FilterSet):
         model = Issue
         fields = ["q", "project", "subdistrict", "status", "category", "department"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The projects a person works with, not every project of the province.
+        user = getattr(self.request, "user", None)
+        projects = Project.objects.order_by("name").only("pk", "name")
+        if user is not None and user.is_authenticated and not user.is_bureau:
+            if user.is_supervisor and hasattr(user, "supervisor"):
+                projects = projects.filter(supervisors=user.supervisor)
+            elif user.department_id:
+                projects = projects.filter(
+                    Q(departments=user.department_id) | Q(contractor=user.department_id)
+                ).distinct()
+        self.filters["project"].queryset = projects
+        # Plain Bootstrap widgets: rendering them through crispy cost most of the page's time.
+        for name, field in self.form.fields.items():
+            css = (
+                "form-check-input"
+                if name in ("overdue", "mine")
+                else ("form-select" if hasattr(field, "choices") else "form-control")
+            )
+            field.widget.attrs.setdefault("class", css)
+
     def search(self, queryset: QuerySet[Issue], name: str, value: str) -> QuerySet[Issue]:
         value = value.strip()
         if not value:
