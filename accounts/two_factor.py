@@ -11,9 +11,8 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.cache import never_cache
@@ -21,6 +20,7 @@ from django_otp import devices_for_user
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from supervision.security import safe_next
 from supervision.views import qr_svg
 
 PENDING = "otp_pending_user"
@@ -80,9 +80,7 @@ def login_code(request: HttpRequest) -> HttpResponse:
                 request.session.pop(key, None)
             login(request, user)
             otp_login(request, device)
-            if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
-                next_url = "/"
-            return redirect(next_url)
+            return HttpResponseRedirect(safe_next(request, next_url))
         form.add_error("code", _("验证码不对，请看身份验证器里最新的数字。"))
     return render(
         request, "accounts/login_otp.html", {"form": form}, status=400 if form.errors else 200

@@ -222,9 +222,9 @@ def monthly_report(request: HttpRequest) -> HttpResponse:
     note = ""
     try:
         year, month = (int(part) for part in request.GET.get("month", "").split("-"))
-        start = date(year, month, 1)
-        if not 2000 <= year <= 2100:
+        if not (2000 <= year <= 2100 and 1 <= month <= 12):
             raise ValueError(year)
+        start = date(year, month, 1)
     except ValueError:
         if request.GET.get("month"):
             note = _("月份格式应为 YYYY-MM，已显示上个月。")

@@ -170,6 +170,8 @@ def consultation_paper(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(Consultation.objects.select_related("project"), pk=pk)
     if not services.is_serving_supervisor(request.user):
         raise PermissionDenied(_("只有在任的群众监督员可以代录纸质选票。"))
+    if not request.user.supervisor.projects.filter(pk=item.project_id).exists():
+        raise Http404  # only the project's own supervisors carry its paper ballots
     households = item.households.all()
     household = None
     status = 200

@@ -74,7 +74,7 @@ def _rows_from_upload(upload) -> list[list[str]]:
             ) from None
         sheet = book.worksheets[0]
         return [
-            ["" if v is None else str(v).strip() for v in row]
+            ["" if v is None else str(v).replace("\x00", "").strip() for v in row]
             for row in sheet.iter_rows(values_only=True)
         ]
     for encoding in ("utf-8-sig", "gb18030"):
@@ -85,7 +85,13 @@ def _rows_from_upload(upload) -> list[list[str]]:
             continue
     else:
         raise WorkflowError(_("无法识别文件编码，请用 UTF-8 或 GBK 保存的 CSV。"), status_code=400)
-    return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text))]
+    text = text.replace("\x00", "")  # NUL is never part of an address; PostgreSQL refuses it
+    try:
+        return [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text, newline=""))]
+    except csv.Error:
+        raise WorkflowError(
+            _("CSV 文件格式有误，请用 Excel 另存为 CSV（UTF-8）后再导入。"), status_code=400
+        ) from None
 
 
 def import_households(consultation: Consultation, upload) -> ImportReport:

@@ -80,3 +80,36 @@ def serve_private_file(field, *, content_type: str = "image/jpeg") -> HttpRespon
     response["Cache-Control"] = "private, max-age=86400"
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def safe_next(request: HttpRequest, target: str | None, default: str = "/") -> str:
+    """A local path to go back to: never another site, never a URL name to reverse."""
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    target = target or ""
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}
+    ):
+        return target
+    return default
+
+
+class RejectNulMiddleware:
+    """A NUL character in a query or form value is never meant: answer 400 before any view
+    (PostgreSQL refuses NUL in text, which would otherwise surface as a server error)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        values = list(request.GET.lists())
+        if request.method == "POST" and request.content_type in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ):
+            values += list(request.POST.lists())
+        if any("\x00" in key or any("\x00" in v for v in items) for key, items in values):
+            from django.http import HttpResponseBadRequest
+
+            return HttpResponseBadRequest("请求中含有无效字符。")
+        return self.get_response(request)

@@ -3,9 +3,8 @@ from django.conf import settings
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection
 from django.db.models import Count, Prefetch, Q, Sum
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
@@ -13,6 +12,7 @@ from django.views.decorators.http import require_POST, require_safe
 from . import stats
 from .forms import ProjectFilterForm
 from .models import Issue, IssueEvent, Photo, Project, ScopeItem, Subdistrict, weighted_progress
+from .security import safe_next
 
 FINISHED = [Project.Status.COMPLETED, Project.Status.ACCEPTED]
 
@@ -195,10 +195,7 @@ ELDER_COOKIE = "elder"
 @require_POST
 def toggle_elder_mode(request: HttpRequest) -> HttpResponse:
     """适老化: larger text, larger targets, stronger contrast; remembered for a year."""
-    target = request.POST.get("next") or "/"
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        target = "/"
-    response = redirect(target)
+    response = HttpResponseRedirect(safe_next(request, request.POST.get("next")))
     if request.COOKIES.get(ELDER_COOKIE) == "1":
         response.delete_cookie(ELDER_COOKIE)
     else:
