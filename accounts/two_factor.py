@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django_otp import devices_for_user
 from django_otp import login as otp_login
@@ -40,9 +40,9 @@ def confirmed_device(user):
 
 class CodeForm(forms.Form):
     code = forms.RegexField(
-        label=_lazy("验证码（身份验证器中的 6 位数字）"),
+        label=gettext_lazy("验证码（身份验证器中的 6 位数字）"),
         regex=r"^\d{6}$",
-        error_messages={"invalid": _lazy("请输入 6 位数字。")},
+        error_messages={"invalid": gettext_lazy("请输入 6 位数字。")},
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
     )
 

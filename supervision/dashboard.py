@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from openpyxl import Workbook
@@ -25,27 +25,27 @@ from .models import Issue, Patrol
 from .xlsx import issues_sheet, safe
 
 PRESETS = [
-    ("30", _lazy("近 30 天")),
-    ("90", _lazy("近 90 天")),
-    ("365", _lazy("近一年")),
-    ("all", _lazy("全部")),
+    ("30", gettext_lazy("近 30 天")),
+    ("90", gettext_lazy("近 90 天")),
+    ("365", gettext_lazy("近一年")),
+    ("all", gettext_lazy("全部")),
 ]
 
 
 class PeriodForm(forms.Form):
     preset = forms.ChoiceField(
-        label=_lazy("时间"),
+        label=gettext_lazy("时间"),
         choices=PRESETS,
         required=False,
         widget=forms.Select(attrs={"class": "form-select"}),
     )
     start = forms.DateField(
-        label=_lazy("从"),
+        label=gettext_lazy("从"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date", "class": "form-control"}, format="%Y-%m-%d"),
     )
     end = forms.DateField(
-        label=_lazy("到"),
+        label=gettext_lazy("到"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date", "class": "form-control"}, format="%Y-%m-%d"),
     )

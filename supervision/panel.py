@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from . import residents, services
 from .models import (
@@ -50,9 +50,9 @@ def issue_page_context(request, issue):
 
 
 class PanelSite(admin.AdminSite):
-    site_header = _lazy("群众监督 · 部门工作台")
-    site_title = _lazy("部门工作台")
-    index_title = _lazy("待办与管理")
+    site_header = gettext_lazy("群众监督 · 部门工作台")
+    site_title = gettext_lazy("部门工作台")
+    index_title = gettext_lazy("待办与管理")
     site_url = "/issues/"
     enable_nav_sidebar = False
 
@@ -115,7 +115,7 @@ class PanelAdmin(admin.ModelAdmin):
 
 
 class OverdueFilter(admin.SimpleListFilter):
-    title = _lazy("是否超期")
+    title = gettext_lazy("是否超期")
     parameter_name = "overdue"
 
     def lookups(self, request, model_admin):
@@ -132,7 +132,7 @@ class OverdueFilter(admin.SimpleListFilter):
 class EscalatedFilter(admin.SimpleListFilter):
     """The bureau's escalation list (督办): issues escalated and still open."""
 
-    title = _lazy("督办")
+    title = gettext_lazy("督办")
     parameter_name = "escalated"
 
     def lookups(self, request, model_admin):
@@ -227,25 +227,25 @@ class IssuePanel(PanelAdmin):
     def get_ordering(self, request):
         return ["overdue_rank", "created_at"]
 
-    @admin.display(description=_lazy("标题"))
+    @admin.display(description=gettext_lazy("标题"))
     def title_link(self, issue: Issue):
         return format_html('<a href="{}">{}</a>', issue.get_absolute_url(), issue.title)
 
-    @admin.display(description=_lazy("街道"), ordering="project__neighbourhood__subdistrict")
+    @admin.display(description=gettext_lazy("街道"), ordering="project__neighbourhood__subdistrict")
     def subdistrict(self, issue: Issue):
         return issue.project.neighbourhood.subdistrict
 
-    @admin.display(description=_lazy("状态"), ordering="status")
+    @admin.display(description=gettext_lazy("状态"), ordering="status")
     def status_badge(self, issue: Issue):
         return format_html(
             '<span class="status status-{}">{}</span>', issue.status, issue.get_status_display()
         )
 
-    @admin.display(description=_lazy("已等待"), ordering="created_at")
+    @admin.display(description=gettext_lazy("已等待"), ordering="created_at")
     def waiting(self, issue: Issue):
         return _waited(issue.created_at, issue.closed_at or timezone.now())
 
-    @admin.display(description=_lazy("下一期限"), ordering="overdue_rank")
+    @admin.display(description=gettext_lazy("下一期限"), ordering="overdue_rank")
     def deadline(self, issue: Issue):
         moment = issue.next_deadline
         if moment is None:
@@ -256,7 +256,7 @@ class IssuePanel(PanelAdmin):
             )
         return due(moment)
 
-    @admin.action(description=_lazy("签收所选问题（默认整改期限）"))
+    @admin.action(description=gettext_lazy("签收所选问题（默认整改期限）"))
     def accept_selected(self, request, queryset: QuerySet[Issue]):
         done, refused = [], []
         skipped = queryset.exclude(status=Issue.Status.SUBMITTED).count()
@@ -287,21 +287,21 @@ class IssuePanel(PanelAdmin):
             actions.pop("make_private", None)
         return actions
 
-    @admin.action(description=_lazy("公开所选问题（项目页可见，不含反映人信息）"))
+    @admin.action(description=gettext_lazy("公开所选问题（项目页可见，不含反映人信息）"))
     def make_public(self, request, queryset):
         if not _is_bureau(request):
             raise Http404
         count = queryset.update(is_public=True)
         self.message_user(request, _("已公开 %(n)d 个问题。") % {"n": count})
 
-    @admin.action(description=_lazy("取消公开所选问题"))
+    @admin.action(description=gettext_lazy("取消公开所选问题"))
     def make_private(self, request, queryset):
         if not _is_bureau(request):
             raise Http404
         count = queryset.update(is_public=False)
         self.message_user(request, _("已取消公开 %(n)d 个问题。") % {"n": count})
 
-    @admin.action(description=_lazy("导出所选问题（Excel）"))
+    @admin.action(description=gettext_lazy("导出所选问题（Excel）"))
     def export_xlsx(self, request, queryset: QuerySet[Issue]) -> HttpResponse:
         rows = queryset.select_related(
             "project__neighbourhood__subdistrict", "department", "contractor", "reporter"
@@ -428,11 +428,11 @@ class ExtensionRequestPanel(PanelAdmin):
                     },
                 )
 
-    @admin.action(description=_lazy("同意所选延期申请"))
+    @admin.action(description=gettext_lazy("同意所选延期申请"))
     def grant(self, request, queryset):
         self._decide(request, queryset, True)
 
-    @admin.action(description=_lazy("不同意所选延期申请"))
+    @admin.action(description=gettext_lazy("不同意所选延期申请"))
     def refuse(self, request, queryset):
         self._decide(request, queryset, False)
 
@@ -487,7 +487,7 @@ class DepartmentPanel(PanelAdmin):
     bureau_edits = True
     staff_sees = False
 
-    @admin.display(description=_lazy("企业微信群"), boolean=True)
+    @admin.display(description=gettext_lazy("企业微信群"), boolean=True)
     def has_webhook(self, department: Department) -> bool:
         return bool(department.webhook_url)
 
@@ -520,7 +520,7 @@ class DeliveryPanel(PanelAdmin):
     fields = readonly_fields
     staff_sees = False
 
-    @admin.display(description=_lazy("发送到"))
+    @admin.display(description=gettext_lazy("发送到"))
     def target_short(self, delivery: Delivery) -> str:
         return delivery.target if len(delivery.target) < 48 else delivery.target[:45] + "…"
 
@@ -548,8 +548,8 @@ class ConsultationItemInline(admin.TabularInline):
 
 class HouseholdImportForm(forms.Form):
     file = forms.FileField(
-        label=_lazy("住户名单（Excel 或 CSV）"),
-        help_text=_lazy("三列：楼栋、单元、室；第一行可以是表头。"),
+        label=gettext_lazy("住户名单（Excel 或 CSV）"),
+        help_text=gettext_lazy("三列：楼栋、单元、室；第一行可以是表头。"),
     )
 
 
@@ -607,11 +607,11 @@ class ConsultationPanel(PanelAdmin):
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
 
-    @admin.display(description=_lazy("住户"))
+    @admin.display(description=gettext_lazy("住户"))
     def household_count(self, consultation):
         return consultation.households_n
 
-    @admin.display(description=_lazy("链接"))
+    @admin.display(description=gettext_lazy("链接"))
     def links(self, consultation):
         return format_html(
             '<a href="{}">{}</a> · <a href="{}">{}</a> · <a href="{}">{}</a>',
@@ -662,7 +662,7 @@ class ConsultationPanel(PanelAdmin):
         }
         return TemplateResponse(request, "panel/household_import.html", context)
 
-    @admin.action(description=_lazy("采纳所选征询的结果（通过的改造内容纳入项目）"))
+    @admin.action(description=gettext_lazy("采纳所选征询的结果（通过的改造内容纳入项目）"))
     def apply_results(self, request, queryset):
         for consultation in queryset:
             try:
@@ -739,15 +739,15 @@ class SupervisorPanel(PanelAdmin):
         if change:
             super().save_related(request, form, formsets, change)
 
-    @admin.display(description=_lazy("反映问题"))
+    @admin.display(description=gettext_lazy("反映问题"))
     def issue_count(self, supervisor):
         return supervisor.issues_n
 
-    @admin.display(description=_lazy("巡查"))
+    @admin.display(description=gettext_lazy("巡查"))
     def patrol_count(self, supervisor):
         return supervisor.patrols_n
 
-    @admin.display(description=_lazy("聘书"))
+    @admin.display(description=gettext_lazy("聘书"))
     def certificate(self, supervisor):
         return format_html(
             '<a href="{}">{}</a>',
@@ -755,7 +755,7 @@ class SupervisorPanel(PanelAdmin):
             _("打印"),
         )
 
-    @admin.action(description=_lazy("解聘所选监督员（停用账号，保留记录）"))
+    @admin.action(description=gettext_lazy("解聘所选监督员（停用账号，保留记录）"))
     def dismiss(self, request, queryset):
         today = timezone.localdate()
         for supervisor in queryset.filter(is_active=True).select_related("user"):
@@ -770,15 +770,15 @@ class SupervisorPanel(PanelAdmin):
 class AppointForm(forms.ModelForm):
     """聘任: creates the account and the appointment in one step."""
 
-    display_name = forms.CharField(label=_lazy("姓名"), max_length=50)
-    username = forms.CharField(label=_lazy("登录名"), max_length=150)
+    display_name = forms.CharField(label=gettext_lazy("姓名"), max_length=50)
+    username = forms.CharField(label=gettext_lazy("登录名"), max_length=150)
     mobile = forms.RegexField(
-        label=_lazy("手机号"),
+        label=gettext_lazy("手机号"),
         regex=r"^1\d{10}$",
-        error_messages={"invalid": _lazy("请填写 11 位手机号。")},
+        error_messages={"invalid": gettext_lazy("请填写 11 位手机号。")},
     )
     password = forms.CharField(
-        label=_lazy("初始密码"), min_length=8, widget=forms.PasswordInput(render_value=True)
+        label=gettext_lazy("初始密码"), min_length=8, widget=forms.PasswordInput(render_value=True)
     )
 
     class Meta:

@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
@@ -253,10 +253,12 @@ def consultations_managed_by(user):
 
 class PatrolForm(forms.Form):
     project = forms.ModelChoiceField(
-        label=_lazy("项目"), queryset=Project.objects.none(), empty_label=_lazy("请选择项目")
+        label=gettext_lazy("项目"),
+        queryset=Project.objects.none(),
+        empty_label=gettext_lazy("请选择项目"),
     )
     note = forms.CharField(
-        label=_lazy("总体情况（可选）"),
+        label=gettext_lazy("总体情况（可选）"),
         required=False,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 2}),

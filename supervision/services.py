@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from . import notifications
 from . import photos as photo_intake
@@ -63,19 +63,19 @@ def _invalid(message: str) -> WorkflowError:
 
 # Who may not take a step, in words: used by the steps and by ``refusal`` alike.
 FORBIDDEN = {
-    "accept": _lazy("只有承办部门或住建局可以签收这个问题。"),
-    "answer": _lazy("只有承办部门或住建局可以答复这个问题。"),
-    "dispatch": _lazy("只有承办部门或住建局可以派单。"),
-    "transfer": _lazy("只有承办部门或住建局可以转派这个问题。"),
-    "reject": _lazy("只有承办部门或住建局可以作出不予受理。"),
-    "rectify": _lazy("只有承办部门、整改单位或住建局可以报告整改完成。"),
-    "verify": _lazy("只有反映人本人可以验证办结。"),
-    "reopen": _lazy("只有反映人本人可以退回。"),
-    "withdraw": _lazy("只有反映人本人可以撤回。"),
-    "comment": _lazy("您不能在这个问题下留言。"),
-    "escalate": _lazy("只有住建局或承办部门可以督办。"),
-    "appeal": _lazy("只有反映人本人可以申诉。"),
-    "extend": _lazy("只有承办部门或整改单位可以申请延期。"),
+    "accept": gettext_lazy("只有承办部门或住建局可以签收这个问题。"),
+    "answer": gettext_lazy("只有承办部门或住建局可以答复这个问题。"),
+    "dispatch": gettext_lazy("只有承办部门或住建局可以派单。"),
+    "transfer": gettext_lazy("只有承办部门或住建局可以转派这个问题。"),
+    "reject": gettext_lazy("只有承办部门或住建局可以作出不予受理。"),
+    "rectify": gettext_lazy("只有承办部门、整改单位或住建局可以报告整改完成。"),
+    "verify": gettext_lazy("只有反映人本人可以验证办结。"),
+    "reopen": gettext_lazy("只有反映人本人可以退回。"),
+    "withdraw": gettext_lazy("只有反映人本人可以撤回。"),
+    "comment": gettext_lazy("您不能在这个问题下留言。"),
+    "escalate": gettext_lazy("只有住建局或承办部门可以督办。"),
+    "appeal": gettext_lazy("只有反映人本人可以申诉。"),
+    "extend": gettext_lazy("只有承办部门或整改单位可以申请延期。"),
 }
 
 
