@@ -8,7 +8,7 @@ import re
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
-from supervision.security import client_ip
+from supervision.security import client_ip, mask_mobile
 
 audit = logging.getLogger("audit")
 MOBILE = re.compile(r"^1\d{10}$")
@@ -17,7 +17,7 @@ MOBILE = re.compile(r"^1\d{10}$")
 def masked(login: str) -> str:
     """A mobile number typed as the login is logged as 139****0001, never in full."""
     login = (login or "").strip()[:150]
-    return f"{login[:3]}****{login[-4:]}" if MOBILE.match(login) else login
+    return mask_mobile(login) if MOBILE.match(login) else login
 
 
 @receiver(user_logged_in)

@@ -31,7 +31,7 @@ from .models import (
     Project,
     Supervisor,
 )
-from .security import as_id, client_ip, serve_private_file
+from .security import as_id, client_ip, mask_mobile, serve_private_file
 from .views import qr_svg
 
 GUESSES_ALLOWED = 10
@@ -443,13 +443,6 @@ def patrol_photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> File
 
 
 # --- supervisors -------------------------------------------------------------------------------
-
-
-def mask_mobile(mobile: str | None) -> str:
-    """138****5678: staff see that a number exists, the bureau sees it."""
-    if not mobile:
-        return ""
-    return f"{mobile[:3]}****{mobile[-4:]}" if len(mobile) >= 7 else "****"
 
 
 @login_required

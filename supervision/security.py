@@ -113,3 +113,10 @@ class RejectNulMiddleware:
 
             return HttpResponseBadRequest("请求中含有无效字符。")
         return self.get_response(request)
+
+
+def mask_mobile(mobile: str | None) -> str:
+    """138****5678: staff see that a number exists, the bureau sees it."""
+    if not mobile:
+        return ""
+    return f"{mobile[:3]}****{mobile[-4:]}" if len(mobile) >= 7 else "****"
