@@ -50,6 +50,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],test
 INSTALLED_APPS = [
     "accounts",
     "supervision",
+    "api",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -252,6 +253,9 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
+
+# Requests per minute per API key (JSON API and Open311), counted in the cache.
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 120)
 
 # Time limits of the issue's life, in working days of the official calendar (调休 included),
 # except URGENT_SIGN_FOR_HOURS which counts clock hours.
