@@ -37,6 +37,41 @@ def test_home_query_count_does_not_grow_with_projects(world, client, django_asse
         assert client.get("/").status_code == 200
 
 
+def test_home_progress_is_the_mean_of_the_projects_progress(world, client):
+    """The batch's figure is computed in SQL; it must agree with Project.progress() per project."""
+    from decimal import Decimal
+
+    other = make_project(make_neighbourhood(world.anyang, "小区甲"))
+    ScopeItem.objects.create(
+        project=world.project,
+        area="building",
+        description="外立面",
+        progress=50,
+        budget=Decimal("300"),
+    )
+    ScopeItem.objects.create(
+        project=world.project, area="roads", description="道路", progress=100, budget=Decimal("100")
+    )
+    # Without budgets on every item, items count equally.
+    ScopeItem.objects.create(project=other, area="building", description="屋面", progress=35)
+    ScopeItem.objects.create(
+        project=other, area="pipes", description="管网", progress=80, budget=Decimal("10")
+    )
+    projects = list(Project.objects.filter(year=world.project.year))
+    expected = round(sum(p.progress() for p in projects) / len(projects))
+    assert client.get("/").context["progress"] == expected
+
+
+def test_home_lists_recent_projects_and_links_to_the_whole_batch(world, client):
+    for n in range(20):
+        make_project(make_neighbourhood(world.anyang, f"小区{n}"))
+    response = client.get("/")
+    batch = Project.objects.filter(year=world.project.year).count()
+    assert len(response.context["recent"]) == 12
+    assert f"2023 年实施改造项目 {batch} 个" in response.content.decode()
+    assert f"查看 2023 年全部 {batch} 个项目" in response.content.decode()
+
+
 def test_project_list_filters_by_subdistrict_status_and_search(world, client):
     response = client.get("/projects/", {"subdistrict": world.yuhai.pk})
     names = [p.name for p in response.context["page"]]
