@@ -7,12 +7,11 @@ call one service, and turn its ``WorkflowError`` into a message on the page.
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from . import services
+from . import keyset, services
 from .digest import daily_digest, sane_day
 from .filters import IssueFilter
 from .forms import STEP_FORMS, IssueForm
@@ -261,11 +260,12 @@ def issue_list(request: HttpRequest) -> HttpResponse:
     issues = _issue_rows(Issue.objects.visible_to(request.user))
     filterset = IssueFilter(request.GET or None, queryset=issues, request=request)
     rows = filterset.qs if filterset.is_bound and filterset.is_valid() else issues
-    page = Paginator(rows.order_by("-created_at", "-pk"), ISSUES_PAGE).get_page(
-        request.GET.get("page")
+    page = keyset.paginate(
+        rows, before=request.GET.get("before"), after=request.GET.get("after"), size=ISSUES_PAGE
     )
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in ("before", "after", "page"):
+        query.pop(name, None)
     return render(
         request,
         "supervision/issue_list.html",
@@ -274,19 +274,6 @@ def issue_list(request: HttpRequest) -> HttpResponse:
 
 
 # --- the 监督群 feed -----------------------------------------------------------------------------
-
-
-def _cursor(event: IssueEvent) -> str:
-    return f"{int(event.created_at.timestamp() * 1_000_000)}-{event.pk}"
-
-
-def _parse_cursor(value: str | None) -> tuple[datetime, int] | None:
-    try:
-        micros, pk = (int(part) for part in (value or "").split("-", 1))
-        moment = datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-    return moment, pk
 
 
 @login_required
@@ -298,28 +285,28 @@ def feed(request: HttpRequest) -> HttpResponse:
     ``?after=<cursor>`` answers the poll for newer events; ``?before=<cursor>`` loads older ones.
     """
     events = _events(IssueEvent.objects.visible_to(request.user))
-    after = _parse_cursor(request.GET.get("after"))
-    before = _parse_cursor(request.GET.get("before"))
+    after = keyset.parse_cursor(request.GET.get("after"))
+    before = keyset.parse_cursor(request.GET.get("before"))
     if after:
-        moment, pk = after
-        newer = events.filter(created_at__gte=moment).exclude(created_at=moment, pk__lte=pk)
+        newer = keyset.newer_than(events, after)
         rows = list(newer.order_by("created_at", "pk")[:FEED_PAGE])[::-1]
-        newest = _cursor(rows[0]) if rows else request.GET["after"]
+        newest = keyset.cursor_of(rows[0]) if rows else request.GET["after"]
         return render(
             request,
             "supervision/_feed_new.html",
             {"events": rows, "newest": newest},
         )
     if before:
-        moment, pk = before
-        events = events.filter(created_at__lte=moment).exclude(created_at=moment, pk__gte=pk)
+        events = keyset.older_than(events, before)
     rows = list(events.order_by("-created_at", "-pk")[: FEED_PAGE + 1])
     more = len(rows) > FEED_PAGE
     rows = rows[:FEED_PAGE]
     context = {
         "events": rows,
-        "older": _cursor(rows[-1]) if more else "",
-        "newest": _cursor(rows[0]) if rows else f"{int(timezone.now().timestamp() * 1e6)}-0",
+        "older": keyset.cursor_of(rows[-1]) if more else "",
+        "newest": keyset.cursor_of(rows[0])
+        if rows
+        else f"{int(timezone.now().timestamp() * 1e6)}-0",
     }
     if before:
         return render(request, "supervision/_feed_page.html", context)
