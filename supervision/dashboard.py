@@ -21,7 +21,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from . import charts, stats
-from .models import Issue, Patrol
+from .models import Issue, Patrol, department_issues
 from .xlsx import issues_sheet, safe
 
 PRESETS = [
@@ -74,13 +74,17 @@ class PeriodForm(forms.Form):
         return stats.Period(today - timedelta(days=days - 1), today, str(dict(PRESETS)[preset])), ""
 
 
-def _scope(request: HttpRequest) -> tuple[QuerySet[Issue], str]:
+def _scope(request: HttpRequest) -> str:
     user = request.user
     if not (user.is_active and (user.is_bureau or user.is_department_staff)):
         raise PermissionDenied(_("统计看板供部门和住建局使用。"))
-    if user.is_bureau:
-        return Issue.objects.all(), "all"
-    return Issue.objects.visible_to(user), f"dept{user.department_id}"
+    return "all" if user.is_bureau else f"dept{user.department_id}"
+
+
+def _issues_in_scope(scope: str) -> QuerySet[Issue]:
+    if scope == "all":
+        return Issue.objects.all()
+    return Issue.objects.filter(department_issues(int(scope[4:])))
 
 
 def _patrols_in_scope(scope: str):
@@ -93,25 +97,33 @@ def _patrols_in_scope(scope: str):
     return patrols
 
 
-def figures(issues: QuerySet[Issue], scope: str, period: stats.Period) -> dict:
-    """Every figure of the dashboard, cached until the next issue event."""
+@stats.recipe("dashboard")
+def compute_figures(scope: str, start: str, end: str) -> dict:
+    """Every figure of the dashboard for a scope ("all" or "dept<id>") and period (ISO dates)."""
+    period = stats.Period(
+        date.fromisoformat(start) if start else None, date.fromisoformat(end) if end else None, ""
+    )
+    scoped = period.apply(_issues_in_scope(scope))
+    now = timezone.now()
+    return {
+        "headline": stats.headline(scoped, now),
+        "weekly": stats.weekly_by_status(scoped),
+        "by_category": stats.counts_by(scoped, "category"),
+        "by_subdistrict": stats.counts_by(scoped, "project__neighbourhood__subdistrict__name"),
+        "departments": stats.department_table(scoped, now),
+        "contractors": stats.contractor_scorecard(scoped),
+        "supervisors": stats.supervisor_activity(scoped, period.apply(_patrols_in_scope(scope))),
+    }
 
-    def compute() -> dict:
-        scoped = period.apply(issues)
-        now = timezone.now()
-        return {
-            "headline": stats.headline(scoped, now),
-            "weekly": stats.weekly_by_status(scoped),
-            "by_category": stats.counts_by(scoped, "category"),
-            "by_subdistrict": stats.counts_by(scoped, "project__neighbourhood__subdistrict__name"),
-            "departments": stats.department_table(scoped, now),
-            "contractors": stats.contractor_scorecard(scoped),
-            "supervisors": stats.supervisor_activity(
-                scoped, period.apply(_patrols_in_scope(scope))
-            ),
-        }
 
-    return stats.cached(f"dashboard:{scope}:{period.key}", compute)
+def figures(scope: str, period: stats.Period) -> dict:
+    """The dashboard's figures, cached (stale ones refreshed in the background)."""
+    return stats.figures(
+        "dashboard",
+        scope=scope,
+        start=period.start.isoformat() if period.start else "",
+        end=period.end.isoformat() if period.end else "",
+    )
 
 
 def _charts(data: dict) -> dict:
@@ -138,10 +150,10 @@ def _charts(data: dict) -> dict:
 @never_cache
 @require_safe
 def dashboard(request: HttpRequest) -> HttpResponse:
-    issues, scope = _scope(request)
+    scope = _scope(request)
     form = PeriodForm(request.GET or None)
     period, note = form.period()
-    data = figures(issues, scope, period)
+    data = figures(scope, period)
     context = {"form": form, "period": period, "note": note, **data, **_charts(data)}
     context["query"] = request.GET.urlencode()
     return render(request, "supervision/dashboard.html", context)
@@ -152,9 +164,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @require_safe
 def dashboard_export(request: HttpRequest) -> HttpResponse:
     """The figures and the period's issue list in one workbook, Chinese headers, real dates."""
-    issues, scope = _scope(request)
+    scope = _scope(request)
     period, _note = PeriodForm(request.GET or None).period()
-    data = figures(issues, scope, period)
+    data = figures(scope, period)
     book = Workbook()
     sheet = book.active
     sheet.title = _("统计")
@@ -195,7 +207,7 @@ def dashboard_export(request: HttpRequest) -> HttpResponse:
             ]
         )
     sheet.column_dimensions["A"].width = 28
-    rows = period.apply(issues).select_related(
+    rows = period.apply(_issues_in_scope(scope)).select_related(
         "project__neighbourhood__subdistrict", "department", "contractor"
     )
     issues_sheet(book.create_sheet(_("问题清单")), rows.order_by("created_at"))
@@ -215,7 +227,7 @@ def dashboard_export(request: HttpRequest) -> HttpResponse:
 @require_safe
 def monthly_report(request: HttpRequest) -> HttpResponse:
     """A printable monthly report: ``?month=2026-11`` (default: last month)."""
-    issues, scope = _scope(request)
+    scope = _scope(request)
     today = timezone.localdate()
     first = today.replace(day=1)
     default = (first - timedelta(days=1)).replace(day=1)
@@ -231,7 +243,7 @@ def monthly_report(request: HttpRequest) -> HttpResponse:
         start = default
     end = (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     period = stats.Period(start, end, f"{start.year}年{start.month}月")
-    data = figures(issues, scope, period)
+    data = figures(scope, period)
     return render(
         request,
         "supervision/monthly_report.html",

@@ -413,10 +413,15 @@ def issue_visibility(user, prefix: str = "") -> Q | None:
     if user.is_bureau or user.is_supervisor:
         return None
     if user.is_department_staff:
-        return Q(**{f"{prefix}department_id": user.department_id}) | Q(
-            **{f"{prefix}contractor_id": user.department_id}
-        )
+        return department_issues(user.department_id, prefix)
     return Q(**{f"{prefix}is_public": True})
+
+
+def department_issues(department_id: int | None, prefix: str = "") -> Q:
+    """What a department's staff may read: the issues routed to it or dispatched to it."""
+    return Q(**{f"{prefix}department_id": department_id}) | Q(
+        **{f"{prefix}contractor_id": department_id}
+    )
 
 
 def issue_visible(user, issue) -> bool:

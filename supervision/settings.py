@@ -254,6 +254,10 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 
+# Stale figures (home, dashboard) are shown while a background task recomputes them; "inline"
+# recomputes them in the request instead (the test suite, and sites without a worker).
+STATS_REFRESH = env_str("STATS_REFRESH", "background")
+
 # Requests per minute per API key (JSON API and Open311), counted in the cache.
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 120)
 

@@ -2,16 +2,19 @@
 
 Medians use window functions (ROW_NUMBER and COUNT over each group), which SQLite and PostgreSQL
 both have: the database returns at most the two middle rows of each group, never the rows
-themselves. Heavy figures are cached under a version that every issue event bumps.
+themselves. Heavy figures are cached under a version that every issue event bumps, and recomputed in the
+background when stale (``figures``).
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import (
     Count,
@@ -31,14 +34,17 @@ from .models import Issue, IssueEvent, Project
 
 S = Issue.Status
 VERSION_KEY = "stats:version"
-CACHE_SECONDS = 600
+# An entry is kept a day (stale ones are still shown while recomputed); a refresh that died
+# is retried after five minutes.
+ENTRY_SECONDS = 24 * 3600
+REFRESH_LOCK_SECONDS = 300
 
 
 # --- cache -------------------------------------------------------------------------------------
 
 
 def bump_version() -> None:
-    """Called for every issue event after commit: cached figures are recomputed on next view."""
+    """Called for every issue event after commit: cached figures become stale."""
     try:
         cache.incr(VERSION_KEY)
     except ValueError:
@@ -46,9 +52,57 @@ def bump_version() -> None:
         cache.set(VERSION_KEY, time.time_ns(), None)
 
 
-def cached(key: str, compute):
-    version = cache.get_or_set(VERSION_KEY, time.time_ns, None)
-    return cache.get_or_set(f"stats:{version}:{key}", compute, CACHE_SECONDS)
+def current_version() -> int:
+    return cache.get_or_set(VERSION_KEY, time.time_ns, None)
+
+
+# Named computations of figures, so that a background task can recompute them by name.
+RECIPES: dict[str, Callable[..., dict]] = {}
+
+
+def recipe(name: str):
+    def register(function: Callable[..., dict]) -> Callable[..., dict]:
+        RECIPES[name] = function
+        return function
+
+    return register
+
+
+def _key(name: str, args: dict) -> str:
+    return "stats:" + ":".join([name, *(f"{k}={args[k]}" for k in sorted(args))])
+
+
+def figures(name: str, **args) -> dict:
+    """The figures of recipe ``name`` for ``args``, from the cache.
+
+    At province scale the whole programme's figures take seconds to compute, and issue events
+    arrive every minute; recomputing on the next view after each event would make the bureau wait
+    seconds for most views. So a stale entry is served at once (its ``computed_at`` says when it
+    was computed) while a background task recomputes it; only a missing entry is computed inside
+    the request. ``STATS_REFRESH = "inline"`` recomputes stale entries in the request instead.
+    """
+    key = _key(name, args)
+    entry = cache.get(key)
+    if entry is not None:
+        if entry["version"] == current_version():
+            return entry["value"]
+        if settings.STATS_REFRESH == "background":
+            if cache.add(f"{key}:refreshing", 1, REFRESH_LOCK_SECONDS):
+                from .tasks import refresh_figures
+
+                refresh_figures.enqueue(name, args)
+            return entry["value"]
+    return refresh(name, args)
+
+
+def refresh(name: str, args: dict) -> dict:
+    """Compute and store; the version is read first, so an event meanwhile leaves it stale."""
+    key = _key(name, args)
+    version = current_version()
+    value = {**RECIPES[name](**args), "computed_at": timezone.now()}
+    cache.set(key, {"version": version, "value": value}, ENTRY_SECONDS)
+    cache.delete(f"{key}:refreshing")
+    return value
 
 
 # --- building blocks ---------------------------------------------------------------------------
@@ -137,6 +191,12 @@ def headline(issues: QuerySet[Issue], now: datetime | None = None) -> dict:
         reopen_rate=percent(figures["reopened"], figures["fixed_or_answered"]),
     )
     return figures
+
+
+@recipe("home")
+def programme_headline() -> dict:
+    """The home page's figures: the whole programme."""
+    return headline(Issue.objects.all())
 
 
 def counts_by(issues: QuerySet[Issue], field: str, label_field: str | None = None) -> list:

@@ -111,3 +111,12 @@ def schedule_sweep(after: timedelta = timedelta(0)) -> bool:
         return True
     sweep_overdue.using(run_after=timezone.now() + after).enqueue()
     return True
+
+
+@task()
+def refresh_figures(name: str, args: dict) -> str:
+    """Recompute cached figures that an issue event made stale (see ``stats.figures``)."""
+    from . import dashboard, stats, views  # noqa: F401  (they register the recipes)
+
+    stats.refresh(name, args)
+    return "ok"

@@ -85,7 +85,7 @@ def home(request: HttpRequest) -> HttpResponse:
             ),
         ),
     ).filter(project_count__gt=0)
-    figures = stats.cached("home", lambda: stats.headline(Issue.objects.all()))
+    figures = stats.figures("home")
     context = {
         "year": year,
         "batch_count": totals["count"],

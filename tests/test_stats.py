@@ -356,18 +356,60 @@ def test_period_includes_whole_local_days(world):
 # --- the cache ---------------------------------------------------------------------------------
 
 
-def test_cached_figures_stay_until_the_version_is_bumped(db):
-    assert stats.cached("probe", lambda: "first") == "first"
-    assert stats.cached("probe", lambda: "second") == "first"
+@pytest.fixture
+def probe(monkeypatch):
+    """A recipe whose answers the test chooses."""
+    answers = []
+    monkeypatch.setitem(stats.RECIPES, "probe", lambda **args: {"answer": answers.pop(0), **args})
+    return answers
+
+
+def test_cached_figures_stay_until_the_version_is_bumped(db, probe):
+    probe.extend(["first", "second", "third"])
+    assert stats.figures("probe")["answer"] == "first"
+    assert stats.figures("probe")["answer"] == "first"
     stats.bump_version()
-    assert stats.cached("probe", lambda: "third") == "third"
+    assert stats.figures("probe")["answer"] == "second"
 
 
-def test_bumping_after_the_version_key_was_evicted_still_invalidates(db):
-    assert stats.cached("probe", lambda: "stale") == "stale"
+def test_figures_are_kept_apart_by_their_arguments(db, probe):
+    probe.extend(["a", "b"])
+    assert stats.figures("probe", scope="all")["answer"] == "a"
+    assert stats.figures("probe", scope="dept1")["answer"] == "b"
+    assert stats.figures("probe", scope="all")["answer"] == "a"
+
+
+def test_bumping_after_the_version_key_was_evicted_still_invalidates(db, probe):
+    probe.extend(["stale", "fresh"])
+    assert stats.figures("probe")["answer"] == "stale"
     cache.delete(stats.VERSION_KEY)  # evicted (LRU, restart of a shared cache …)
     stats.bump_version()
-    assert stats.cached("probe", lambda: "fresh") == "fresh"
+    assert stats.figures("probe")["answer"] == "fresh"
+
+
+def test_stale_figures_are_shown_at_once_while_one_task_recomputes_them(db, probe, settings):
+    """At province scale a recompute takes seconds: nobody waits for it after an event."""
+    from django_tasks_db.models import DBTaskResult
+
+    settings.STATS_REFRESH = "background"
+    probe.extend(["old", "new"])
+    first = stats.figures("probe", scope="all")
+    assert first["answer"] == "old" and first["computed_at"]
+    stats.bump_version()
+    assert stats.figures("probe", scope="all")["answer"] == "old"  # stale, at once
+    assert stats.figures("probe", scope="all")["answer"] == "old"
+    queued = DBTaskResult.objects.filter(task_path="supervision.tasks.refresh_figures")
+    assert queued.count() == 1  # one refresh, however many views
+    assert queued.get().args_kwargs["args"] == ["probe", {"scope": "all"}]
+    # The worker runs it; the next view shows the new figures.
+    stats.refresh("probe", {"scope": "all"})
+    assert stats.figures("probe", scope="all")["answer"] == "new"
+
+
+def test_figures_never_computed_are_computed_in_the_request(db, probe, settings):
+    settings.STATS_REFRESH = "background"
+    probe.append("only")
+    assert stats.figures("probe")["answer"] == "only"
 
 
 def test_a_workflow_step_refreshes_the_dashboard(world, client, django_capture_on_commit_callbacks):
