@@ -616,6 +616,16 @@ class Issue(TimestampedModel):
         indexes = [
             models.Index(fields=["status", "-created_at"], name="supervision_issue_status_idx"),
             models.Index(fields=["department", "status"], name="supervision_issue_dept_idx"),
+            # The lists page newest first by keyset over (created_at, id), whole or filtered.
+            models.Index(fields=["-created_at", "-id"], name="supervision_issue_recent_idx"),
+            models.Index(fields=["project", "-created_at"], name="supervision_issue_proj_rec_idx"),
+            models.Index(fields=["reporter", "-created_at"], name="supervision_issue_rep_rec_idx"),
+            models.Index(
+                fields=["department", "-created_at"], name="supervision_issue_dep_rec_idx"
+            ),
+            models.Index(
+                fields=["contractor", "-created_at"], name="supervision_issue_con_rec_idx"
+            ),
         ]
 
     def __str__(self) -> str:

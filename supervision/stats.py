@@ -320,6 +320,25 @@ def supervisor_activity(issues: QuerySet[Issue], patrols: QuerySet | None = None
     return sorted(counts.values(), key=lambda r: (r["month"], -(r["issues"] + r["patrols"])))
 
 
+def supervisor_summary(activity: list[dict], top: int = 20) -> dict:
+    """What a page can show of ``supervisor_activity`` at province scale (thousands of rows):
+    per month, how many supervisors were active and what they did; and the most active ones."""
+    months: dict = {}
+    people: dict = {}
+    for row in activity:
+        month = months.setdefault(
+            row["month"], {"month": row["month"], "active": 0, "issues": 0, "patrols": 0}
+        )
+        month["active"] += 1
+        month["issues"] += row["issues"]
+        month["patrols"] += row["patrols"]
+        person = people.setdefault(row["name"], {"name": row["name"], "issues": 0, "patrols": 0})
+        person["issues"] += row["issues"]
+        person["patrols"] += row["patrols"]
+    ranked = sorted(people.values(), key=lambda p: (-(p["issues"] + p["patrols"]), p["name"]))
+    return {"months": sorted(months.values(), key=lambda m: m["month"]), "top": ranked[:top]}
+
+
 @dataclass(frozen=True)
 class Period:
     start: date | None

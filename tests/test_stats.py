@@ -524,12 +524,30 @@ def test_export_has_the_figures_and_the_scoped_issue_list(world, client, two_dep
     anyang, _yuhai = two_departments
     client.force_login(world.handler)
     book = _workbook(client.get("/dashboard/export.xlsx"))
-    assert book.sheetnames == ["统计", "问题清单"]
+    assert book.sheetnames == ["统计", "问题清单", "监督员活跃度"]
     figures = {row[0]: row[1] for row in book["统计"].iter_rows(values_only=True) if row}
     assert figures["反映问题"] == 3
+    activity = list(book["监督员活跃度"].iter_rows(values_only=True))
+    assert activity[0] == ("月份", "监督员", "反映问题", "巡查")
+    assert sum(row[2] for row in activity[1:]) == 3
     assert figures["已办结"] == 1
     references = [cell.value for cell in _column(book["问题清单"], "编号")]
     assert sorted(references) == sorted(issue.reference for issue in anyang)
+
+
+def test_supervisor_summary_counts_months_and_ranks_the_most_active():
+    march, april = date(2026, 3, 1), date(2026, 4, 1)
+    activity = [
+        {"month": march, "name": "alice", "issues": 2, "patrols": 1},
+        {"month": march, "name": "bob", "issues": 0, "patrols": 5},
+        {"month": april, "name": "alice", "issues": 4, "patrols": 0},
+    ]
+    summary = stats.supervisor_summary(activity, top=1)
+    assert summary["months"] == [
+        {"month": march, "active": 2, "issues": 2, "patrols": 6},
+        {"month": april, "active": 1, "issues": 4, "patrols": 0},
+    ]
+    assert summary["top"] == [{"name": "alice", "issues": 6, "patrols": 1}]
 
 
 def test_bureau_export_lists_every_issue(world, client, two_departments):
