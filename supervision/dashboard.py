@@ -113,7 +113,6 @@ def compute_figures(scope: str, start: str, end: str) -> dict:
         "by_subdistrict": stats.counts_by(scoped, "project__neighbourhood__subdistrict__name"),
         "departments": stats.department_table(scoped, now),
         "contractors": stats.contractor_scorecard(scoped),
-        "supervisors": activity,  # every supervisor and month: the Excel export's sheet
         "supervisor_summary": stats.supervisor_summary(activity),
     }
 
@@ -215,7 +214,8 @@ def dashboard_export(request: HttpRequest) -> HttpResponse:
     issues_sheet(book.create_sheet(_("问题清单")), rows.order_by("created_at"))
     activity = book.create_sheet(_("监督员活跃度"))
     activity.append([_("月份"), _("监督员"), _("反映问题"), _("巡查")])
-    for row in data["supervisors"]:
+    scoped = period.apply(_issues_in_scope(scope))
+    for row in stats.supervisor_activity(scoped, period.apply(_patrols_in_scope(scope))):
         activity.append(
             [row["month"].strftime("%Y-%m"), safe(row["name"]), row["issues"], row["patrols"]]
         )
