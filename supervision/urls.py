@@ -85,6 +85,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("open311/v2/", include("api.georeport_urls")),
     path("panel/", panel.urls),
     path("admin/", admin.site.urls),
 ]
