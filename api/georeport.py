@@ -300,11 +300,12 @@ def _when(params: dict[str, str], field: str, *, end: bool = False) -> datetime 
     if not raw:
         return None
     try:
-        moment = parse_datetime(raw)
-        day = None if moment else parse_date(raw)
+        # A bare date first: parse_datetime would take "2023-04-19" as its midnight.
+        day = parse_date(raw)
+        moment = None if day else parse_datetime(raw)
     except ValueError:
         moment = day = None
-    if moment is None and day is not None:
+    if day is not None:
         moment = datetime.combine(day, time.max if end else time.min)
     if moment is None or not 2000 <= moment.year <= 2100:
         raise _fail(400, field, _("应为 ISO 8601 日期时间，如 2023-04-19T14:37:38+08:00"))
