@@ -24,6 +24,7 @@ from ninja import File, Form, NinjaAPI, Path, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.files import UploadedFile
 from ninja.parser import Parser
+from ninja.renderers import JSONRenderer
 from ninja.security import HttpBearer
 from pydantic import Field
 
@@ -75,6 +76,12 @@ class StrictJsonParser(Parser):
         return super().parse_body(request)
 
 
+class ReadableJSONRenderer(JSONRenderer):
+    """Chinese as itself rather than ``\\uXXXX`` escapes: easier to read in a debugger."""
+
+    json_dumps_params = {"ensure_ascii": False}
+
+
 class ApiKey(HttpBearer):
     """``Authorization: Bearer qzjd_…``: a live key of an active account (for a supervisor,
     one still in office). The key's user becomes ``request.user`` for the shared helpers."""
@@ -112,6 +119,7 @@ api = NinjaAPI(
     docs_url="/docs",
     auth=ApiKey(),
     parser=StrictJsonParser(),
+    renderer=ReadableJSONRenderer(),
 )
 
 PUBLIC = [ApiKey(), _anonymous]

@@ -8,16 +8,20 @@ bureau is ``zhujianju`` (see ``factories.World``). The whole life of an issue ru
 data as ``jiandu06``, ``anyang``, ``shigong01`` and ``zhujianju``.
 """
 
+import hashlib
 import json
+import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
+from api.models import ApiToken
 from api.tokens import create_token
 from supervision import services
 from supervision.models import (
@@ -631,3 +635,80 @@ def test_each_error_class_answers_json_with_its_status(rf, make, status):
     assert response.status_code == status
     body = json.loads(response.content)
     assert set(body) == {"detail", "errors"} and body["detail"]
+
+
+# --- the key page ------------------------------------------------------------------------------
+
+KEYS = "/me/api-keys/"
+
+
+def test_key_page_needs_login(world, client):
+    response = client.get(KEYS)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_new_key_is_shown_once_and_stored_only_as_its_digest(world, client):
+    client.force_login(world.handler)
+    created = client.post(KEYS, {"name": "监督小程序"})
+    assert created.status_code == 200
+    key = created.context["new_key"]
+    assert key.startswith("qzjd_") and key in created.content.decode()
+    assert "只显示这一次" in created.content.decode()
+    token = ApiToken.objects.get(user=world.handler)
+    assert token.name == "监督小程序" and key.startswith(token.prefix)
+    assert token.digest == hashlib.sha256(key.encode()).hexdigest()
+    assert key not in str(ApiToken.objects.filter(pk=token.pk).values().get())
+    again = client.get(KEYS).content.decode()
+    assert key not in again and token.prefix in again and "监督小程序" in again
+    assert Api(key=key).get("/me").json()["username"] == "anyang"
+
+
+def test_key_name_is_required(world, client):
+    client.force_login(world.alice)
+    assert client.post(KEYS, {"name": ""}).status_code == 400
+    assert not ApiToken.objects.exists()
+
+
+def test_revoking_my_key_stops_it(world, client):
+    token, key = create_token(world.alice, "旧手机")
+    client.force_login(world.alice)
+    response = client.post(f"{KEYS}{token.pk}/revoke/")
+    assert response.status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert_error(Api(key=key).get("/me"), 401)
+    assert "已于" in client.get(KEYS).content.decode()
+
+
+def test_another_users_key_cannot_be_revoked(world, client):
+    token, key = create_token(world.bob, "bob 的手机")
+    client.force_login(world.alice)
+    assert client.post(f"{KEYS}{token.pk}/revoke/").status_code == 404
+    assert client.get(f"{KEYS}{token.pk}/revoke/").status_code == 405
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    assert "bob 的手机" not in client.get(KEYS).content.decode()
+    assert Api(key=key).get("/me").status_code == 200
+
+
+def test_my_page_links_to_the_keys(world, client):
+    client.force_login(world.alice)
+    assert KEYS in client.get("/me/").content.decode()
+
+
+# --- the document and the interactive docs -----------------------------------------------------
+
+
+def test_openapi_document_and_docs_work_offline_under_the_csp(client):
+    document = client.get(f"{API}/openapi.json").json()
+    assert document["info"]["title"] == "群众监督 API"
+    assert "/api/v1/issues/{issue_id}/accept" in document["paths"]
+    docs = client.get(f"{API}/docs")
+    assert docs.status_code == 200
+    assert "script-src 'self'" in docs["Content-Security-Policy"]
+    html = docs.content.decode()
+    scripts = re.findall(r"<script([^>]*)>", html)
+    assert scripts and all("src=" in attrs or "application/json" in attrs for attrs in scripts)
+    assert "cdn" not in html.lower() and "//" not in "".join(re.findall(r'src="([^"]*)"', html))
+    for src in re.findall(r'(?:src|href)="(/static/[^"]*)"', html):
+        assert finders.find(src.removeprefix("/static/")), src
