@@ -58,6 +58,9 @@ import jsonschema
 import pytest
 from django.core.cache import cache
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
@@ -220,16 +223,20 @@ def as_text(value) -> str:
     return str(value)
 
 
+def _xml_errors(response) -> list[dict]:
+    root = ET.fromstring(response.content)
+    assert root.tag == "errors"
+    return [
+        {"code": int(e.findtext("code")), "description": e.findtext("description")}
+        for e in root.findall("error")
+    ]
+
+
 def assert_error(response, status: int, field: str) -> None:
     """A refusal: the status, and a machine-readable list naming the field."""
     assert response.status_code == status, response.content.decode()
     if response["Content-Type"].startswith("text/xml"):
-        root = ET.fromstring(response.content)
-        assert root.tag == "errors"
-        errors = [
-            {"code": int(e.findtext("code")), "description": e.findtext("description")}
-            for e in root.findall("error")
-        ]
+        errors = _xml_errors(response)
     else:
         errors = response.json()
     validate(errors, "errors")
@@ -998,3 +1005,52 @@ def test_round_trip_with_the_open311_client(demo, live_server):
     assert (row["lat"], row["long"]) == (27.78, 120.65)
     issue = Issue.objects.get(pk=int(request_id))
     assert issue.reporter == user and issue.urgency == "urgent" and issue.project == project
+
+
+# --- never a server error ------------------------------------------------------------------------
+
+_FIELDS = [
+    "service_code",
+    "lat",
+    "long",
+    "description",
+    "address_string",
+    "media_url",
+    "attribute[project]",
+    "attribute[urgency]",
+    "attribute[households]",
+    "attribute[building]",
+    "start_date",
+    "status",
+    "service_request_id",
+    "jurisdiction_id",
+]
+
+
+@hypothesis_settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    data=st.dictionaries(
+        st.sampled_from(_FIELDS),
+        st.one_of(
+            st.sampled_from(["quality", "opinion", "1", "-0", "1e999", "NaN", "2023-04-31", ""]),
+            st.text(max_size=40).filter(lambda s: "\x00" not in s),
+        ),
+        max_size=6,
+    ),
+    fmt=st.sampled_from(["json", "xml"]),
+)
+def test_any_form_is_answered_without_a_server_error(client, world, data, fmt):
+    cache.clear()
+    key = key_for(world.alice)
+    for response in (
+        client.post(f"{V2}/requests.{fmt}", {**data, "api_key": key}),
+        client.get(f"{V2}/requests.{fmt}", data),
+    ):
+        assert response.status_code in (200, 201, 400, 403, 404), response.content
+        if response.status_code >= 400:
+            errors = response.json() if fmt == "json" else _xml_errors(response)
+            validate(errors, "errors")  # each description starts with "<field>: "
