@@ -82,6 +82,7 @@ from .tokens import rate_limited, token_for_key
 
 Status = Issue.Status
 CLOSED_STATUSES = frozenset(Issue.FINAL_STATUSES)
+FORMATS = ("json", "xml")
 MAX_RESULTS = 1000
 DEFAULT_WINDOW = timedelta(days=90)
 MAX_IDS = 1000
@@ -208,6 +209,9 @@ def open311_view(*methods: str) -> Callable:
         @wraps(view)
         def wrapper(request: HttpRequest, *args, fmt: str, **kwargs) -> HttpResponse:
             allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
+            if fmt not in FORMATS:
+                error = _fail(404, "format", _("只提供 json 和 xml 两种格式"))
+                return error_response("json", error)
             try:
                 if request.method not in allowed:
                     error = _fail(405, "method", _("不支持 %(m)s 请求") % {"m": request.method})

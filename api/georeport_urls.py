@@ -6,9 +6,12 @@ from . import georeport
 
 
 class FormatConverter:
-    """The response format the specification puts in the path: ``requests.json``, ``.xml``."""
+    """The response format the specification puts in the path (``requests.json``, ``.xml``).
 
-    regex = "json|xml"
+    Any short word matches, so that ``requests.csv`` gets the interface's own machine-readable
+    404 (``georeport.open311_view``) rather than the site's HTML page."""
+
+    regex = "[a-z0-9]{1,10}"
 
     def to_python(self, value: str) -> str:
         return value

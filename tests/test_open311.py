@@ -839,6 +839,8 @@ def test_malformed_bodies_and_methods(client, world):
     assert_error(response, 405, "method")
     assert "POST" in response["Allow"]
     assert_error(client.post(f"{V2}/services.json"), 405, "method")
+    assert_error(client.get(f"{V2}/requests.csv"), 404, "format")
+    assert_error(client.get(f"{V2}/services/quality.html"), 404, "format")
     assert_error(client.get(f"{V2}/requests/abc.json"), 404, "service_request_id")
     assert_error(client.get(f"{V2}/requests/99999999999999.xml"), 404, "service_request_id")
     response = client.post(
