@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "django_filters",
+    "ninja",
     "django_htmx",
     "django_tasks",
     "django_tasks_db",

@@ -84,7 +84,9 @@ urlpatterns = [
         account_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("", include("api.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("open311/v2/", include("api.georeport_urls")),
     path("panel/", panel.urls),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,316 @@
+"""What the JSON API takes and gives, as pydantic schemas (django-ninja).
+
+Inputs forbid unknown fields, so that a typo in a field name is an error rather than a silently
+ignored value. The rules on the values themselves (who may do what, which states, how long a
+text may be, which department may be chosen) stay in the forms and services the pages use.
+"""
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from ninja import Field, Schema
+from pydantic import ConfigDict
+
+from supervision.models import Department, Issue, IssueEvent, Photo, Project, ScopeItem
+from supervision.services import MAX_TEXT
+
+# Ids are bounded so that a huge number is a 4xx, never a database overflow.
+MAX_ID = 10**18 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+CURSOR_PATTERN = r"^[0-9]{1,20}-[0-9]{1,18}$"
+Cursor = Annotated[str, Field(pattern=CURSOR_PATTERN, max_length=40)]
+
+
+def _literal(choices: type) -> object:
+    return Literal[tuple(choices.values)]
+
+
+IssueStatus = _literal(Issue.Status)
+IssueCategory = _literal(Issue.Category)
+IssueUrgency = _literal(Issue.Urgency)
+IssueRating = _literal(Issue.Rating)
+EventKind = _literal(IssueEvent.Kind)
+ProjectStatus = _literal(Project.Status)
+AreaCode = _literal(ScopeItem.Area)
+
+
+class Input(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class FieldError(Schema):
+    field: str = Field(description="出错的字段名；整个请求的问题为 `body`，权限或状态问题为空串")
+    message: str
+
+
+class ErrorOut(Schema):
+    """The one error shape of the API."""
+
+    detail: str = Field(description="给人看的中文说明")
+    errors: list[FieldError] = Field(description="逐个字段的错误，可能为空")
+
+
+# --- projects ----------------------------------------------------------------------------------
+
+
+class DepartmentOut(Schema):
+    id: int
+    name: str
+    kind: Literal[tuple(Department.Kind.values)]  # type: ignore[valid-type]
+
+
+class ProjectItem(Schema):
+    id: int
+    name: str
+    year: int
+    status: ProjectStatus  # type: ignore[valid-type]
+    status_label: str
+    subdistrict: str
+    neighbourhood: str
+    progress: int = Field(ge=0, le=100, description="总体进度（%）")
+    url: str
+
+
+class ProjectPage(Schema):
+    items: list[ProjectItem]
+    next_cursor: str | None = Field(description="下一页的游标；没有更多时为 null")
+
+
+class MilestoneOut(Schema):
+    label: str
+    planned: date | None
+    actual: date | None
+    late: bool
+
+
+class ScopeItemOut(Schema):
+    id: int
+    area: AreaCode  # type: ignore[valid-type]
+    description: str
+    progress: int = Field(ge=0, le=100)
+    budget: float | None = Field(description="投资（万元）")
+
+
+class AreaProgress(Schema):
+    area: AreaCode  # type: ignore[valid-type]
+    label: str
+    progress: int = Field(ge=0, le=100)
+    items: list[ScopeItemOut]
+
+
+class ProjectDetail(ProjectItem):
+    address: str
+    year_built: int | None
+    households: int | None
+    contractor: DepartmentOut | None
+    budget: float | None = Field(description="投资（万元）")
+    description: str
+    to_complete_this_year: bool
+    milestones: list[MilestoneOut]
+
+
+class ProjectProgress(Schema):
+    project: int
+    progress: int = Field(ge=0, le=100)
+    areas: list[AreaProgress]
+
+
+# --- issues ------------------------------------------------------------------------------------
+
+
+class PhotoOut(Schema):
+    id: int
+    kind: Literal[tuple(Photo.Kind.values)]  # type: ignore[valid-type]
+    url: str
+    thumbnail_url: str
+    width: int
+    height: int
+
+
+class IssueItem(Schema):
+    id: int
+    reference: str = Field(description="编号，如 2023-00042")
+    title: str
+    status: IssueStatus  # type: ignore[valid-type]
+    status_label: str
+    category: IssueCategory  # type: ignore[valid-type]
+    urgency: IssueUrgency  # type: ignore[valid-type]
+    project: int
+    project_name: str
+    subdistrict: str
+    department: DepartmentOut | None
+    place: str
+    created_at: datetime
+    deadline: datetime | None = Field(description="当前在走的时限：签收时限或整改期限")
+    is_overdue: bool
+    is_public: bool
+    thumbnail_urls: list[str]
+    url: str
+
+
+class IssuePage(Schema):
+    items: list[IssueItem]
+    next_cursor: str | None = Field(description="下一页的游标；没有更多时为 null")
+
+
+class EventOut(Schema):
+    id: int
+    issue: int
+    kind: EventKind  # type: ignore[valid-type]
+    kind_label: str
+    actor: str | None = Field(description="操作人；系统自动操作时为 null")
+    actor_department: str | None
+    from_status: IssueStatus | Literal[""]  # type: ignore[valid-type]
+    to_status: IssueStatus | Literal[""]  # type: ignore[valid-type]
+    text: str
+    department: DepartmentOut | None
+    deadline: datetime | None
+    rating: IssueRating | Literal[""]  # type: ignore[valid-type]
+    photos: list[PhotoOut]
+    created_at: datetime
+    cursor: str
+
+
+class ExtensionOut(Schema):
+    id: int
+    issue: int
+    until: date
+    reason: str
+    status: Literal["pending", "granted", "refused"]
+    status_label: str
+    created_at: datetime
+    decided_at: datetime | None
+    decision_note: str
+
+
+class IssueDetail(IssueItem):
+    description: str
+    building: str
+    unit: str
+    location: str
+    households: int | None
+    area: AreaCode | Literal[""]  # type: ignore[valid-type]
+    reporter: str
+    contractor: DepartmentOut | None
+    sign_for_due_at: datetime | None
+    rectify_due_at: datetime | None
+    accepted_at: datetime | None
+    rectified_at: datetime | None
+    closed_at: datetime | None
+    escalated_at: datetime | None
+    rating: IssueRating | Literal[""]  # type: ignore[valid-type]
+    photos: list[PhotoOut]
+    events: list[EventOut]
+    extensions: list[ExtensionOut]
+    allowed_steps: list[str] = Field(
+        description="当前账号现在可以做的步骤，如 accept、rectify、verify，客户端据此显示按钮"
+    )
+
+
+class IssueIn(Input):
+    """反映问题 (multipart/form-data, with the photos as ``photos`` files)."""
+
+    project: Id
+    category: IssueCategory  # type: ignore[valid-type]
+    urgency: IssueUrgency = "normal"  # type: ignore[valid-type]
+    title: Annotated[str, Field(max_length=100)]
+    description: Text
+    building: Annotated[str, Field(max_length=20)] = ""
+    unit: Annotated[str, Field(max_length=20)] = ""
+    location: Annotated[str, Field(max_length=100)] = ""
+    households: Annotated[int, Field(ge=1, le=10000)] | None = None
+    area: AreaCode | Literal[""] = ""  # type: ignore[valid-type]
+    share_position: bool = False
+    token: Annotated[str, Field(max_length=64)] = Field(
+        "", description="防重复提交凭据：同一凭据重复提交只会生成一个问题"
+    )
+
+
+# --- the steps (field names as in DESIGN.md) ---------------------------------------------------
+
+
+class AcceptIn(Input):
+    deadline: date | None = Field(None, description="整改期限；不填按默认期限")
+    text: Text = ""
+
+
+class TextIn(Input):
+    text: Text
+
+
+class OptionalTextIn(Input):
+    text: Text = ""
+
+
+class DepartmentIn(Input):
+    department: Id
+    text: Text = ""
+
+
+class TransferIn(Input):
+    department: Id
+    reason: Text
+
+
+class ReasonIn(Input):
+    reason: Text
+
+
+class OptionalReasonIn(Input):
+    reason: Text = ""
+
+
+class VerifyIn(Input):
+    rating: IssueRating  # type: ignore[valid-type]
+    text: Text = ""
+
+
+class ExtendIn(Input):
+    until: date
+    reason: Text
+
+
+class StepTextForm(Input):
+    """rectify / comment: multipart/form-data with ``photos`` files."""
+
+    text: Text
+
+
+class DecisionIn(Input):
+    grant: bool
+    note: Annotated[str, Field(max_length=200)] = ""
+
+
+# --- feed and notifications --------------------------------------------------------------------
+
+
+class FeedEvent(EventOut):
+    issue_reference: str
+    issue_title: str
+
+
+class FeedPage(Schema):
+    items: list[FeedEvent]
+    newest: str = Field(description="下次用 after= 轮询新动态的游标")
+    older: str | None = Field(description="用 before= 加载更早动态的游标；没有更多时为 null")
+
+
+class NotificationOut(Schema):
+    id: int
+    created_at: datetime
+    read_at: datetime | None
+    event: FeedEvent
+
+
+class NotificationPage(Schema):
+    items: list[NotificationOut]
+    unread: int
+    next_cursor: str | None
+
+
+class ReadOut(Schema):
+    marked: int
