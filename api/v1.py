@@ -28,10 +28,10 @@ from ninja.renderers import JSONRenderer
 from ninja.security import HttpBearer
 from pydantic import Field
 
-from supervision import services
+from supervision import keyset, services
 from supervision.filters import IssueFilter
 from supervision.forms import STEP_FORMS, IssueForm, ProjectFilterForm
-from supervision.issue_views import _cursor, _parse_cursor, issue_for
+from supervision.issue_views import issue_for
 from supervision.models import (
     ExtensionRequest,
     Issue,
@@ -267,17 +267,14 @@ def _absolute(request: HttpRequest, path: str) -> str:
 def _keyset(value: str | None, field: str = "cursor") -> tuple[datetime, int] | None:
     if not value:
         return None
-    parsed = _parse_cursor(value)
+    parsed = keyset.parse_cursor(value)
     if parsed is None:
         raise InvalidInput({field: [_("游标无效，请使用上一页返回的游标。")]})
     return parsed
 
 
 def _older_than(rows: QuerySet, cursor: tuple[datetime, int] | None) -> QuerySet:
-    if cursor is None:
-        return rows
-    moment, pk = cursor
-    return rows.filter(Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk))
+    return rows if cursor is None else keyset.older_than(rows, cursor)
 
 
 def _page(rows: QuerySet, limit: int) -> tuple[list, str | None]:
@@ -285,7 +282,7 @@ def _page(rows: QuerySet, limit: int) -> tuple[list, str | None]:
     items = list(rows[: limit + 1])
     more = len(items) > limit
     items = items[:limit]
-    return items, (_cursor(items[-1]) if more and items else None)
+    return items, (keyset.cursor_of(items[-1]) if more and items else None)
 
 
 def _form_data(payload: Schema) -> dict[str, str]:
@@ -334,7 +331,7 @@ def _event(request: HttpRequest, event: IssueEvent) -> dict:
         "rating": event.rating,
         "photos": [_photo(request, p) for p in event.photos.all()],
         "created_at": event.created_at,
-        "cursor": _cursor(event),
+        "cursor": keyset.cursor_of(event),
     }
 
 
@@ -880,18 +877,20 @@ def feed(request: HttpRequest, filters: Query[FeedQuery]):
     before = _keyset(filters.before, "before")
     if after:
         moment, pk = after
-        newer = events.filter(Q(created_at__gt=moment) | Q(created_at=moment, pk__gt=pk))
+        newer = keyset.newer_than(events, (moment, pk))
         rows = list(newer.order_by("created_at", "pk")[: filters.limit])[::-1]
         return {
             "items": [_feed_event(request, e) for e in rows],
-            "newest": _cursor(rows[0]) if rows else filters.after,
+            "newest": keyset.cursor_of(rows[0]) if rows else filters.after,
             "older": None,
         }
     rows, older = _page(_older_than(events.order_by("-created_at", "-pk"), before), filters.limit)
     now_cursor = f"{int(timezone.now().timestamp() * 1_000_000)}-0"
     return {
         "items": [_feed_event(request, e) for e in rows],
-        "newest": _cursor(rows[0]) if rows and not before else (filters.before or now_cursor),
+        "newest": keyset.cursor_of(rows[0])
+        if rows and not before
+        else (filters.before or now_cursor),
         "older": older,
     }
 
