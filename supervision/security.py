@@ -108,11 +108,37 @@ class RejectNulMiddleware:
             "multipart/form-data",
         ):
             values += list(request.POST.lists())
-        if any("\x00" in key or any("\x00" in v for v in items) for key, items in values):
-            from django.http import HttpResponseBadRequest
-
-            return HttpResponseBadRequest("请求中含有无效字符。")
+        for key, items in values:
+            if "\x00" in key or any("\x00" in v for v in items):
+                return self.refuse(request, key.replace("\x00", ""))
         return self.get_response(request)
+
+    @staticmethod
+    def refuse(request: HttpRequest, field: str) -> HttpResponse:
+        """The interfaces get their machine-readable error shape, naming the field."""
+        from django.http import HttpResponseBadRequest, JsonResponse
+
+        message = "请求中含有无效字符。"
+        if request.path.startswith("/api/"):
+            body = {"detail": message, "errors": [{"field": field, "message": message}]}
+            return JsonResponse(body, status=400, json_dumps_params={"ensure_ascii": False})
+        if request.path.startswith("/open311/"):
+            description = f"{field}: {message}"
+            if request.path.endswith(".xml"):
+                from xml.sax.saxutils import escape
+
+                xml = (
+                    '<?xml version="1.0" encoding="utf-8"?><errors><error><code>400</code>'
+                    f"<description>{escape(description)}</description></error></errors>"
+                )
+                return HttpResponseBadRequest(xml, content_type="text/xml; charset=utf-8")
+            return JsonResponse(
+                [{"code": 400, "description": description}],
+                status=400,
+                safe=False,
+                json_dumps_params={"ensure_ascii": False},
+            )
+        return HttpResponseBadRequest(message)
 
 
 def mask_mobile(mobile: str | None) -> str:

@@ -158,3 +158,14 @@ def test_behind_nginx_photos_go_out_through_an_internal_location(world, client, 
     assert response["X-Accel-Redirect"] == f"/protected-media/{photo.image.name}"
     client.force_login(world.other_staff)
     assert client.get(f"/photos/{photo.pk}/").status_code == 404
+
+
+def test_a_nul_answers_each_interface_in_its_own_error_shape(client):
+    api = client.get("/api/v1/projects", {"q": "a\x00b"})
+    assert api.status_code == 400
+    assert api.json()["errors"] == [{"field": "q", "message": "请求中含有无效字符。"}]
+    georeport = client.get("/open311/v2/requests.json", {"service_code": "x\x00"})
+    assert georeport.status_code == 400
+    assert georeport.json() == [{"code": 400, "description": "service_code: 请求中含有无效字符。"}]
+    xml = client.get("/open311/v2/requests.xml", {"status": "\x00"})
+    assert xml.status_code == 400 and b"<description>status: " in xml.content
