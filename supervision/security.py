@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 
 CSP = "; ".join(
     [
@@ -107,18 +108,22 @@ class RejectNulMiddleware:
             "application/x-www-form-urlencoded",
             "multipart/form-data",
         ):
-            values += list(request.POST.lists())
+            try:
+                values += list(request.POST.lists())
+            except MultiPartParserError:
+                return self.refuse(request, "body", "请求体不是有效的表单数据。")
         for key, items in values:
             if "\x00" in key or any("\x00" in v for v in items):
                 return self.refuse(request, key.replace("\x00", ""))
         return self.get_response(request)
 
     @staticmethod
-    def refuse(request: HttpRequest, field: str) -> HttpResponse:
+    def refuse(
+        request: HttpRequest, field: str, message: str = "请求中含有无效字符。"
+    ) -> HttpResponse:
         """The interfaces get their machine-readable error shape, naming the field."""
         from django.http import HttpResponseBadRequest, JsonResponse
 
-        message = "请求中含有无效字符。"
         if request.path.startswith("/api/"):
             body = {"detail": message, "errors": [{"field": field, "message": message}]}
             return JsonResponse(body, status=400, json_dumps_params={"ensure_ascii": False})

@@ -169,3 +169,12 @@ def test_a_nul_answers_each_interface_in_its_own_error_shape(client):
     assert georeport.json() == [{"code": 400, "description": "service_code: 请求中含有无效字符。"}]
     xml = client.get("/open311/v2/requests.xml", {"status": "\x00"})
     assert xml.status_code == 400 and b"<description>status: " in xml.content
+
+
+def test_a_broken_multipart_body_is_a_named_error_for_the_interfaces(client):
+    broken = {"content_type": "multipart/form-data", "data": b"--x\r\nnot a form"}
+    api = client.post("/api/v1/issues", **broken)
+    assert api.status_code == 400 and api.json()["errors"][0]["field"] == "body"
+    georeport = client.post("/open311/v2/requests.json", **broken)
+    assert georeport.status_code == 400
+    assert georeport.json()[0]["description"].startswith("body: ")
