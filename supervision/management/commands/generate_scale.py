@@ -98,6 +98,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             world = self._world(spec, rng)
         issues = self._issues(spec, rng, world)
+        # Fresh statistics for the query planner, as after any bulk load.
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
         elapsed = time.monotonic() - started
         self.stdout.write(
             f"{profile}: {len(world['projects'])} projects, {len(world['supervisors'])} supervisors, "
