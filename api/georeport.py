@@ -73,8 +73,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
+from supervision import keyset, services
 from supervision import photos as photo_intake
-from supervision import services
 from supervision.models import Issue, Photo, Project, ScopeItem, issue_visibility, issue_visible
 
 from .models import ApiToken
@@ -674,7 +674,7 @@ def requests(request: HttpRequest, fmt: str) -> HttpResponse:
     params = _params(request, GET_REQUESTS_PARAMS)
     token = _token(params, required=False)
     user = token.user if token else None
-    issues = list(_search(params, user)[:MAX_RESULTS])
+    issues = keyset.first_rows(_search(params, user), ("-created_at", "-pk"), MAX_RESULTS)
     return _render(fmt, "service_requests", _request_list(issues, request, user))
 
 

@@ -279,7 +279,7 @@ def _older_than(rows: QuerySet, cursor: tuple[datetime, int] | None) -> QuerySet
 
 def _page(rows: QuerySet, limit: int) -> tuple[list, str | None]:
     """One keyset page, newest first: ``limit`` rows and the cursor of the next, if any."""
-    items = list(rows[: limit + 1])
+    items = keyset.first_rows(rows, ("-created_at", "-pk"), limit + 1)
     more = len(items) > limit
     items = items[:limit]
     return items, (keyset.cursor_of(items[-1]) if more and items else None)
@@ -878,7 +878,7 @@ def feed(request: HttpRequest, filters: Query[FeedQuery]):
     if after:
         moment, pk = after
         newer = keyset.newer_than(events, (moment, pk))
-        rows = list(newer.order_by("created_at", "pk")[: filters.limit])[::-1]
+        rows = keyset.first_rows(newer, ("created_at", "pk"), filters.limit)[::-1]
         return {
             "items": [_feed_event(request, e) for e in rows],
             "newest": keyset.cursor_of(rows[0]) if rows else filters.after,

@@ -289,7 +289,7 @@ def feed(request: HttpRequest) -> HttpResponse:
     before = keyset.parse_cursor(request.GET.get("before"))
     if after:
         newer = keyset.newer_than(events, after)
-        rows = list(newer.order_by("created_at", "pk")[:FEED_PAGE])[::-1]
+        rows = keyset.first_rows(newer, ("created_at", "pk"), FEED_PAGE)[::-1]
         newest = keyset.cursor_of(rows[0]) if rows else request.GET["after"]
         return render(
             request,
@@ -298,7 +298,7 @@ def feed(request: HttpRequest) -> HttpResponse:
         )
     if before:
         events = keyset.older_than(events, before)
-    rows = list(events.order_by("-created_at", "-pk")[: FEED_PAGE + 1])
+    rows = keyset.first_rows(events, ("-created_at", "-pk"), FEED_PAGE + 1)
     more = len(rows) > FEED_PAGE
     rows = rows[:FEED_PAGE]
     context = {

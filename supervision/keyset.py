@@ -43,6 +43,22 @@ def newer_than(rows: QuerySet, cursor: tuple[datetime, int]) -> QuerySet:
     return rows.filter(created_at__gte=moment).exclude(created_at=moment, pk__lte=pk)
 
 
+def first_rows(rows: QuerySet, ordering: tuple[str, ...], limit: int) -> list:
+    """The first ``limit`` of ``rows`` in ``ordering``, in two steps: the ids alone, then the rows
+    with whatever they select or prefetch.
+
+    One query with the joins of ``select_related`` lets SQLite's planner (once ANALYZE has given
+    it statistics) start from a small joined table and sort 200,000 rows, instead of walking the
+    (created_at, id) index and stopping after ``limit``: 1.4 s instead of 1 ms on the feed. The
+    ids query has no joins to tempt it.
+    """
+    ids = list(rows.order_by(*ordering).values_list("pk", flat=True)[:limit])
+    if not ids:
+        return []
+    found = rows.order_by().in_bulk(ids)
+    return [found[pk] for pk in ids if pk in found]
+
+
 @dataclass
 class KeysetPage:
     object_list: list
@@ -70,16 +86,16 @@ def paginate(
     page = None
     older = newer = None
     if (start := parse_cursor(after)) is not None:
-        ascending = list(newer_than(rows, start).order_by("created_at", "pk")[: size + 1])
+        ascending = first_rows(newer_than(rows, start), ("created_at", "pk"), size + 1)
         if len(ascending) >= size:  # otherwise near the top: the newest page, whole
             page = ascending[:size][::-1]
             newer = cursor_of(page[0]) if len(ascending) > size else None
             older = cursor_of(page[-1])
     if page is None:
-        newest_first = rows.order_by("-created_at", "-pk")
+        newest_first = rows
         if (end := parse_cursor(before)) is not None:
             newest_first = older_than(newest_first, end)
-        page = list(newest_first[: size + 1])
+        page = first_rows(newest_first, ("-created_at", "-pk"), size + 1)
         if len(page) > size:
             page = page[:size]
             older = cursor_of(page[-1])
