@@ -164,7 +164,9 @@ def _encode(image: Image.Image) -> bytes:
     out = io.BytesIO()
     # Nothing but pixels: no EXIF, ICC, XMP or comment is carried over from the upload.
     image.info.clear()
-    image.save(out, "JPEG", quality=82, optimize=True, progressive=True)
+    # Baseline with optimised Huffman tables: progressive encoding took 48 ms instead of 21 ms for
+    # the 1600 px copy (a sixth of the whole intake) to save 3 % of its size.
+    image.save(out, "JPEG", quality=82, optimize=True)
     return out.getvalue()
 
 
