@@ -176,6 +176,8 @@ def throughput(env: dict) -> dict:
             f"127.0.0.1:{PORT}",
             "--log-level",
             "warning",
+            "--access-logfile",
+            "/dev/null",
         ],
         cwd=ROOT,
         env=env,

@@ -57,9 +57,8 @@ def issue_for(user, pk: int, queryset: QuerySet[Issue] | None = None) -> Issue:
 
 
 def _issue_rows(queryset: QuerySet[Issue]) -> QuerySet[Issue]:
-    return queryset.select_related(
-        "project__neighbourhood__subdistrict", "department", "reporter"
-    ).prefetch_related(
+    """What an issue card shows: its project and department, its first photos."""
+    return queryset.select_related("project", "department").prefetch_related(
         Prefetch("photos", queryset=Photo.objects.filter(kind=Photo.Kind.BEFORE), to_attr="before")
     )
 
