@@ -129,6 +129,36 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset
 
 
+class QueueFilter(admin.SimpleListFilter):
+    """The panel opens on the work: issues not finished yet. 「全部」 shows the finished ones too
+    (at province scale 70 % of 200,000 issues, which the overdue-first order would sort)."""
+
+    title = gettext_lazy("办理")
+    parameter_name = "queue"
+    # Choosing a status or the escalation list says what to show; the default then stands back.
+    explicit = ("status__exact", "escalated", "q")
+
+    def lookups(self, request, model_admin):
+        return [("all", _("全部（含已办结）"))]
+
+    def choices(self, changelist):
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": _("未办结"),
+        }
+        yield {
+            "selected": self.value() == "all",
+            "query_string": changelist.get_query_string({self.parameter_name: "all"}),
+            "display": _("全部（含已办结）"),
+        }
+
+    def queryset(self, request, queryset):
+        if self.value() == "all" or any(request.GET.get(name) for name in self.explicit):
+            return queryset
+        return queryset.exclude(status__in=Issue.FINAL_STATUSES)
+
+
 class EscalatedFilter(admin.SimpleListFilter):
     """The bureau's escalation list (督办): issues escalated and still open."""
 
@@ -161,6 +191,7 @@ class IssuePanel(PanelAdmin):
     ]
     list_display_links = ["reference"]
     list_filter = [
+        QueueFilter,
         "status",
         "category",
         "is_public",
@@ -174,6 +205,8 @@ class IssuePanel(PanelAdmin):
     search_fields = ["reference", "title", "description"]
     list_select_related = ["project__neighbourhood__subdistrict", "department"]
     list_per_page = 50
+    # "共 N 条" of the filtered list only: a second count of every visible issue is not worth it.
+    show_full_result_count = False
     actions = ["accept_selected", "export_xlsx", "make_public", "make_private"]
     readonly_fields = [
         "reference",

@@ -808,3 +808,20 @@ def test_deciding_an_extension_twice_changes_nothing_the_second_time(world, scen
     extension.refresh_from_db()
     assert extension.status == ExtensionRequest.Status.GRANTED
     assert events_of(issue) == before
+
+
+def test_the_issue_queue_opens_on_unfinished_issues(world, client):
+    waiting = world.issue_in(Issue.Status.SUBMITTED)
+    fixed = world.issue_in(Issue.Status.RECTIFIED)
+    closed = world.issue_in(Issue.Status.CLOSED)
+    client.force_login(world.handler)
+    url = "/panel/supervision/issue/"
+
+    def listed(**query):
+        return {issue.pk for issue in client.get(url, query).context["cl"].result_list}
+
+    assert listed() == {waiting.pk, fixed.pk}
+    assert listed(queue="all") == {waiting.pk, fixed.pk, closed.pk}
+    # Asking for a status (or searching) shows what was asked for.
+    assert listed(status__exact="closed") == {closed.pk}
+    assert listed(q=closed.reference) == {closed.pk}
