@@ -159,6 +159,26 @@ class QueueFilter(admin.SimpleListFilter):
         return queryset.exclude(status__in=Issue.FINAL_STATUSES)
 
 
+class ProjectFilter(admin.RelatedFieldListFilter):
+    """The projects a person works with: a department's, or all of them for the bureau while they
+    fit in a sidebar. (RelatedOnlyFieldListFilter read every visible issue to find them: 0.3 s a
+    view at province scale.)"""
+
+    LIMIT = 100
+
+    def field_choices(self, field, request, model_admin):
+        user = request.user
+        projects = Project.objects.order_by("name").only("pk", "name")
+        if not user.is_bureau:
+            projects = projects.filter(
+                Q(departments=user.department_id) | Q(contractor=user.department_id)
+            ).distinct()
+        projects = list(projects[: self.LIMIT + 1])
+        if len(projects) > self.LIMIT:
+            return []  # too many to list: the search box finds a project by name
+        return [(project.pk, project.name) for project in projects]
+
+
 class EscalatedFilter(admin.SimpleListFilter):
     """The bureau's escalation list (督办): issues escalated and still open."""
 
@@ -198,11 +218,11 @@ class IssuePanel(PanelAdmin):
         OverdueFilter,
         EscalatedFilter,
         "urgency",
-        ("project", admin.RelatedOnlyFieldListFilter),
-        ("project__neighbourhood__subdistrict", admin.RelatedOnlyFieldListFilter),
-        ("department", admin.RelatedOnlyFieldListFilter),
+        ("project", ProjectFilter),
+        "project__neighbourhood__subdistrict",
+        "department",
     ]
-    search_fields = ["reference", "title", "description"]
+    search_fields = ["reference", "title", "description", "project__name"]
     list_select_related = ["project__neighbourhood__subdistrict", "department"]
     list_per_page = 50
     # "共 N 条" of the filtered list only: a second count of every visible issue is not worth it.

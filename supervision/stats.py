@@ -38,6 +38,7 @@ VERSION_KEY = "stats:version"
 # is retried after five minutes.
 ENTRY_SECONDS = 24 * 3600
 REFRESH_LOCK_SECONDS = 300
+MIN_REFRESH_SECONDS = 60
 
 
 # --- cache -------------------------------------------------------------------------------------
@@ -87,7 +88,12 @@ def figures(name: str, **args) -> dict:
         if entry["version"] == current_version():
             return entry["value"]
         if settings.STATS_REFRESH == "background":
-            if cache.add(f"{key}:refreshing", 1, REFRESH_LOCK_SECONDS):
+            age = (timezone.now() - entry["value"]["computed_at"]).total_seconds()
+            # At most one refresh a minute per entry: at province scale events arrive faster
+            # than the whole programme's figures compute (10 s on PostgreSQL).
+            if age >= MIN_REFRESH_SECONDS and cache.add(
+                f"{key}:refreshing", 1, REFRESH_LOCK_SECONDS
+            ):
                 from .tasks import refresh_figures
 
                 refresh_figures.enqueue(name, args)
