@@ -87,7 +87,7 @@ MAX_RESULTS = 1000
 DEFAULT_WINDOW = timedelta(days=90)
 MAX_IDS = 1000
 # When this interface last changed; clients compare it (discovery ``changeset``).
-CHANGESET = "2026-12-01T00:00:00+08:00"
+CHANGESET = "2026-11-30T00:00:00+08:00"
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 KEY_PAGE = "/me/api-keys/"
 
@@ -144,10 +144,14 @@ def _fail(status: int, field: str, message: str) -> Open311Error:
 # --- rendering ---------------------------------------------------------------------------------
 
 
+# Characters XML 1.0 cannot carry at all (escaping does not help): dropped from the output.
+XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def _xml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return XML_ILLEGAL.sub("", str(value))
 
 
 def _xml_fill(element: ET.Element, value: Any) -> None:
@@ -537,10 +541,18 @@ def _address(issue: Issue) -> str:
 
 
 def request_data(
-    issue: Issue, request: HttpRequest, *, full: bool, words: Words | None = None
+    issue: Issue,
+    request: HttpRequest,
+    *,
+    full: bool,
+    position: bool = False,
+    words: Words | None = None,
 ) -> dict:
     """One issue as a GeoReport request. ``full``: the reader may see the issue beyond what is
-    public, so the description is the whole text rather than the title. Never the reporter."""
+    public, so the description is the whole text rather than the title. ``position``: the
+    reader handles the issue or works on it. The coordinates come from the reporter's own photo
+    (with consent, "so that the department finds the spot"): where the supervisor stood, so only
+    those who go to the site get them. Never the reporter."""
     words = words or Words()
     closed = issue.status in CLOSED_STATUSES
     photos = getattr(issue, "open311_photos", None)
@@ -565,8 +577,8 @@ def request_data(
         "address": _address(issue),
         "address_id": None,
         "zipcode": None,
-        "lat": float(issue.latitude) if issue.latitude is not None else None,
-        "long": float(issue.longitude) if issue.longitude is not None else None,
+        "lat": float(issue.latitude) if position and issue.latitude is not None else None,
+        "long": float(issue.longitude) if position and issue.longitude is not None else None,
         "media_url": media_url,
     }
 
@@ -600,8 +612,10 @@ FIELDS = (
 
 
 def _readable(user) -> QuerySet[Issue]:
-    condition = issue_visibility(user)
-    issues = Issue.objects.all() if condition is None else Issue.objects.filter(condition)
+    """What the public may read, and with a key also what the key's user may read."""
+    public = issue_visibility(None)
+    condition = issue_visibility(user) if user is not None else public
+    issues = Issue.objects.all() if condition is None else Issue.objects.filter(condition | public)
     return (
         issues.select_related("project__neighbourhood__subdistrict", "department")
         .only(*FIELDS)
@@ -621,7 +635,12 @@ def _request_list(issues: Iterable[Issue], request: HttpRequest, user) -> list[d
     words = Words()
     return [
         request_data(
-            issue, request, full=user is not None and issue_visible(user, issue), words=words
+            issue,
+            request,
+            full=user is not None and issue_visible(user, issue),
+            position=user is not None
+            and (services.handles(user, issue) or services.works_on(user, issue)),
+            words=words,
         )
         for issue in issues
     ]
@@ -632,7 +651,9 @@ def _search(params: dict[str, str], user) -> QuerySet[Issue]:
     if params.get("service_request_id", "").strip():
         # The specification: ids override every other argument.
         raw = [part.strip() for part in params["service_request_id"].split(",") if part.strip()]
-        if len(raw) > MAX_IDS or not all(part.isdigit() and len(part) < 12 for part in raw):
+        if len(raw) > MAX_IDS or not all(
+            part.isascii() and part.isdigit() and len(part) < 12 for part in raw
+        ):
             raise _fail(
                 400, "service_request_id", _("应为逗号分隔的编号，最多 %(n)d 个") % {"n": MAX_IDS}
             )
@@ -684,7 +705,7 @@ def request_detail(request: HttpRequest, request_id: str, fmt: str) -> HttpRespo
     token = _token(params, required=False)
     user = token.user if token else None
     issue = None
-    if request_id.isdigit() and len(request_id) < 12:
+    if request_id.isascii() and request_id.isdigit() and len(request_id) < 12:
         issue = _readable(user).filter(pk=int(request_id)).first()
     if issue is None:
         raise _fail(404, "service_request_id", _("没有编号为 %(id)s 的请求") % {"id": request_id})
@@ -720,7 +741,7 @@ def _pick_project(user, raw: str) -> Project:
     field = "attribute[project]"
     watched = _watched(user)
     if raw:
-        if not raw.isdigit() or len(raw) > 11:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 11:
             raise _fail(400, field, _("应为项目编号（整数）"))
         project = next((p for p in watched if p.pk == int(raw)), None)
         if project is not None:
@@ -808,7 +829,7 @@ def _filing(params: dict[str, str], files: list, user) -> dict:
     households = None
     if attributes.get("households"):
         raw = attributes["households"]
-        if raw.isdigit() and 1 <= int(raw) <= 10000:
+        if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 10000:
             households = int(raw)
         else:
             errors.append(("attribute[households]", _("应为 1 到 10000 的整数")))
@@ -828,6 +849,8 @@ def _filing(params: dict[str, str], files: list, user) -> dict:
             raise
         errors.extend(error.errors)
     prepared = []
+    if not files and services.needs_photo(code):
+        errors.append(("media", _("请至少拍一张现场照片。")))
     if files and not errors:
         try:
             prepared = photo_intake.prepare_photos(files)

@@ -166,7 +166,7 @@ class IssueForm(forms.Form):
                 self.add_error("building", _("居民意见请写明是哪一幢楼的居民。"))
             if not data.get("households") and "households" not in self.errors:
                 self.add_error("households", _("请写明代表多少户居民。"))
-        elif "photos" in data and not data["photos"]:
+        if services.needs_photo(data.get("category")) and "photos" in data and not data["photos"]:
             self.add_error("photos", _("请至少拍一张现场照片。"))
         return data
 

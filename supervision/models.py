@@ -971,6 +971,10 @@ class Notification(models.Model):
         ]
         indexes = [
             models.Index(fields=["recipient", "read_at"], name="supervision_notif_unread_idx"),
+            # The bell's list, newest first: the bureau receives every escalation of a province.
+            models.Index(
+                fields=["recipient", "-created_at", "-id"], name="supervision_notif_recent_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -250,6 +250,12 @@ def _mark_first_reply(issue: Issue, actor, now: datetime, fields: list[str]) -> 
         fields.append("first_reply_at")
 
 
+def needs_photo(category: str) -> bool:
+    """Every issue comes with at least one photo of the site, except a residents' opinion (居民意见),
+    which is about what people want rather than something to be seen."""
+    return category != Issue.Category.OPINION
+
+
 def route_department(project: Project, category: str) -> Department | None:
     """Where a new issue goes: the most specific routing rule the bureau keeps in the panel
     (subdistrict and category, then subdistrict, then category), else the subdistrict office of
