@@ -317,8 +317,19 @@ def feed(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> FileResponse:
-    """A photo, only for whom may see its issue (the public: public issues only)."""
-    item = get_object_or_404(Photo.objects.visible_to(request.user), pk=pk)
+    """A photo, only for whom may see its issue (the public: public issues only).
+
+    An API client (the mini-program) has no session: it sends its key as
+    ``Authorization: Bearer <key>``, as for the API's own addresses, which hand out these URLs.
+    """
+    viewer = request.user
+    if not viewer.is_authenticated:
+        from api.tokens import user_for_key
+
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            viewer = user_for_key(key.strip()) or viewer
+    item = get_object_or_404(Photo.objects.visible_to(viewer), pk=pk)
     return serve_private_file(item.thumbnail if thumbnail else item.image)
 
 

@@ -712,3 +712,24 @@ def test_openapi_document_and_docs_work_offline_under_the_csp(client):
     assert "cdn" not in html.lower() and "//" not in "".join(re.findall(r'src="([^"]*)"', html))
     for src in re.findall(r'(?:src|href)="(/static/[^"]*)"', html):
         assert finders.find(src.removeprefix("/static/")), src
+
+
+def test_photo_urls_from_the_api_open_with_the_key(
+    client, world, django_capture_on_commit_callbacks
+):
+    """The mini-program has no session: the photo addresses the API gives work with its key."""
+    from api.tokens import create_token, revoke_token
+
+    from .factories import image_file
+
+    with django_capture_on_commit_callbacks(execute=True):  # files are written on commit
+        issue = world.submit(photos=[image_file()])  # not public
+    photo = issue.photos.get()
+    token, key = create_token(world.alice, "小程序")
+    url = f"/photos/{photo.pk}/"
+    assert client.get(url).status_code == 404
+    assert client.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    other = create_token(world.other_staff, "x")[1]  # another office may not see it
+    assert client.get(url, headers={"Authorization": f"Bearer {other}"}).status_code == 404
+    revoke_token(token)
+    assert client.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 404
