@@ -78,7 +78,7 @@ from supervision import photos as photo_intake
 from supervision.models import Issue, Photo, Project, ScopeItem, issue_visibility, issue_visible
 
 from .models import ApiToken
-from .tokens import rate_limited, token_for_key
+from .tokens import address_rate_limited, rate_limited, token_for_key
 
 Status = Issue.Status
 CLOSED_STATUSES = frozenset(Issue.FINAL_STATUSES)
@@ -283,21 +283,26 @@ def _params(request: HttpRequest, allowed: frozenset[str]) -> dict[str, str]:
     return {key: items[0] for key, items in values.items()}
 
 
-def _token(params: dict[str, str], *, required: bool) -> ApiToken | None:
-    """The live token of ``api_key``; a key that is given must be good (never silently ignored)."""
+def _token(
+    params: dict[str, str], *, required: bool, request: HttpRequest | None = None
+) -> ApiToken | None:
+    """The live token of ``api_key``; a key that is given must be good (never silently ignored).
+    Requests without a good key are limited per address instead."""
     raw = params.get("api_key", "").strip()
+    token = token_for_key(raw) if raw else None
+    if token is None and request is not None and address_rate_limited(request):
+        raise _fail(429, "api_key", _("请求过于频繁，请一分钟后再试"))
     if not raw:
         if required:
             raise _fail(401, "api_key", _("缺少 API 密钥"))
         return None
-    token = token_for_key(raw)
     if token is None:
         raise _fail(
             401,
             "api_key",
             _("密钥无效：不存在、已吊销，或账号已停用、监督员已解聘"),
         )
-    if rate_limited(token, scope="open311"):
+    if rate_limited(token):
         raise _fail(429, "api_key", _("请求过于频繁，请一分钟后再试"))
     return token
 
@@ -487,7 +492,7 @@ def service_list(request: HttpRequest, fmt: str) -> HttpResponse:
 def service_definition(request: HttpRequest, code: str, fmt: str) -> HttpResponse:
     params = _params(request, COMMON_PARAMS)
     _category(code, status=404)
-    token = _token(params, required=False)
+    token = _token(params, required=False, request=request)
     projects = _watched(token.user) if token else None
     data = {"service_code": code, "attributes": service_attributes(code, projects)}
     return _render(fmt, "service_definition", data)
@@ -693,7 +698,7 @@ def requests(request: HttpRequest, fmt: str) -> HttpResponse:
     if request.method == "POST":
         return _create(request, fmt)
     params = _params(request, GET_REQUESTS_PARAMS)
-    token = _token(params, required=False)
+    token = _token(params, required=False, request=request)
     user = token.user if token else None
     issues = keyset.first_rows(_search(params, user), ("-created_at", "-pk"), MAX_RESULTS)
     return _render(fmt, "service_requests", _request_list(issues, request, user))
@@ -702,7 +707,7 @@ def requests(request: HttpRequest, fmt: str) -> HttpResponse:
 @open311_view("GET")
 def request_detail(request: HttpRequest, request_id: str, fmt: str) -> HttpResponse:
     params = _params(request, COMMON_PARAMS)
-    token = _token(params, required=False)
+    token = _token(params, required=False, request=request)
     user = token.user if token else None
     issue = None
     if request_id.isascii() and request_id.isdigit() and len(request_id) < 12:
@@ -898,7 +903,7 @@ def _filing(params: dict[str, str], files: list, user) -> dict:
 
 def _create(request: HttpRequest, fmt: str) -> HttpResponse:
     params = _params(request, POST_PARAMS)
-    token = _token(params, required=True)
+    token = _token(params, required=True, request=request)
     user = token.user
     if not services.is_serving_supervisor(user):
         raise _fail(403, "api_key", _("只有在任的群众监督员可以提交"))

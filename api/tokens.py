@@ -68,15 +68,9 @@ def user_for_key(raw: str | None):
     return token.user if token else None
 
 
-def rate_limited(token: ApiToken, *, scope: str = "api") -> bool:
-    """True when this key has used up its requests for the current minute.
-
-    ``settings.API_RATE_LIMIT`` requests per minute per key (default 120), counted in the cache
-    (Redis in production, so the count is shared by every app process).
-    """
-    limit = getattr(settings, "API_RATE_LIMIT", 120)
+def _over_limit(identity: str, limit: int) -> bool:
     window = int(timezone.now().timestamp() // 60)
-    key = f"ratelimit:{scope}:{token.pk}:{window}"
+    key = f"ratelimit:{identity}:{window}"
     cache.add(key, 0, timeout=70)
     try:
         count = cache.incr(key)
@@ -84,3 +78,22 @@ def rate_limited(token: ApiToken, *, scope: str = "api") -> bool:
         cache.set(key, 1, timeout=70)
         count = 1
     return count > limit
+
+
+def rate_limited(token: ApiToken) -> bool:
+    """True when this key has used up its requests for the current minute.
+
+    ``settings.API_RATE_LIMIT`` requests per minute per key (default 120), one quota for the JSON
+    API and Open311 together, counted in the cache (Redis in production, so the count is shared
+    by every app process).
+    """
+    return _over_limit(f"key:{token.pk}", getattr(settings, "API_RATE_LIMIT", 120))
+
+
+def address_rate_limited(request) -> bool:
+    """The same for requests without a (valid) key, per client address:
+    ``settings.API_ANONYMOUS_RATE_LIMIT`` a minute (default 60)."""
+    from supervision.security import client_ip
+
+    limit = getattr(settings, "API_ANONYMOUS_RATE_LIMIT", 60)
+    return _over_limit(f"address:{client_ip(request)}", limit)

@@ -46,7 +46,7 @@ from supervision.models import (
 from supervision.photos import PhotoError
 
 from . import schemas as s
-from .tokens import rate_limited, token_for_key
+from .tokens import address_rate_limited, rate_limited, token_for_key
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -89,6 +89,8 @@ class ApiKey(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str):
         api_token = token_for_key(token.strip())
         if api_token is None:
+            if address_rate_limited(request):  # guessing keys is limited per address
+                raise RateLimited
             return None
         if rate_limited(api_token):
             raise RateLimited
@@ -102,6 +104,8 @@ def _anonymous(request: HttpRequest):
     (a wrong key is an error, not a quiet fall-back to the public view)."""
     if "Authorization" in request.headers:
         return None
+    if address_rate_limited(request):
+        raise RateLimited
     request.user = AnonymousUser()
     return request.user
 

@@ -280,6 +280,8 @@ STATS_REFRESH = env_str("STATS_REFRESH", "background")
 
 # Requests per minute per API key (JSON API and Open311), counted in the cache.
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 120)
+# … and per client address for requests without a valid key (public projects, Open311 reads).
+API_ANONYMOUS_RATE_LIMIT = env_int("API_ANONYMOUS_RATE_LIMIT", 60)
 
 # Time limits of the life, in working days of the official calendar (调休 included),
 # except URGENT_SIGN_FOR_HOURS which counts clock hours.

@@ -288,6 +288,28 @@ def test_rate_limit_per_key_answers_429_with_retry_after(world, settings):
     assert bob.get("/me").status_code == 200  # per key, not for everyone
 
 
+def test_requests_without_a_valid_key_are_limited_per_address(world, client, settings):
+    """Public reads and key guessing share a per-address quota; a key has its own."""
+    settings.API_ANONYMOUS_RATE_LIMIT = 3
+    assert [client.get("/api/v1/projects").status_code for _ in range(2)] == [200, 200]
+    wrong = {"Authorization": "Bearer qzjd_" + "x" * 43}
+    assert client.get("/api/v1/me", headers=wrong).status_code == 401
+    assert_error(client.get("/api/v1/projects"), 429)
+    assert_error(client.get("/api/v1/me", headers=wrong), 429)
+    assert client.get("/open311/v2/requests.json").status_code == 429  # the same quota
+    assert Api(world.alice).get("/me").status_code == 200
+
+
+def test_one_quota_per_key_for_both_interfaces(world, client, settings):
+    from api.tokens import create_token
+
+    settings.API_RATE_LIMIT = 2
+    key = create_token(world.alice, "x")[1]
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert client.get("/open311/v2/requests.json", {"api_key": key}).status_code == 200
+    assert client.get("/open311/v2/requests.json", {"api_key": key}).status_code == 429
+
+
 # --- what each role may see and do -------------------------------------------------------------
 
 
