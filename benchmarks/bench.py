@@ -249,6 +249,11 @@ def main() -> int:
     import django
 
     django.setup()
+    import logging
+
+    # Each forced login is logged by axes and the audit log; not what the table is about.
+    for name in ("axes", "audit"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     from django.db import connection
 
     from supervision.models import Issue, IssueEvent, Neighbourhood, Project, Supervisor
