@@ -688,24 +688,8 @@ def issue_create(
     )
     if not form.is_valid():
         raise InvalidInput(form.errors)
-    data = form.cleaned_data
     existed = bool(payload.token) and Issue.objects.filter(idempotency_key=payload.token).exists()
-    issue = services.submit_issue(
-        reporter=user,
-        project=data["project"],
-        category=data["category"],
-        urgency=data["urgency"],
-        title=data["title"],
-        description=data["description"],
-        building=data["building"],
-        unit=data["unit"],
-        location=data["location"],
-        households=data["households"],
-        area=data["area"],
-        photos=data["photos"],
-        idempotency_key=data["token"],
-        position_from_photos=data["share_position"],
-    )
+    issue = form.submit(user)
     return Status(200 if existed else 201, _issue_detail(request, issue.pk))
 
 

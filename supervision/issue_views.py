@@ -125,24 +125,8 @@ def issue_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = IssueForm(request.POST, request.FILES, projects=projects)
         if form.is_valid():
-            data = form.cleaned_data
             try:
-                issue = services.submit_issue(
-                    reporter=user,
-                    project=data["project"],
-                    category=data["category"],
-                    urgency=data["urgency"],
-                    title=data["title"],
-                    description=data["description"],
-                    building=data["building"],
-                    unit=data["unit"],
-                    location=data["location"],
-                    households=data["households"],
-                    area=data["area"],
-                    photos=data["photos"],
-                    idempotency_key=data["token"],
-                    position_from_photos=data["share_position"],
-                )
+                issue = form.submit(user)
             except services.WorkflowError as error:
                 form.add_error(None, error.message)
                 status = error.status_code
