@@ -39,9 +39,7 @@ from supervision.models import (
     Notification,
     Photo,
     Project,
-    ScopeItem,
     issue_visibility,
-    weighted_progress,
 )
 from supervision.photos import PhotoError
 
@@ -566,29 +564,25 @@ def project_detail(request: HttpRequest, project_id: IssueId):
 )
 def project_progress(request: HttpRequest, project_id: IssueId):
     project = _project(project_id)
-    items = list(project.scope_items.all())
-    areas = []
-    for value, label in ScopeItem.Area.choices:
-        area_items = [item for item in items if item.area == value]
-        if area_items:
-            areas.append(
+    areas = [
+        {
+            "area": area["area"],
+            "label": str(area["label"]),
+            "progress": area["progress"],
+            "items": [
                 {
-                    "area": value,
-                    "label": str(label),
-                    "progress": weighted_progress(area_items),
-                    "items": [
-                        {
-                            "id": item.pk,
-                            "area": item.area,
-                            "description": item.description,
-                            "progress": item.progress,
-                            "budget": float(item.budget) if item.budget is not None else None,
-                        }
-                        for item in area_items
-                    ],
+                    "id": item.pk,
+                    "area": item.area,
+                    "description": item.description,
+                    "progress": item.progress,
+                    "budget": float(item.budget) if item.budget is not None else None,
                 }
-            )
-    return {"project": project.pk, "progress": weighted_progress(items), "areas": areas}
+                for item in area["items"]
+            ],
+        }
+        for area in project.progress_by_area()
+    ]
+    return {"project": project.pk, "progress": project.progress(), "areas": areas}
 
 
 # --- issues ------------------------------------------------------------------------------------

@@ -306,6 +306,23 @@ class Project(TimestampedModel):
         """
         return weighted_progress(list(self.scope_items.all()))
 
+    def progress_by_area(self) -> list[dict]:
+        """Per content area that has scope items: ``area``, ``label``, ``items``, ``progress``."""
+        items = list(self.scope_items.all())
+        areas = []
+        for value, label in ScopeItem.Area.choices:
+            in_area = [item for item in items if item.area == value]
+            if in_area:
+                areas.append(
+                    {
+                        "area": value,
+                        "label": label,
+                        "items": in_area,
+                        "progress": weighted_progress(in_area),
+                    }
+                )
+        return areas
+
 
 def weighted_progress(items: list[ScopeItem]) -> int:
     if not items:

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from . import stats
 from .forms import ProjectFilterForm
-from .models import Issue, IssueEvent, Photo, Project, ScopeItem, Subdistrict, weighted_progress
+from .models import Issue, IssueEvent, Photo, Project, ScopeItem, Subdistrict
 from .security import safe_next
 
 FINISHED = [Project.Status.COMPLETED, Project.Status.ACCEPTED]
@@ -124,18 +124,11 @@ def project_list(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(
         Project.objects.select_related("neighbourhood__subdistrict", "contractor").prefetch_related(
-            "departments"
+            "departments", "scope_items"
         ),
         pk=pk,
     )
-    items = list(project.scope_items.all())
-    areas = []
-    for value, label in ScopeItem.Area.choices:
-        area_items = [item for item in items if item.area == value]
-        if area_items:
-            areas.append(
-                {"label": label, "items": area_items, "progress": weighted_progress(area_items)}
-            )
+    areas = project.progress_by_area()
     visible = Issue.objects.visible_to(request.user).filter(project=project)
     public_issues = visible.prefetch_related(
         Prefetch("photos", queryset=Photo.objects.order_by("kind", "pk"))
@@ -181,7 +174,7 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "project": project,
             "eligibility": project.neighbourhood.eligibility(),
             "areas": areas,
-            "progress": weighted_progress(items),
+            "progress": project.progress(),
             "milestones": project.milestones(),
             "issues": public_issues,
             "pairs": pairs[:6],
