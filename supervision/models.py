@@ -582,6 +582,9 @@ class Issue(TimestampedModel):
     escalated_at = models.DateTimeField(_("督办时间"), null=True, blank=True)
     rating = models.CharField(_("满意度"), max_length=20, choices=Rating.choices, blank=True)
     is_public = models.BooleanField(_("公开"), default=False)
+    # How many times the reporter sent the fix or answer back (退回重办): the REOPENED events,
+    # counted by services._send_back.
+    reopen_count = models.PositiveSmallIntegerField(_("退回次数"), default=0, editable=False)
     idempotency_key = models.CharField(
         max_length=64, null=True, blank=True, unique=True, editable=False
     )

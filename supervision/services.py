@@ -652,7 +652,9 @@ def _send_back(fresh: Issue, *, actor, text: str, rating: str = "") -> None:
     else:
         fresh.status = Status.ACCEPTED
     fresh.rectify_due_at = default_rectify_deadline(fresh, now)
-    fields.append("rectify_due_at")
+    # Kept with the event, so that figures need no subquery per issue to know it was sent back.
+    fresh.reopen_count += 1
+    fields += ["rectify_due_at", "reopen_count"]
     _record(
         fresh,
         actor=actor,

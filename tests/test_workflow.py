@@ -330,6 +330,20 @@ def test_reopen_needs_a_reason_and_sets_new_deadline(world):
     assert issue.events.last().kind == IssueEvent.Kind.REOPENED
 
 
+def test_each_sending_back_is_counted_on_the_issue(world):
+    """The figures' reopen rate reads this count; it must match the REOPENED events."""
+    issue = world.issue_in(S.RECTIFIED)
+    assert issue.reopen_count == 0
+    services.reopen_issue(issue, actor=world.alice, text="墙面还在起皮")
+    services.rectify_issue(issue, actor=world.handler, text="重新整改", photos=[image_file()])
+    services.verify_issue(
+        issue, actor=world.alice, rating=Issue.Rating.UNSATISFIED, text="还是不行"
+    )
+    issue.refresh_from_db()
+    assert issue.reopen_count == 2
+    assert issue.events.filter(kind=IssueEvent.Kind.REOPENED).count() == 2
+
+
 def test_reopened_answer_goes_back_to_the_department(world):
     issue = world.issue_in(S.ANSWERED)
     services.reopen_issue(issue, actor=world.alice, text="答复没有解决问题")
