@@ -88,7 +88,7 @@ def figures(name: str, **args) -> dict:
         if settings.STATS_REFRESH == "background":
             age = (timezone.now() - entry["value"]["computed_at"]).total_seconds()
             # At most one refresh a minute per entry: at province scale events arrive faster
-            # than the whole programme's figures compute (10 s on PostgreSQL).
+            # than the whole programme's figures compute (5 s on PostgreSQL, 16 s on SQLite).
             if age >= MIN_REFRESH_SECONDS and cache.add(
                 f"{key}:refreshing", 1, REFRESH_LOCK_SECONDS
             ):
