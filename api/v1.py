@@ -896,7 +896,13 @@ def _notification(request: HttpRequest, item: Notification) -> dict:
 
 
 def _notifications(user) -> QuerySet[Notification]:
-    return user.notifications.select_related(
+    """The user's notifications about issues they may still read: after a transfer, the old
+    department's notifications would otherwise carry the whole event of an issue now hidden."""
+    notifications = user.notifications.all()
+    condition = issue_visibility(user, "event__issue__")
+    if condition is not None:
+        notifications = notifications.filter(condition)
+    return notifications.select_related(
         "event__issue", "event__actor__department", "event__department"
     ).prefetch_related("event__photos")
 
@@ -916,7 +922,7 @@ def notification_list(request: HttpRequest, filters: Query[NotificationQuery]):
     items, next_cursor = _page(_older_than(rows, _keyset(filters.cursor)), filters.limit)
     return {
         "items": [_notification(request, n) for n in items],
-        "unread": user.notifications.filter(read_at__isnull=True).count(),
+        "unread": _notifications(user).filter(read_at__isnull=True).count(),
         "next_cursor": next_cursor,
     }
 

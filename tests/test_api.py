@@ -602,6 +602,29 @@ def test_notifications_list_and_mark_read(world, django_capture_on_commit_callba
     assert alice.get("/notifications", unread=True).json()["items"] == []
 
 
+def test_notifications_of_an_issue_no_longer_visible_drop_out(
+    world, django_capture_on_commit_callbacks
+):
+    """After a transfer, the first office's notifications must not carry the issue's events."""
+    with django_capture_on_commit_callbacks(execute=True):
+        issue = world.submit()
+    office = Api(world.handler)
+
+    def about_it():
+        return [
+            n
+            for n in office.get("/notifications").json()["items"]
+            if n["event"]["issue"] == issue.pk
+        ]
+
+    assert about_it()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.transfer_issue(
+            issue, actor=world.handler, department=world.other_office, text="属玉海街道"
+        )
+    assert about_it() == []
+
+
 def test_projects_are_public_and_progress_is_by_area(world):
     world.project.scope_items.create(area="building", description="外墙", progress=50)
     world.project.scope_items.create(area="pipes", description="雨污分流", progress=100)
