@@ -6,10 +6,11 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 from django.forms.utils import flatatt
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from .fragments import model_choices
 from .models import Department, Issue, Project, Subdistrict
 
 
@@ -19,16 +20,13 @@ class PlainSelect(forms.Select):
 
     def render(self, name, value, attrs=None, renderer=None) -> str:
         chosen = set(self.format_value(value))
-        options = format_html_join(
-            "",
-            '<option value="{}"{}>{}</option>',
-            (
-                (key, mark_safe(" selected") if str(key) in chosen else "", label)
-                for key, label in self.choices
-            ),
+        options = "".join(
+            f'<option value="{escape(key)}"{" selected" if str(key) in chosen else ""}>'
+            f"{escape(label)}</option>"
+            for key, label in self.choices
         )
         attributes = flatatt(self.build_attrs(self.attrs, {**(attrs or {}), "name": name}))
-        return format_html("<select{}>{}</select>", attributes, options)
+        return format_html("<select{}>{}</select>", attributes, mark_safe(options))
 
 
 class IssueFilter(django_filters.FilterSet):
@@ -85,7 +83,13 @@ class IssueFilter(django_filters.FilterSet):
                 else ("form-select" if hasattr(field, "choices") else "form-control")
             )
             if type(field.widget) is forms.Select:
-                field.widget = PlainSelect(attrs=field.widget.attrs, choices=field.widget.choices)
+                # Projects, subdistricts and departments: their rows are read once per change.
+                choices = (
+                    model_choices(field)
+                    if isinstance(field, forms.ModelChoiceField)
+                    else field.widget.choices
+                )
+                field.widget = PlainSelect(attrs=field.widget.attrs, choices=choices)
             field.widget.attrs.setdefault("class", css)
 
     def search(self, queryset: QuerySet[Issue], name: str, value: str) -> QuerySet[Issue]:

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -22,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from . import keyset, services
+from . import fragments, keyset, services
 from .digest import daily_digest, sane_day
 from .filters import IssueFilter
 from .forms import STEP_FORMS, IssueForm
@@ -240,19 +241,38 @@ def issue_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
 @never_cache
 @require_safe
 def issue_list(request: HttpRequest) -> HttpResponse:
-    issues = _issue_rows(Issue.objects.visible_to(request.user))
-    filterset = IssueFilter(request.GET or None, queryset=issues, request=request)
-    rows = filterset.qs if filterset.is_bound and filterset.is_valid() else issues
-    page = keyset.paginate(
-        rows, before=request.GET.get("before"), after=request.GET.get("after"), size=ISSUES_PAGE
-    )
+    # The page's rows carry only what finds each card in the cache (fragments.issue_cards).
+    issues = Issue.objects.visible_to(request.user).only("pk", "created_at", "updated_at")
     query = request.GET.copy()
     for name in ("before", "after", "page"):
         query.pop(name, None)
+    filterset = None
+    rows = issues
+    if any(query.values()):
+        filterset = IssueFilter(query, queryset=issues, request=request)
+        if filterset.is_valid():
+            rows = filterset.qs
+    page = keyset.paginate(
+        rows, before=request.GET.get("before"), after=request.GET.get("after"), size=ISSUES_PAGE
+    )
+    cards = fragments.issue_cards(
+        page.object_list, lambda pks: _issue_rows(Issue.objects.all()).in_bulk(pks)
+    )
+
+    def filter_form() -> str:
+        form = (filterset or IssueFilter(None, queryset=issues, request=request)).form
+        return render_to_string("includes/issue_filters.html", {"form": form})
+
+    if filterset is not None and filterset.errors:
+        filters = filter_form()  # with the messages next to the fields, never kept
+    else:
+        filters = fragments.cached_html(
+            ("issue-filters", request.user.pk, query.urlencode()), filter_form
+        )
     return render(
         request,
         "supervision/issue_list.html",
-        {"filter": filterset, "page": page, "query": query.urlencode()},
+        {"filters": filters, "page": page, "cards": cards, "query": query.urlencode()},
     )
 
 
