@@ -29,6 +29,20 @@ class PlainSelect(forms.Select):
         return format_html("<select{}>{}</select>", attributes, mark_safe(options))
 
 
+def projects_of(user) -> tuple[QuerySet[Project], str]:
+    """The projects a person works with (not every project of the province), and a name for
+    that set that everyone who sees the same projects shares."""
+    projects = Project.objects.order_by("name").only("pk", "name")
+    if user is None or not user.is_authenticated or user.is_bureau:
+        return projects, "all"
+    if user.is_supervisor and hasattr(user, "supervisor"):
+        return projects.filter(supervisors=user.supervisor), f"supervisor-{user.supervisor.pk}"
+    if user.department_id:
+        mine = Q(departments=user.department_id) | Q(contractor=user.department_id)
+        return projects.filter(mine).distinct(), f"department-{user.department_id}"
+    return projects, "all"
+
+
 class IssueFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(label=_("编号或标题"), method="search")
     project = django_filters.ModelChoiceFilter(
@@ -64,17 +78,7 @@ class IssueFilter(django_filters.FilterSet):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The projects a person works with, not every project of the province.
-        user = getattr(self.request, "user", None)
-        projects = Project.objects.order_by("name").only("pk", "name")
-        if user is not None and user.is_authenticated and not user.is_bureau:
-            if user.is_supervisor and hasattr(user, "supervisor"):
-                projects = projects.filter(supervisors=user.supervisor)
-            elif user.department_id:
-                projects = projects.filter(
-                    Q(departments=user.department_id) | Q(contractor=user.department_id)
-                ).distinct()
-        self.filters["project"].queryset = projects
+        self.filters["project"].queryset = projects_of(getattr(self.request, "user", None))[0]
         # Plain Bootstrap widgets: rendering them through crispy cost most of the page's time.
         for name, field in self.form.fields.items():
             css = (

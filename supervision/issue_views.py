@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from . import fragments, keyset, services
 from .digest import daily_digest, sane_day
-from .filters import IssueFilter
+from .filters import IssueFilter, projects_of
 from .forms import STEP_FORMS, IssueForm
 from .models import Issue, IssueEvent, Photo, Project, ResponseTemplate, ScopeItem
 from .security import as_id, serve_private_file
@@ -267,7 +267,7 @@ def issue_list(request: HttpRequest) -> HttpResponse:
         filters = filter_form()  # with the messages next to the fields, never kept
     else:
         filters = fragments.cached_html(
-            ("issue-filters", request.user.pk, query.urlencode()), filter_form
+            ("issue-filters", projects_of(request.user)[1], query.urlencode()), filter_form
         )
     return render(
         request,

@@ -52,6 +52,8 @@ def first_rows(rows: QuerySet, ordering: tuple[str, ...], limit: int) -> list:
     (created_at, id) index and stopping after ``limit``: 1.4 s instead of 1 ms on the feed. The
     ids query has no joins to tempt it.
     """
+    if not rows.query.select_related and not rows._prefetch_related_lookups:
+        return list(rows.order_by(*ordering)[:limit])  # no joins of its own: one query will do
     ids = list(rows.order_by(*ordering).values_list("pk", flat=True)[:limit])
     if not ids:
         return []

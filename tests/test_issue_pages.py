@@ -582,6 +582,81 @@ def test_staff_see_only_their_departments_issues(world, client, some_issues):
     assert listed(client.get("/issues/")) == {late.pk, closed.pk, bobs.pk}
 
 
+# Cards and the filter form come from the cache (supervision/fragments.py); nothing may show
+# what has changed since, or what the viewer may not see.
+
+
+def cards_on(response) -> list[int]:
+    return [int(pk) for pk in re.findall(r'issue-card" href="/issues/(\d+)/"', page_of(response))]
+
+
+def filter_options(response, name: str) -> dict[str, str]:
+    select = re.search(rf"<select[^>]* name=\"{name}\".*?</select>", page_of(response), re.S)[0]
+    return dict(re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select))
+
+
+def test_a_card_shows_a_step_at_once(world, client):
+    issue = world.submit(title="楼道扶手松动")
+    client.force_login(world.alice)
+    assert '<span class="status status-submitted">已提交</span>' in page_of(client.get("/issues/"))
+    services.accept_issue(issue, actor=world.handler)
+    page = page_of(client.get("/issues/"))
+    assert '<span class="status status-accepted">已签收</span>' in page
+    assert "status-submitted" not in page
+
+
+def test_cards_never_show_what_the_viewer_may_not_see(world, client, some_issues):
+    late, closed, bobs = some_issues
+    client.force_login(world.bureau)  # every card is now in the cache
+    assert sorted(cards_on(client.get("/issues/"))) == sorted([late.pk, closed.pk, bobs.pk])
+    client.force_login(world.other_staff)
+    assert cards_on(client.get("/issues/")) == [bobs.pk]
+    client.force_login(world.builder)
+    response = client.get("/issues/")
+    assert cards_on(response) == [closed.pk]
+    assert "楼道灯不亮" not in page_of(response) and "工期拖延" not in page_of(response)
+
+
+def test_cards_and_filters_follow_a_renamed_project_at_once(world, client, some_issues):
+    client.force_login(world.alice)
+    before = client.get("/issues/")
+    assert world.project.name in page_of(before)
+    assert filter_options(before, "project")[str(world.project.pk)] == world.project.name
+    world.project.name = "城东小区二期改造"
+    world.project.save()
+    after = client.get("/issues/")
+    assert "城东小区二期改造" in page_of(after)
+    assert filter_options(after, "project")[str(world.project.pk)] == "城东小区二期改造"
+
+
+def test_a_supervisors_new_project_is_in_their_filter_at_once(world, client):
+    client.force_login(world.alice)
+    assert str(world.other_project.pk) not in filter_options(client.get("/issues/"), "project")
+    world.alice.supervisor.projects.add(world.other_project)
+    options = filter_options(client.get("/issues/"), "project")
+    assert options[str(world.other_project.pk)] == world.other_project.name
+
+
+def test_cards_follow_the_language(world, client):
+    world.submit(title="楼道扶手松动", category=Issue.Category.QUALITY)
+    client.force_login(world.alice)
+    assert " · 质量" in page_of(client.get("/issues/"))
+    english = page_of(client.get("/issues/", HTTP_ACCEPT_LANGUAGE="en"))
+    assert " · Quality" in english and "质量" not in english
+
+
+def test_a_wrong_filter_says_why_and_keeps_the_words(world, client, some_issues):
+    client.force_login(world.alice)
+    client.get("/issues/", {"q": "围挡"})  # the same words, kept in the cache without an error
+    response = client.get("/issues/", {"q": "围挡", "project": "999999"})
+    assert response.status_code == 200
+    page = page_of(response)
+    assert re.search(r'<input type="text" name="q" value="围挡"', page)
+    assert 'class="invalid-feedback d-block">选择一个有效的选项' in page
+    again = page_of(client.get("/issues/", {"q": "围挡"}))
+    assert "invalid-feedback" not in again
+
+
 def test_issue_list_needs_login(world, client):
     response = client.get("/issues/")
     assert response.status_code == 302
