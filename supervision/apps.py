@@ -37,9 +37,10 @@ class SupervisionConfig(AppConfig):
     def ready(self) -> None:
         quicken_choice_labels(("supervision", "accounts"))
         from . import fragments
-        from .models import Department, Neighbourhood, Project, Subdistrict, Supervisor
+        from .models import Department, Neighbourhood, Photo, Project, Subdistrict, Supervisor
 
         fragments.connect_signals(
             (Subdistrict, Department, Neighbourhood, Project),
             (Project.departments.through, Supervisor.projects.through),
+            Photo,
         )

@@ -1,54 +1,119 @@
-"""HTML and choice lists that many requests show unchanged, built once and kept in the cache.
+"""HTML and choice lists that many requests show unchanged, built once and kept in a cache of
+their own (``CACHES["fragments"]``), so that they never push out the login and rate-limit
+counters or the figures kept in the default cache.
 
 Three things are kept:
 
 - **the options of the list filters** (projects, subdistricts, departments): they change a few
   times a year, yet building them read and rendered about a hundred rows on every view of the
   issue list;
-- **the issue list's filter form** as each person sees it (their own projects are among the
-  options), for each combination of filters;
+- **the issue list's filter form** for each set of projects people see (all for the bureau, a
+  department's own, a supervisor's own) and each choice of filters; never with words typed into
+  the search box, nor with an error message;
 - **each issue's card**, under a key holding the issue's ``updated_at`` (every workflow step saves
-  it, see ``services._record``), so a card changes the moment its issue does. Its clock words
-  (「3 小时前」, 「已超期」) are kept for a minute at most.
+  it, see ``services._record``; changing a photo outside a step touches it, below), so a card
+  changes the moment its issue does. Its clock words (「3 小时前」, 「已超期」) are kept for a
+  minute at most. A card holds nothing about its viewer: which cards a page shows is decided by
+  the database for each viewer, never cached.
 
-Both keys also hold the *catalogue version*, which every save or deletion of a subdistrict,
-department, neighbourhood or project (and every change of who works on a project) replaces, so
-a renamed project shows its new name at once. Bulk changes that send no signals (the demo
-loader, ``generate_scale``) are caught up by the entries' own lifetimes.
+The first two hold the *catalogue version* (``CatalogueVersion``, one row), which every
+committed save or deletion of a subdistrict, department, neighbourhood or project, and every
+change of who works on a project, replaces. Each process rereads it every few seconds, so a
+renamed project shows at once in the process that renamed it and within ``VERSION_SECONDS`` in
+every other, with or without a shared cache. Bulk changes that send no signals (the demo loader,
+``generate_scale``) are caught up by the entries' own lifetimes.
+
+When the cache fails (Redis down), pages are built without it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import caches
+from django.db import transaction
 from django.db.models import QuerySet
 from django.forms import ModelChoiceField
 from django.template.loader import get_template
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 
-CATALOG_KEY = "catalog-version"
+log = logging.getLogger(__name__)
+
+CACHE = "fragments"
+VERSION_KEY = "catalogue-version"
+VERSION_SECONDS = 5
 CHOICES_SECONDS = 3600
 CARD_SECONDS = 60
 
 
-def catalog_version() -> int:
-    """A number that changes whenever a list of places or departments may have changed."""
-    version = cache.get(CATALOG_KEY)
+def _cache():
+    return caches[CACHE]
+
+
+def _get_many(keys: Iterable[str]) -> dict[str, Any]:
+    try:
+        return _cache().get_many(keys)
+    except Exception:  # a cache that does not answer is a cache that is empty
+        log.warning("fragments cache unavailable", exc_info=True)
+        return {}
+
+
+def _set_many(values: dict[str, Any], seconds: int) -> None:
+    try:
+        _cache().set_many(values, seconds)
+    except Exception:
+        log.warning("fragments cache unavailable", exc_info=True)
+
+
+def catalogue_version() -> int:
+    """A number that changes whenever a list of places, departments or projects may have."""
+    version = _get_many([VERSION_KEY]).get(VERSION_KEY)
     if version is None:
-        # After a cache flush the new value is unlike any earlier one: no old entry matches it.
-        cache.add(CATALOG_KEY, time.time_ns(), None)
-        version = cache.get(CATALOG_KEY, 0)
+        from .models import CatalogueVersion
+
+        row = CatalogueVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+        version = row or 0
+        _set_many({VERSION_KEY: version}, VERSION_SECONDS)
     return version
 
 
-def catalog_changed(**kwargs) -> None:
-    """Signal receiver: every catalogue-dependent entry is out of date."""
-    cache.set(CATALOG_KEY, time.time_ns(), None)
+def catalogue_changed(**kwargs) -> None:
+    """Signal receiver: catalogue-dependent entries are old, now and once the change is
+    committed."""
+    if kwargs.get("action", "post_").startswith("pre_"):
+        return  # m2m_changed: only after the rows have changed
+
+    def bump() -> None:
+        from .models import CatalogueVersion
+
+        version = time.time_ns()
+        CatalogueVersion.objects.update_or_create(pk=1, defaults={"version": version})
+        _set_many({VERSION_KEY: version}, VERSION_SECONDS)
+
+    bump()
+    if transaction.get_connection().in_atomic_block:
+        # Entries another request builds from the old rows before the commit get the version
+        # just set; the second one, after the commit, leaves them behind.
+        transaction.on_commit(bump)
+
+
+def photo_changed(instance, created: bool = False, **kwargs) -> None:
+    """Signal receiver: a photo changed or removed outside a workflow step (the admin) changes
+    its issue's card. Photos added by a step need nothing: the step saves the issue."""
+    if created or not instance.issue_id:
+        return
+    from .models import Issue
+
+    Issue.objects.filter(pk=instance.issue_id).update(updated_at=timezone.now())
+
+
+def _key(*parts: object) -> str:
+    return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
 
 
 def model_choices(field: ModelChoiceField) -> list[tuple[str, str]]:
@@ -56,12 +121,11 @@ def model_choices(field: ModelChoiceField) -> list[tuple[str, str]]:
     version and query."""
     queryset: QuerySet = field.queryset
     sql, params = queryset.query.sql_with_params()
-    digest = hashlib.blake2b(f"{sql}|{params}".encode(), digest_size=12).hexdigest()
-    key = f"choices:{queryset.model._meta.label_lower}:{digest}:{catalog_version()}"
-    rows = cache.get(key)
+    key = f"choices:{_key(queryset.model._meta.label_lower, sql, params, catalogue_version())}"
+    rows = _get_many([key]).get(key)
     if rows is None:
         rows = [(str(obj.pk), str(field.label_from_instance(obj))) for obj in queryset]
-        cache.set(key, rows, CHOICES_SECONDS)
+        _set_many({key: rows}, CHOICES_SECONDS)
     if field.empty_label is None:
         return rows
     return [("", field.empty_label), *rows]
@@ -71,12 +135,11 @@ def cached_html(
     parts: tuple, build: Callable[[], str], seconds: int = CHOICES_SECONDS
 ) -> SafeString:
     """``build()``'s HTML, kept per ``parts``, language and catalogue version."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
-    key = f"html:{translation.get_language()}:{catalog_version()}:{digest}"
-    html = cache.get(key)
+    key = f"html:{_key(translation.get_language(), catalogue_version(), parts)}"
+    html = _get_many([key]).get(key)
     if html is None:
         html = str(build())
-        cache.set(key, html, seconds)
+        _set_many({key: html}, seconds)
     return mark_safe(html)
 
 
@@ -85,27 +148,30 @@ def issue_cards(issues: Sequence, load: Callable[[list[int]], dict[int, Any]]) -
 
     ``issues`` need only ``pk`` and ``updated_at``; ``load(pks)`` returns the full rows (with
     what a card shows: project, department, photos) of the cards not in the cache, by pk.
+    Project and department names come with the catalogue version.
     """
     if not issues:
         return []
-    prefix = f"card:{translation.get_language()}:{catalog_version()}"
+    prefix = f"card:{translation.get_language()}:{catalogue_version()}"
     keys = {issue.pk: f"{prefix}:{issue.pk}:{issue.updated_at.timestamp()}" for issue in issues}
-    cards = cache.get_many(keys.values())
+    cards = _get_many(keys.values())
     missing = [pk for pk, key in keys.items() if key not in cards]
     if missing:
         template = get_template("includes/issue_card.html")
         full = load(missing)
         fresh = {keys[pk]: template.render({"issue": full[pk]}) for pk in missing if pk in full}
-        cache.set_many(fresh, CARD_SECONDS)
+        _set_many(fresh, CARD_SECONDS)
         cards.update(fresh)
     return [mark_safe(cards[keys[issue.pk]]) for issue in issues if keys[issue.pk] in cards]
 
 
-def connect_signals(models: Iterable, through: Iterable) -> None:
+def connect_signals(models: Iterable, through: Iterable, photo) -> None:
     from django.db.models.signals import m2m_changed, post_delete, post_save
 
     for model in models:
-        post_save.connect(catalog_changed, sender=model, dispatch_uid=f"catalog-save-{model}")
-        post_delete.connect(catalog_changed, sender=model, dispatch_uid=f"catalog-del-{model}")
+        post_save.connect(catalogue_changed, sender=model, dispatch_uid=f"catalogue-save-{model}")
+        post_delete.connect(catalogue_changed, sender=model, dispatch_uid=f"catalogue-del-{model}")
     for model in through:
-        m2m_changed.connect(catalog_changed, sender=model, dispatch_uid=f"catalog-m2m-{model}")
+        m2m_changed.connect(catalogue_changed, sender=model, dispatch_uid=f"catalogue-m2m-{model}")
+    post_save.connect(photo_changed, sender=photo, dispatch_uid="fragments-photo-save")
+    post_delete.connect(photo_changed, sender=photo, dispatch_uid="fragments-photo-delete")

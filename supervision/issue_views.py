@@ -263,8 +263,8 @@ def issue_list(request: HttpRequest) -> HttpResponse:
         form = (filterset or IssueFilter(None, queryset=issues, request=request)).form
         return render_to_string("includes/issue_filters.html", {"form": form})
 
-    if filterset is not None and filterset.errors:
-        filters = filter_form()  # with the messages next to the fields, never kept
+    if (filterset is not None and filterset.errors) or query.get("q", "").strip():
+        filters = filter_form()  # messages next to the fields, or typed words: never kept
     else:
         filters = fragments.cached_html(
             ("issue-filters", projects_of(request.user)[1], query.urlencode()), filter_form

@@ -810,6 +810,21 @@ class IssueCounter(models.Model):
         return f"{self.year}: {self.last}"
 
 
+class CatalogueVersion(models.Model):
+    """One row: a number that changes whenever subdistricts, departments, neighbourhoods,
+    projects or who works on a project change. Cached option lists and pages
+    (``supervision/fragments.py``) hold it in their keys; every app process reads it from here."""
+
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("目录版本")
+        verbose_name_plural = _("目录版本")
+
+    def __str__(self) -> str:
+        return str(self.version)
+
+
 class RoutingRule(TimestampedModel):
     """分派规则: which department a new issue goes to, by subdistrict and category.
 

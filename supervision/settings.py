@@ -192,6 +192,21 @@ CACHES = {
 # axes.W006 wants 'ip_address' among the lockout parameters; with one shared limit of 5 that
 # would lock out a whole subdistrict office behind one NAT address. The per-address limit is
 # LoginView's instead (LOGIN_FAILURES_PER_IP), so the warning is silenced on purpose.
+# Rendered issue cards and filter options (supervision/fragments.py), apart from the default
+# cache so that they never push out its counters and figures.
+CACHES["fragments"] = (
+    {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+        "KEY_PREFIX": "fragments",
+    }
+    if CACHE_URL
+    else {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "fragments",
+        "OPTIONS": {"MAX_ENTRIES": env_int("FRAGMENT_CACHE_ENTRIES", 5000)},
+    }
+)
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -2,7 +2,7 @@ import os
 import shutil
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection
 
 from supervision.workdays import forget_local_changes
@@ -34,7 +34,8 @@ def _fast_and_isolated(settings, tmp_path):
     # Tests make many keyless requests from one address; the limit's own tests lower it.
     settings.API_ANONYMOUS_RATE_LIMIT = 100_000
     forget_local_changes()  # each test has its own calendar changes
-    cache.clear()  # cached figures, cards and counters belong to one test's data
+    for cache in caches.all():  # figures, counters, cards: one test's data
+        cache.clear()
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ from __future__ import annotations
 import io
 import re
 from datetime import date, timedelta
+from unittest import mock
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -629,6 +630,23 @@ def test_cards_and_filters_follow_a_renamed_project_at_once(world, client, some_
     assert filter_options(after, "project")[str(world.project.pk)] == "城东小区二期改造"
 
 
+def test_other_processes_follow_the_catalogue_within_seconds(world, client, some_issues):
+    """Another app process renamed the project: this one reads the new catalogue version from
+    the database once its own copy (a few seconds) runs out."""
+    from supervision import fragments
+    from supervision.models import CatalogueVersion, Project
+
+    client.force_login(world.alice)
+    client.get("/issues/")
+    Project.objects.filter(pk=world.project.pk).update(name="城东小区二期改造")
+    CatalogueVersion.objects.update_or_create(pk=1, defaults={"version": 42})
+    assert "城东小区二期改造" not in page_of(client.get("/issues/"))  # this process's copy
+    caches["fragments"].delete(fragments.VERSION_KEY)  # what VERSION_SECONDS does
+    page = page_of(client.get("/issues/"))
+    assert "城东小区二期改造" in page
+    assert f'<option value="{world.project.pk}">城东小区二期改造</option>' in page
+
+
 def test_a_supervisors_new_project_is_in_their_filter_at_once(world, client):
     client.force_login(world.alice)
     assert str(world.other_project.pk) not in filter_options(client.get("/issues/"), "project")
@@ -647,14 +665,40 @@ def test_cards_follow_the_language(world, client):
 
 def test_a_wrong_filter_says_why_and_keeps_the_words(world, client, some_issues):
     client.force_login(world.alice)
-    client.get("/issues/", {"q": "围挡"})  # the same words, kept in the cache without an error
-    response = client.get("/issues/", {"q": "围挡", "project": "999999"})
+    client.get("/issues/", {"status": "closed"})  # this form is now kept, without an error
+    response = client.get("/issues/", {"status": "closed", "q": "围挡", "project": "999999"})
     assert response.status_code == 200
     page = page_of(response)
     assert re.search(r'<input type="text" name="q" value="围挡"', page)
     assert 'class="invalid-feedback d-block">选择一个有效的选项' in page
-    again = page_of(client.get("/issues/", {"q": "围挡"}))
-    assert "invalid-feedback" not in again
+    assert 'value="closed" selected' in page
+    again = page_of(client.get("/issues/", {"status": "closed"}))
+    assert 'class="invalid-feedback d-block"' not in again
+    assert 'name="q" value="围挡"' not in again
+
+
+def test_a_photo_removed_in_the_admin_leaves_the_card_at_once(world, client):
+    issue = world.submit(title="楼道扶手松动", photos=[image_file()])
+    thumbnail = issue.photos.get().thumbnail_url
+    client.force_login(world.alice)
+    assert thumbnail in page_of(client.get("/issues/"))
+    issue.photos.get().delete()
+    assert thumbnail not in page_of(client.get("/issues/"))
+
+
+def test_the_list_works_when_the_cache_does_not(world, client, some_issues):
+    from django.core.cache import caches as all_caches
+
+    fragments_cache = all_caches["fragments"]
+    client.force_login(world.alice)
+    with (
+        mock.patch.object(fragments_cache, "get_many", side_effect=ConnectionError("down")),
+        mock.patch.object(fragments_cache, "set_many", side_effect=ConnectionError("down")),
+    ):
+        response = client.get("/issues/")
+    assert response.status_code == 200
+    assert len(cards_on(response)) == 3
+    assert 'name="project"' in page_of(response)
 
 
 def test_issue_list_needs_login(world, client):
@@ -825,7 +869,8 @@ def test_issue_list_query_count_does_not_grow(world, client):
             world.submit(title=f"问题 {i}", photos=[image_file()] if i % 2 else [])
 
     def cold_and_warm():
-        cache.clear()  # every card rendered from the database, then every card from the cache
+        for cache in caches.all():  # every card built from the database, then from the cache
+            cache.clear()
         return count_queries(client, "/issues/"), count_queries(client, "/issues/")
 
     add(5)
