@@ -455,7 +455,9 @@ def me(request: HttpRequest):
         "role_label": user.get_role_display() if user.role else "",
         "department": _department(user.department),
         "is_serving_supervisor": services.is_serving_supervisor(user),
-        "unread_notifications": user.notifications.filter(read_at__isnull=True).count(),
+        "unread_notifications": user.notifications.readable_by(user)
+        .filter(read_at__isnull=True)
+        .count(),
     }
 
 
@@ -896,15 +898,12 @@ def _notification(request: HttpRequest, item: Notification) -> dict:
 
 
 def _notifications(user) -> QuerySet[Notification]:
-    """The user's notifications about issues they may still read: after a transfer, the old
-    department's notifications would otherwise carry the whole event of an issue now hidden."""
-    notifications = user.notifications.all()
-    condition = issue_visibility(user, "event__issue__")
-    if condition is not None:
-        notifications = notifications.filter(condition)
-    return notifications.select_related(
-        "event__issue", "event__actor__department", "event__department"
-    ).prefetch_related("event__photos")
+    """The user's notifications about issues they may still read."""
+    return (
+        user.notifications.readable_by(user)
+        .select_related("event__issue", "event__actor__department", "event__department")
+        .prefetch_related("event__photos")
+    )
 
 
 @api.get(

@@ -11,7 +11,7 @@ def unread_notifications(request: HttpRequest) -> dict:
 
     return {
         "unread_notifications": SimpleLazyObject(
-            lambda: user.notifications.filter(read_at__isnull=True).count()
+            lambda: user.notifications.readable_by(user).filter(read_at__isnull=True).count()
         ),
         "can_file_issue": SimpleLazyObject(lambda: is_serving_supervisor(user)),
     }

@@ -345,9 +345,9 @@ def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> FileRespons
 @require_safe
 def notification_list(request: HttpRequest) -> HttpResponse:
     items = list(
-        request.user.notifications.select_related(
-            "event__issue__project", "event__actor__department"
-        ).order_by("-created_at", "-pk")[:50]
+        request.user.notifications.readable_by(request.user)
+        .select_related("event__issue__project", "event__actor__department")
+        .order_by("-created_at", "-pk")[:50]
     )
     return render(request, "supervision/notifications.html", {"items": items})
 
@@ -355,7 +355,8 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def notification_open(request: HttpRequest, pk: int) -> HttpResponse:
-    item = get_object_or_404(request.user.notifications.select_related("event"), pk=pk)
+    mine = request.user.notifications.readable_by(request.user)
+    item = get_object_or_404(mine.select_related("event"), pk=pk)
     if item.read_at is None:
         item.read_at = timezone.now()
         item.save(update_fields=["read_at"])
@@ -365,7 +366,8 @@ def notification_open(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def notifications_read(request: HttpRequest) -> HttpResponse:
-    count = request.user.notifications.filter(read_at__isnull=True).update(read_at=timezone.now())
+    unread = request.user.notifications.readable_by(request.user).filter(read_at__isnull=True)
+    count = unread.update(read_at=timezone.now())
     messages.success(request, _("已将 %(n)d 条通知标为已读。") % {"n": count})
     return redirect("notifications")
 

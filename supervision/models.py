@@ -980,6 +980,14 @@ class ExtensionRequest(TimestampedModel):
         return f"{self.issue.reference} → {self.until}"
 
 
+class NotificationQuerySet(models.QuerySet):
+    def readable_by(self, user) -> NotificationQuerySet:
+        """Those about issues ``user`` may still read: after a transfer, the old department's
+        notifications would otherwise still show the events of an issue now hidden from it."""
+        condition = issue_visibility(user, "event__issue__")
+        return self if condition is None else self.filter(condition)
+
+
 class Notification(models.Model):
     """One recipient's copy of one event: the bell counts the unread ones."""
 
@@ -994,6 +1002,8 @@ class Notification(models.Model):
     )
     created_at = models.DateTimeField(_("时间"), default=timezone.now)
     read_at = models.DateTimeField(_("已读时间"), null=True, blank=True)
+
+    objects = NotificationQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("通知")

@@ -320,6 +320,28 @@ def test_another_users_notification_is_not_found(world, client, committed):
     assert item.read_at is None
 
 
+def test_notifications_of_an_issue_transferred_away_drop_out(world, client, committed):
+    """The first office must not keep reading, through its bell, the events of an issue that
+    is now another office's (as the API already does)."""
+    with committed():
+        issue = world.submit(title="楼道灯不亮")
+        world.submit(title="围挡倒了")
+    item = Notification.objects.get(recipient=world.handler, event__issue=issue)
+    with committed():
+        services.transfer_issue(
+            issue, actor=world.handler, department=world.other_office, text="属玉海街道"
+        )
+    client.force_login(world.handler)
+
+    page = page_of(client.get("/notifications/"))
+    assert "楼道灯不亮" not in page and "围挡倒了" in page
+    assert bell(page) == "1"
+    assert client.post(f"/notifications/{item.pk}/").status_code == 404
+    client.post("/notifications/read/")
+    item.refresh_from_db()
+    assert item.read_at is None  # never shown, never counted
+
+
 def test_notifications_are_opened_by_post_and_need_login(world, client, committed):
     with committed():
         world.submit()
