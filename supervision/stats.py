@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import (
     Count,
+    DateField,
     F,
     FloatField,
     Func,
@@ -141,6 +142,40 @@ class Seconds(Func):
         )
 
 
+class _LocalTruncOnSQLite:
+    """SQLite has no time zones, so Django truncates each row in a Python function (200,000
+    calls for the province's weekly chart: over a second). SQLite's own date functions do it
+    with the local offset instead: a fixed offset, right for China's time zone, which has no
+    daylight saving. PostgreSQL truncates natively as before."""
+
+    sqlite_modifiers: tuple[str, ...] = ()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.lhs)
+        offset = timezone.localtime().utcoffset() or timedelta()
+        modifiers = ", ".join(["%s"] * (1 + len(self.sqlite_modifiers)))
+        shift = f"{int(offset.total_seconds() // 60):+d} minutes"
+        return f"date({sql}, {modifiers})", (*params, shift, *self.sqlite_modifiers)
+
+
+class WeekOf(_LocalTruncOnSQLite, TruncWeek):
+    """The local date of the Monday of the week (Django's TruncWeek, as a date)."""
+
+    sqlite_modifiers = ("-6 days", "weekday 1")
+
+    def __init__(self, expression):
+        super().__init__(expression, output_field=DateField())
+
+
+class MonthOf(_LocalTruncOnSQLite, TruncMonth):
+    """The local date of the first of the month (Django's TruncMonth, as a date)."""
+
+    sqlite_modifiers = ("start of month",)
+
+    def __init__(self, expression):
+        super().__init__(expression, output_field=DateField())
+
+
 def duration(end: str, start: str = "created_at") -> Seconds:
     return Seconds(F(end), F(start))
 
@@ -255,7 +290,7 @@ def counts_by(issues: QuerySet[Issue], field: str, label_field: str | None = Non
 def weekly_by_status(issues: QuerySet[Issue]) -> list[dict]:
     """Issues filed per week, split by their status now."""
     rows = (
-        issues.annotate(week=TruncWeek("created_at"))
+        issues.annotate(week=WeekOf("created_at"))
         .values("week", "status")
         .annotate(count=Count("pk"))
         .order_by("week")
@@ -348,7 +383,7 @@ def supervisor_activity(issues: QuerySet[Issue], patrols: QuerySet | None = None
         if source is None:
             continue
         rows = (
-            source.annotate(month=TruncMonth("created_at"))
+            source.annotate(month=MonthOf("created_at"))
             .values("month", field, f"{field}__display_name", f"{field}__username")
             .annotate(count=Count("pk"))
         )

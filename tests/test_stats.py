@@ -319,13 +319,14 @@ def test_contractor_scorecard_counts_the_contractors_projects_without_issues(wor
 def test_weekly_by_status_groups_by_monday_and_current_status(world):
     shaped(world, local(2026, 3, 2, 9, 0))  # Monday
     shaped(world, local(2026, 3, 8, 21, 0), signed=HOUR, fixed=DAY, closed=DAY, rating=R.SATISFIED)
+    shaped(world, local(2026, 3, 9, 0, 30))  # local Monday, UTC still Sunday
     shaped(world, local(2026, 3, 11, 12, 0))
     weeks = stats.weekly_by_status(Issue.objects.all())
     assert [w["week"] for w in weeks] == [date(2026, 3, 2), date(2026, 3, 9)]
     first, second = (w["counts"] for w in weeks)
     assert set(first) == set(S.values)
     assert (first[S.SUBMITTED], first[S.CLOSED], sum(first.values())) == (1, 1, 2)
-    assert (second[S.SUBMITTED], sum(second.values())) == (1, 1)
+    assert (second[S.SUBMITTED], sum(second.values())) == (2, 2)
 
 
 def test_supervisor_activity_counts_issues_per_supervisor_per_month(world):
