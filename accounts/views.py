@@ -64,6 +64,18 @@ class LogoutView(auth_views.LogoutView):
 class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "accounts/password_change.html"
 
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        from api.tokens import revoke_all
+
+        if revoked := revoke_all(form.user):
+            messages.info(
+                self.request,
+                _("原来的 %(n)d 个接口密钥已随旧密码作废，需要时请在「接口密钥」页重新生成。")
+                % {"n": revoked},
+            )
+        return response
+
 
 class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
     template_name = "accounts/password_change_done.html"

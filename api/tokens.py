@@ -2,7 +2,9 @@
 
 Both the JSON API (``/api/v1/``) and Open311 (``/open311/v2/``) authenticate through
 ``user_for_key``; a key works only while its user could log in and, for a supervisor, only while
-the appointment runs (a dismissed supervisor's keys stop at once).
+the appointment runs (a dismissed supervisor's keys stop at once). A new password, set by the
+person or by an administrator, revokes the keys made under the old one, as it ends the other
+sessions: a lost phone's mini-program stops with it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ def revoke_token(token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+
+
+def revoke_all(user) -> int:
+    """Revoke every live key of ``user`` (their password was changed); returns how many."""
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
 
 
 def token_for_key(raw: str | None) -> ApiToken | None:

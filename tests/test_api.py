@@ -250,6 +250,55 @@ def test_revoked_key_stops_at_once(world):
     assert_error(alice.get("/issues"), 401, "Authorization")
 
 
+def test_a_new_password_revokes_the_keys_made_under_the_old_one(world, client):
+    """A lost phone: the supervisor changes the password, and the phone's key stops with it."""
+    world.alice.set_password("old-password-1")
+    world.alice.save()
+    phone = Api(world.alice)
+    assert phone.get("/me").status_code == 200
+    client.force_login(world.alice)
+
+    wrong = client.post(
+        "/accounts/password/",
+        {
+            "old_password": "wrong",
+            "new_password1": "Xq7!long-pass",
+            "new_password2": "Xq7!long-pass",
+        },
+    )
+    assert wrong.status_code == 200  # refused: nothing revoked
+    assert phone.get("/me").status_code == 200
+
+    changed = client.post(
+        "/accounts/password/",
+        {
+            "old_password": "old-password-1",
+            "new_password1": "Xq7!long-pass",
+            "new_password2": "Xq7!long-pass",
+        },
+        follow=True,
+    )
+    assert changed.status_code == 200
+    assert "原来的 1 个接口密钥已随旧密码作废" in changed.content.decode()
+    assert_error(phone.get("/me"), 401, "Authorization")
+    assert Api(world.alice).get("/me").status_code == 200  # a key made afterwards works
+
+
+def test_an_administrators_new_password_revokes_the_keys(world, client):
+    from accounts.models import User
+
+    phone = Api(world.bob)
+    admin = User.objects.create_superuser("root", password="root-pass-1")
+    client.force_login(admin)
+    response = client.post(
+        f"/admin/accounts/user/{world.bob.pk}/password/",
+        {"password1": "Xq7!long-pass", "password2": "Xq7!long-pass", "usable_password": "true"},
+    )
+    assert response.status_code == 302
+    assert_error(phone.get("/me"), 401, "Authorization")
+    assert Api(world.alice).get("/me").status_code == 200  # nobody else's keys
+
+
 def test_dismissed_supervisors_key_stops_working(world, client):
     alice = Api(world.alice)
     issue = world.submit()
