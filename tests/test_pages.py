@@ -224,8 +224,25 @@ def test_healthz_answers_503_when_the_database_does_not(db, client):
 def test_server_error_page_is_chinese(client, settings):
     from django.template.loader import render_to_string
 
-    page = render_to_string("500.html")
+    page = render_to_string("500.html")  # no request, no context processors
     assert "系统出了点问题" in page
+    assert 'href="/projects/"' in page and 'href="/accounts/login/"' in page  # the way on
+
+
+def test_layout_links_lead_where_their_names_say(client, world):
+    client.force_login(world.alice)
+    page = client.get("/issues/").content.decode()
+    for href in (
+        "/",
+        "/projects/",
+        "/issues/",
+        "/feed/",
+        "/me/",
+        "/notifications/",
+        "/issues/new/",
+    ):
+        assert f'href="{href}"' in page, href
+    assert 'aria-current="page"' in page.split('class="tabbar')[1].split("问题")[0]
 
 
 def test_403_page_is_chinese():
