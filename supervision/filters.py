@@ -11,7 +11,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from .fragments import model_choices
-from .models import Department, Issue, Project, Subdistrict
+from .models import Department, Issue, Project, Subdistrict, department_projects
 
 
 class PlainSelect(forms.Select):
@@ -38,7 +38,7 @@ def projects_of(user) -> tuple[QuerySet[Project], str]:
     if user.is_supervisor and hasattr(user, "supervisor"):
         return projects.filter(supervisors=user.supervisor), f"supervisor-{user.supervisor.pk}"
     if user.department_id:
-        mine = Q(departments=user.department_id) | Q(contractor=user.department_id)
+        mine = department_projects(user.department_id)
         return projects.filter(mine).distinct(), f"department-{user.department_id}"
     return projects, "all"
 

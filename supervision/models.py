@@ -441,6 +441,12 @@ def department_issues(department_id: int | None, prefix: str = "") -> Q:
     )
 
 
+def department_projects(department_id: int | None) -> Q:
+    """The projects a department works on: as one of the project's departments, or as its
+    contractor (use with ``.distinct()``: a project may list the department twice)."""
+    return Q(departments=department_id) | Q(contractor=department_id)
+
+
 def issue_visible(user, issue) -> bool:
     """The same rule as ``issue_visibility``, for one issue already in hand (no query)."""
     if user is None or not user.is_authenticated or not user.is_active:

@@ -38,6 +38,7 @@ from .models import (
     ResponseTemplate,
     RoutingRule,
     Supervisor,
+    department_projects,
 )
 from .templatetags.supervision_tags import due
 from .xlsx import issues_workbook
@@ -170,9 +171,7 @@ class ProjectFilter(admin.RelatedFieldListFilter):
         user = request.user
         projects = Project.objects.order_by("name").only("pk", "name")
         if not user.is_bureau:
-            projects = projects.filter(
-                Q(departments=user.department_id) | Q(contractor=user.department_id)
-            ).distinct()
+            projects = projects.filter(department_projects(user.department_id)).distinct()
         projects = list(projects[: self.LIMIT + 1])
         if len(projects) > self.LIMIT:
             return []  # too many to list: the search box finds a project by name
@@ -403,8 +402,7 @@ class ProjectPanel(PanelAdmin):
         user = request.user
         if user.is_bureau:
             return projects
-        department = user.department_id
-        return projects.filter(Q(departments=department) | Q(contractor=department)).distinct()
+        return projects.filter(department_projects(user.department_id)).distinct()
 
     def has_add_permission(self, request):
         return False
