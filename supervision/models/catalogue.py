@@ -1,0 +1,474 @@
+"""Where the works are and who watches them: subdistricts, departments, neighbourhoods,
+projects and their scope, supervisors, and the calendar of working days."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+
+class TimestampedModel(models.Model):
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Subdistrict(TimestampedModel):
+    """街道: 安阳、玉海、锦湖、上望 …"""
+
+    name = models.CharField(_("名称"), max_length=50, unique=True)
+    code = models.SlugField(_("代码"), max_length=30, unique=True)
+
+    class Meta:
+        verbose_name = _("街道")
+        verbose_name_plural = _("街道")
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Department(TimestampedModel):
+    """部门/单位: the bureau, a subdistrict office, a contractor, a utility …"""
+
+    class Kind(models.TextChoices):
+        BUREAU = "bureau", _("住建局")
+        SUBDISTRICT_OFFICE = "subdistrict_office", _("街道办事处")
+        CONTRACTOR = "contractor", _("施工单位")
+        SUPERVISING_ENGINEER = "supervising_engineer", _("监理单位")
+        UTILITY = "utility", _("管线单位")
+        PROPERTY_MANAGER = "property_manager", _("物业")
+
+    name = models.CharField(_("名称"), max_length=100, unique=True)
+    kind = models.CharField(_("类型"), max_length=30, choices=Kind.choices)
+    subdistrict = models.ForeignKey(
+        Subdistrict,
+        verbose_name=_("街道"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="departments",
+    )
+    phone = models.CharField(_("公开电话"), max_length=30, blank=True)
+    is_active = models.BooleanField(_("在用"), default=True)
+    webhook_url = models.URLField(
+        _("企业微信群机器人地址"),
+        max_length=300,
+        blank=True,
+        help_text=_("填写后，新问题、超期和办结会推送到该部门的企业微信群。"),
+    )
+
+    # Who changed what, when (django-simple-history): the audit trail of master data.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        verbose_name = _("部门/单位")
+        verbose_name_plural = _("部门/单位")
+        ordering = ["kind", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="subdistrict_office") | Q(subdistrict__isnull=False),
+                name="supervision_department_office_has_subdistrict",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=[
+                        "bureau",
+                        "subdistrict_office",
+                        "contractor",
+                        "supervising_engineer",
+                        "utility",
+                        "property_manager",
+                    ]
+                ),
+                name="supervision_department_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_contractor(self) -> bool:
+        return self.kind == self.Kind.CONTRACTOR
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """Whether a neighbourhood may be renovated, and why (the article's 相关链接)."""
+
+    qualifies: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+ELIGIBILITY_YEAR = 2000
+
+
+class Neighbourhood(TimestampedModel):
+    """小区: a residential community."""
+
+    name = models.CharField(_("名称"), max_length=100)
+    subdistrict = models.ForeignKey(
+        Subdistrict, verbose_name=_("街道"), on_delete=models.PROTECT, related_name="neighbourhoods"
+    )
+    address = models.CharField(_("地址"), max_length=200, blank=True)
+    year_built = models.PositiveSmallIntegerField(
+        _("建成年份"), validators=[MinValueValidator(1900), MaxValueValidator(2100)]
+    )
+    buildings = models.PositiveSmallIntegerField(_("楼栋数"), default=0)
+    households = models.PositiveIntegerField(_("户数"), default=0)
+    in_shantytown_plan = models.BooleanField(_("已列入棚改计划"), default=False)
+    expropriation_within_5_years = models.BooleanField(_("5 年内列入征收计划"), default=False)
+    incomplete_facilities = models.BooleanField(
+        _("使用功能不齐全、配套设施不完备或物业管理不健全"), default=False
+    )
+    strong_resident_wish = models.BooleanField(_("居民改造意愿强烈"), default=False)
+
+    # Who changed what, when (django-simple-history): the audit trail of master data.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        verbose_name = _("小区")
+        verbose_name_plural = _("小区")
+        ordering = ["subdistrict__code", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subdistrict", "name"], name="supervision_neighbourhood_unique_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(year_built__gte=1900) & Q(year_built__lte=2100),
+                name="supervision_neighbourhood_year_built_plausible",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def eligibility(self) -> Eligibility:
+        """The verdict of the 2023 rule, with the reasons a person can check."""
+        if self.year_built < ELIGIBILITY_YEAR:
+            reasons = [_("%(year)s 年建成，早于 2000 年") % {"year": self.year_built}]
+            blockers = []
+            if self.in_shantytown_plan:
+                blockers.append(_("已列入棚改计划"))
+            if self.expropriation_within_5_years:
+                blockers.append(_("5 年内列入征收计划"))
+            if blockers:
+                return Eligibility(False, reasons + blockers)
+            reasons.append(_("未列入棚改计划，5 年内未列入征收计划"))
+            return Eligibility(True, reasons)
+
+        reasons = [_("%(year)s 年建成，2000 年及以后") % {"year": self.year_built}]
+        if self.incomplete_facilities and self.strong_resident_wish:
+            reasons += [
+                _("使用功能不齐全、配套设施不完备或物业管理不健全"),
+                _("居民改造意愿强烈"),
+            ]
+            return Eligibility(True, reasons)
+        if not self.incomplete_facilities:
+            reasons.append(_("功能、设施和物业管理没有明显不足"))
+        if not self.strong_resident_wish:
+            reasons.append(_("居民改造意愿不强烈"))
+        return Eligibility(False, reasons)
+
+
+@dataclass(frozen=True)
+class Milestone:
+    label: str
+    planned: date | None
+    actual: date | None
+    late: bool
+
+
+class Project(TimestampedModel):
+    """改造项目: one renovation of one neighbourhood in one year's batch."""
+
+    class Status(models.TextChoices):
+        PLANNING = "planning", _("规划")
+        CONSULTING = "consulting", _("征询")
+        CONSTRUCTION = "construction", _("施工")
+        COMPLETED = "completed", _("完工")
+        ACCEPTED = "accepted", _("验收")
+
+    name = models.CharField(_("项目名称"), max_length=150)
+    year = models.PositiveSmallIntegerField(_("年度批次"))
+    neighbourhood = models.ForeignKey(
+        Neighbourhood, verbose_name=_("小区"), on_delete=models.PROTECT, related_name="projects"
+    )
+    status = models.CharField(
+        _("状态"), max_length=20, choices=Status.choices, default=Status.PLANNING
+    )
+    to_complete_this_year = models.BooleanField(_("列入当年完工计划"), default=True)
+    contractor = models.ForeignKey(
+        Department,
+        verbose_name=_("施工单位"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="contracted_projects",
+        limit_choices_to={"kind": Department.Kind.CONTRACTOR},
+    )
+    departments = models.ManyToManyField(
+        Department,
+        verbose_name=_("责任部门"),
+        blank=True,
+        related_name="projects",
+    )
+    budget = models.DecimalField(
+        _("投资（万元）"), max_digits=10, decimal_places=2, null=True, blank=True
+    )
+    description = models.TextField(_("简介"), blank=True)
+    consultation_planned = models.DateField(_("计划征询"), null=True, blank=True)
+    consultation_actual = models.DateField(_("实际征询"), null=True, blank=True)
+    design_planned = models.DateField(_("计划完成设计"), null=True, blank=True)
+    design_actual = models.DateField(_("实际完成设计"), null=True, blank=True)
+    planned_start = models.DateField(_("计划开工"), null=True, blank=True)
+    planned_end = models.DateField(_("计划完工"), null=True, blank=True)
+    actual_start = models.DateField(_("实际开工"), null=True, blank=True)
+    actual_end = models.DateField(_("实际完工"), null=True, blank=True)
+    acceptance_planned = models.DateField(_("计划验收"), null=True, blank=True)
+    acceptance_actual = models.DateField(_("实际验收"), null=True, blank=True)
+
+    # Who changed what, when (django-simple-history): the audit trail of master data.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        verbose_name = _("改造项目")
+        verbose_name_plural = _("改造项目")
+        ordering = ["-year", "neighbourhood__subdistrict__code", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["neighbourhood", "year"], name="supervision_project_one_per_year"
+            ),
+            models.CheckConstraint(
+                condition=Q(planned_end__isnull=True)
+                | Q(planned_start__isnull=True)
+                | Q(planned_end__gte=F("planned_start")),
+                name="supervision_project_planned_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(actual_end__isnull=True)
+                | Q(actual_start__isnull=True)
+                | Q(actual_end__gte=F("actual_start")),
+                name="supervision_project_actual_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["planning", "consulting", "construction", "completed", "accepted"]
+                ),
+                name="supervision_project_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("project-detail", args=[self.pk])
+
+    def milestones(self) -> list[Milestone]:
+        """征询、设计、开工、完工、验收: planned against actual."""
+        today = timezone.localdate()
+        pairs = [
+            (_("征询"), self.consultation_planned, self.consultation_actual),
+            (_("设计"), self.design_planned, self.design_actual),
+            (_("开工"), self.planned_start, self.actual_start),
+            (_("完工"), self.planned_end, self.actual_end),
+            (_("验收"), self.acceptance_planned, self.acceptance_actual),
+        ]
+        return [
+            Milestone(
+                label=label,
+                planned=planned,
+                actual=actual,
+                late=bool(
+                    planned and ((actual and actual > planned) or (not actual and planned < today))
+                ),
+            )
+            for label, planned, actual in pairs
+        ]
+
+    def progress(self) -> int:
+        """Overall progress in percent: scope items weighted by budget, or equally without one.
+
+        Uses the prefetched ``scope_items`` when the caller prefetched them.
+        """
+        return weighted_progress(list(self.scope_items.all()))
+
+    def progress_by_area(self) -> list[dict]:
+        """Per content area that has scope items: ``area``, ``label``, ``items``, ``progress``."""
+        items = list(self.scope_items.all())
+        areas = []
+        for value, label in ScopeItem.Area.choices:
+            in_area = [item for item in items if item.area == value]
+            if in_area:
+                areas.append(
+                    {
+                        "area": value,
+                        "label": label,
+                        "items": in_area,
+                        "progress": weighted_progress(in_area),
+                    }
+                )
+        return areas
+
+
+def weighted_progress(items: list[ScopeItem]) -> int:
+    if not items:
+        return 0
+    if all(item.budget for item in items):
+        total = sum((item.budget for item in items), Decimal(0))
+        done = sum((item.budget * item.progress for item in items), Decimal(0))
+        return round(done / total)
+    return round(sum(item.progress for item in items) / len(items))
+
+
+class ScopeItem(TimestampedModel):
+    """改造内容: a line of work in one of the six content areas."""
+
+    class Area(models.TextChoices):
+        BUILDING = "building", _("建筑")
+        ROADS = "roads", _("道路交通和停车")
+        PIPES = "pipes", _("管网通信")
+        LANDSCAPE = "landscape", _("景观绿化")
+        CARE = "care", _("养老托育服务设施")
+        GOVERNANCE = "governance", _("社区治理和服务体系")
+
+    project = models.ForeignKey(
+        Project, verbose_name=_("项目"), on_delete=models.CASCADE, related_name="scope_items"
+    )
+    area = models.CharField(_("改造方面"), max_length=20, choices=Area.choices)
+    description = models.CharField(_("内容"), max_length=200)
+    budget = models.DecimalField(
+        _("投资（万元）"), max_digits=10, decimal_places=2, null=True, blank=True
+    )
+    progress = models.PositiveSmallIntegerField(
+        _("进度（%）"), default=0, validators=[MaxValueValidator(100)]
+    )
+
+    class Meta:
+        verbose_name = _("改造内容")
+        verbose_name_plural = _("改造内容")
+        ordering = ["project", "area", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress__lte=100), name="supervision_scopeitem_progress_max_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_area_display()}：{self.description}"
+
+
+class Supervisor(TimestampedModel):
+    """群众监督员: a resident appointed (聘任) by the bureau."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("账号"),
+        on_delete=models.PROTECT,
+        related_name="supervisor",
+    )
+    neighbourhood = models.ForeignKey(
+        Neighbourhood,
+        verbose_name=_("居住小区"),
+        on_delete=models.PROTECT,
+        related_name="supervisors",
+    )
+    projects = models.ManyToManyField(
+        Project, verbose_name=_("监督项目"), blank=True, related_name="supervisors"
+    )
+    appointed_on = models.DateField(_("聘任日期"))
+    term_ends_on = models.DateField(_("聘期届满"))
+    certificate_number = models.CharField(_("聘书编号"), max_length=30, unique=True)
+    is_active = models.BooleanField(_("在任"), default=True)
+    dismissed_on = models.DateField(_("解聘日期"), null=True, blank=True)
+
+    # Who changed what, when (django-simple-history): the audit trail of master data.
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        verbose_name = _("群众监督员")
+        verbose_name_plural = _("群众监督员")
+        ordering = ["certificate_number"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(term_ends_on__gt=F("appointed_on")),
+                name="supervision_supervisor_term_after_appointment",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_active=True) | Q(dismissed_on__isnull=False),
+                name="supervision_supervisor_dismissed_has_date",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.user)
+
+    def is_serving(self, on=None) -> bool:
+        """Appointed, not dismissed, and within the term."""
+        on = on or timezone.localdate()
+        return self.is_active and self.appointed_on <= on <= self.term_ends_on
+
+
+def department_projects(department_id: int | None) -> Q:
+    """The projects a department works on: as one of the project's departments, or as its
+    contractor (use with ``.distinct()``: a project may list the department twice)."""
+    return Q(departments=department_id) | Q(contractor=department_id)
+
+
+class CatalogueVersion(models.Model):
+    """One row: a number that changes whenever subdistricts, departments, neighbourhoods,
+    projects or who works on a project change. Cached option lists and pages
+    (``supervision/fragments.py``) hold it in their keys; every app process reads it from here."""
+
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("目录版本")
+        verbose_name_plural = _("目录版本")
+
+    def __str__(self) -> str:
+        return str(self.version)
+
+
+class CalendarChange(models.Model):
+    """本地调整: a day that differs from the national calendar (a typhoon day off, or next
+    year's schedule before the ``holidays`` package carries it)."""
+
+    day = models.DateField(_("日期"), unique=True)
+    is_working_day = models.BooleanField(_("上班"), default=False)
+    note = models.CharField(_("原因"), max_length=100)
+
+    class Meta:
+        verbose_name = _("工作日调整")
+        verbose_name_plural = _("工作日调整")
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return f"{self.day} {_('上班') if self.is_working_day else _('休息')}"
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        from .workdays import forget_local_changes
+
+        forget_local_changes()
+
+    def delete(self, *args, **kwargs):
+        result = super().delete(*args, **kwargs)
+        from .workdays import forget_local_changes
+
+        forget_local_changes()
+        return result

@@ -1,0 +1,98 @@
+"""Who hears about what: one notification per recipient and event, and the email and WeCom
+deliveries with their attempts."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .issues import IssueEvent, issue_visibility
+
+
+class NotificationQuerySet(models.QuerySet):
+    def readable_by(self, user) -> NotificationQuerySet:
+        """Those about issues ``user`` may still read: after a transfer, the old department's
+        notifications would otherwise still show the events of an issue now hidden from it."""
+        condition = issue_visibility(user, "event__issue__")
+        return self if condition is None else self.filter(condition)
+
+
+class Notification(models.Model):
+    """One recipient's copy of one event: the bell counts the unread ones."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("接收人"),
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    event = models.ForeignKey(
+        IssueEvent, verbose_name=_("处理记录"), on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(_("时间"), default=timezone.now)
+    read_at = models.DateTimeField(_("已读时间"), null=True, blank=True)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("通知")
+        verbose_name_plural = _("通知")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recipient", "event"], name="supervision_notification_once"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["recipient", "read_at"], name="supervision_notif_unread_idx"),
+            # The bell's list, newest first: the bureau receives every escalation of a province.
+            models.Index(
+                fields=["recipient", "-created_at", "-id"], name="supervision_notif_recent_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} · {self.event}"
+
+
+class Delivery(models.Model):
+    """An email or a WeCom webhook post, with its attempts: failures are shown in the panel."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email", _("邮件")
+        WEBHOOK = "webhook", _("企业微信群")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("待发送")
+        SENT = "sent", _("已发送")
+        FAILED = "failed", _("发送失败")
+
+    channel = models.CharField(_("渠道"), max_length=10, choices=Channel.choices)
+    target = models.CharField(_("发送到"), max_length=300)
+    event = models.ForeignKey(
+        IssueEvent,
+        verbose_name=_("处理记录"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    subject = models.CharField(_("标题"), max_length=200)
+    body = models.TextField(_("内容"))
+    status = models.CharField(
+        _("状态"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
+    last_error = models.CharField(_("最近错误"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("时间"), default=timezone.now)
+    sent_at = models.DateTimeField(_("发送时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("消息推送")
+        verbose_name_plural = _("消息推送")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} → {self.target}"
