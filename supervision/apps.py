@@ -1,6 +1,7 @@
 from functools import partialmethod
 
 from django.apps import AppConfig, apps
+from django.db.models.signals import post_delete, post_save
 from django.utils.encoding import force_str
 
 
@@ -36,9 +37,21 @@ class SupervisionConfig(AppConfig):
 
     def ready(self) -> None:
         quicken_choice_labels(("supervision", "accounts"))
-        from . import fragments
-        from .models import Department, Neighbourhood, Photo, Project, Subdistrict, Supervisor
+        from . import fragments, workdays
+        from .models import (
+            CalendarChange,
+            Department,
+            Neighbourhood,
+            Photo,
+            Project,
+            Subdistrict,
+            Supervisor,
+        )
 
+        # A day changed in the panel, one by one or in bulk, moves deadlines at once here (other
+        # processes reread the table within ``workdays.CHANGES_TTL``).
+        post_save.connect(workdays.forget_local_changes, sender=CalendarChange)
+        post_delete.connect(workdays.forget_local_changes, sender=CalendarChange)
         fragments.connect_signals(
             (Subdistrict, Department, Neighbourhood, Project),
             (Project.departments.through, Supervisor.projects.through),

@@ -8,13 +8,15 @@ with a message a person can read, and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -59,24 +61,6 @@ def _forbid(message: str) -> WorkflowError:
 
 def _invalid(message: str) -> WorkflowError:
     return WorkflowError(message, status_code=400)
-
-
-# Who may not take a step, in words: used by the steps and by ``refusal`` alike.
-FORBIDDEN = {
-    "accept": gettext_lazy("只有承办部门或住建局可以签收这个问题。"),
-    "answer": gettext_lazy("只有承办部门或住建局可以答复这个问题。"),
-    "dispatch": gettext_lazy("只有承办部门或住建局可以派单。"),
-    "transfer": gettext_lazy("只有承办部门或住建局可以转派这个问题。"),
-    "reject": gettext_lazy("只有承办部门或住建局可以作出不予受理。"),
-    "rectify": gettext_lazy("只有承办部门、整改单位或住建局可以报告整改完成。"),
-    "verify": gettext_lazy("只有反映人本人可以验证办结。"),
-    "reopen": gettext_lazy("只有反映人本人可以退回。"),
-    "withdraw": gettext_lazy("只有反映人本人可以撤回。"),
-    "comment": gettext_lazy("您不能在这个问题下留言。"),
-    "escalate": gettext_lazy("只有住建局或承办部门可以督办。"),
-    "appeal": gettext_lazy("只有反映人本人可以申诉。"),
-    "extend": gettext_lazy("只有承办部门或整改单位可以申请延期。"),
-}
 
 
 def _not_withdrawable(issue: Issue) -> WorkflowError:
@@ -160,13 +144,24 @@ def _lock(issue: Issue) -> Issue:
     return Issue.objects.select_for_update().get(pk=issue.pk)
 
 
-def _require_status(issue: Issue, allowed: Sequence[str], step: str) -> None:
+def _require_status(issue: Issue, allowed: Sequence[str], step: str | Promise) -> None:
     if issue.status not in allowed:
         message = _("该问题当前状态为「%(status)s」，不能%(step)s。") % {
             "status": issue.get_status_display(),
             "step": step,
         }
         raise WorkflowError(f"{message}{_who_moved_it(issue)}")
+
+
+def _check(step: str, actor, issue: Issue) -> None:
+    """Raise the refusal of ``step`` for ``actor`` on ``issue`` as it stands, if there is one.
+
+    The one place a step's rule (``STEP_RULES``) is enforced: every step function calls it under
+    the row lock, and ``refusal`` asks it before a page reads the fields of a step.
+    """
+    error = refusal(actor, issue, step)
+    if error is not None:
+        raise error
 
 
 def _who_moved_it(issue: Issue) -> str:
@@ -414,9 +409,7 @@ def accept_issue(issue: Issue, *, actor, deadline: date | None = None, text: str
     text = _text(text)
     with transaction.atomic():
         fresh = _lock(issue)
-        if not handles(actor, fresh):
-            raise _forbid(str(FORBIDDEN["accept"]))
-        _require_status(fresh, [Status.SUBMITTED], _("签收"))
+        _check("accept", actor, fresh)
         now = timezone.now()
         if deadline is None:
             due = default_rectify_deadline(fresh, now)
@@ -454,9 +447,7 @@ def answer_issue(issue: Issue, *, actor, text: str) -> Issue:
     text = _text(text, required=_("请填写答复内容。"))
     with transaction.atomic():
         fresh = _lock(issue)
-        if not handles(actor, fresh):
-            raise _forbid(str(FORBIDDEN["answer"]))
-        _require_status(fresh, [Status.SUBMITTED, Status.ACCEPTED], _("答复"))
+        _check("answer", actor, fresh)
         now = timezone.now()
         from_status = fresh.status
         fresh.status = Status.ANSWERED
@@ -479,9 +470,7 @@ def dispatch_issue(issue: Issue, *, actor, department: Department, text: str = "
     text = _text(text)
     with transaction.atomic():
         fresh = _lock(issue)
-        if not handles(actor, fresh):
-            raise _forbid(str(FORBIDDEN["dispatch"]))
-        _require_status(fresh, [Status.ACCEPTED, Status.IN_PROGRESS], _("派单"))
+        _check("dispatch", actor, fresh)
         if department is None or not department.is_contractor or not department.is_active:
             raise _invalid(_("请选择一家施工单位。"))
         if fresh.contractor_id == department.pk:
@@ -507,9 +496,7 @@ def transfer_issue(issue: Issue, *, actor, department: Department, text: str) ->
     text = _text(text, required=_("请说明转派原因。"))
     with transaction.atomic():
         fresh = _lock(issue)
-        if not handles(actor, fresh):
-            raise _forbid(str(FORBIDDEN["transfer"]))
-        _require_status(fresh, Issue.OPEN_STATUSES, _("转派"))
+        _check("transfer", actor, fresh)
         if department is None or not department.is_active or department.is_contractor:
             raise _invalid(_("请选择接收的部门（施工单位请用派单）。"))
         if department.pk == fresh.department_id:
@@ -536,9 +523,7 @@ def reject_issue(issue: Issue, *, actor, text: str) -> Issue:
     text = _text(text, required=_("请说明不予受理的原因。"))
     with transaction.atomic():
         fresh = _lock(issue)
-        if not handles(actor, fresh):
-            raise _forbid(str(FORBIDDEN["reject"]))
-        _require_status(fresh, [Status.SUBMITTED, Status.ACCEPTED], _("不予受理"))
+        _check("reject", actor, fresh)
         now = timezone.now()
         from_status = fresh.status
         fresh.status = Status.REJECTED
@@ -566,9 +551,7 @@ def rectify_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> I
         raise _invalid(str(error)) from None
     with transaction.atomic():
         fresh = _lock(issue)
-        if not (handles(actor, fresh) or works_on(actor, fresh)):
-            raise _forbid(str(FORBIDDEN["rectify"]))
-        _require_status(fresh, [Status.ACCEPTED, Status.IN_PROGRESS], _("报告整改完成"))
+        _check("rectify", actor, fresh)
         if not prepared:
             raise _invalid(_("请至少上传一张整改后的照片。"))
         now = timezone.now()
@@ -597,9 +580,7 @@ def verify_issue(issue: Issue, *, actor, rating: str, text: str = "") -> Issue:
     text = _text(text)
     with transaction.atomic():
         fresh = _lock(issue)
-        if not is_reporter(actor, fresh):
-            raise _forbid(str(FORBIDDEN["verify"]))
-        _require_status(fresh, [Status.RECTIFIED, Status.ANSWERED], _("验证办结"))
+        _check("verify", actor, fresh)
         if rating not in Issue.Rating.values:
             raise _invalid(_("请选择满意、基本满意或不满意。"))
         if rating == Issue.Rating.UNSATISFIED:
@@ -634,9 +615,7 @@ def reopen_issue(issue: Issue, *, actor, text: str) -> Issue:
     text = _text(text, required=_("请说明退回的原因。"))
     with transaction.atomic():
         fresh = _lock(issue)
-        if not is_reporter(actor, fresh):
-            raise _forbid(str(FORBIDDEN["reopen"]))
-        _require_status(fresh, [Status.RECTIFIED, Status.ANSWERED], _("退回"))
+        _check("reopen", actor, fresh)
         _send_back(fresh, actor=actor, text=text)
     return _sync(issue, fresh)
 
@@ -673,10 +652,7 @@ def withdraw_issue(issue: Issue, *, actor, text: str = "") -> Issue:
     text = _text(text)
     with transaction.atomic():
         fresh = _lock(issue)
-        if not is_reporter(actor, fresh):
-            raise _forbid(str(FORBIDDEN["withdraw"]))
-        if fresh.status != Status.SUBMITTED:
-            raise _not_withdrawable(fresh)
+        _check("withdraw", actor, fresh)
         now = timezone.now()
         fresh.status = Status.WITHDRAWN
         fresh.closed_at = now
@@ -695,14 +671,14 @@ def withdraw_issue(issue: Issue, *, actor, text: str = "") -> Issue:
 def comment_on_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> IssueEvent:
     """Anyone taking part who may see the issue leaves a message (留言)."""
     text = _text(text, required=_("请填写留言内容。"))
-    if not may_comment(actor, issue):
-        raise _forbid(str(FORBIDDEN["comment"]))
+    _check("comment", actor, issue)
     try:
         prepared = photo_intake.prepare_photos(photos)
     except photo_intake.PhotoError as error:
         raise _invalid(str(error)) from None
     with transaction.atomic():
         fresh = _lock(issue)
+        _check("comment", actor, fresh)
         now = timezone.now()
         fields: list[str] = []
         _mark_first_reply(fresh, actor, now, fields)
@@ -733,9 +709,7 @@ def escalate_issue(issue: Issue, *, actor, text: str) -> Issue:
     text = _text(text, required=None if actor is None else _("请填写督办意见。"))
     with transaction.atomic():
         fresh = _lock(issue)
-        if actor is not None and not handles(actor, fresh):
-            raise _forbid(str(FORBIDDEN["escalate"]))
-        _require_status(fresh, Issue.OPEN_STATUSES, _("督办"))
+        _check("escalate", actor, fresh)
         now = timezone.now()
         fresh.escalated_at = now
         _record(
@@ -757,9 +731,7 @@ def appeal_issue(issue: Issue, *, actor, text: str) -> Issue:
     bureau = bureau_department()
     with transaction.atomic():
         fresh = _lock(issue)
-        if not is_reporter(actor, fresh):
-            raise _forbid(str(FORBIDDEN["appeal"]))
-        _require_status(fresh, [Status.REJECTED], _("申诉"))
+        _check("appeal", actor, fresh)
         if bureau is None:
             raise WorkflowError(_("系统里还没有住建局，暂时不能申诉，请联系管理员。"))
         now = timezone.now()
@@ -787,9 +759,7 @@ def request_extension(issue: Issue, *, actor, until: date, text: str) -> Extensi
     text = _text(text, required=_("请说明延期的理由。"))
     with transaction.atomic():
         fresh = _lock(issue)
-        if not (handles(actor, fresh) or works_on(actor, fresh)):
-            raise _forbid(str(FORBIDDEN["extend"]))
-        _require_status(fresh, [Status.ACCEPTED, Status.IN_PROGRESS], _("申请延期"))
+        _check("extend", actor, fresh)
         current = fresh.rectify_due_at and timezone.localtime(fresh.rectify_due_at).date()
         if current and until <= current:
             raise _invalid(_("延期后的日期要晚于现在的整改期限（%(date)s）。") % {"date": current})
@@ -895,66 +865,130 @@ def _handles_or_works_on(user, issue: Issue) -> bool:
     return handles(user, issue) or works_on(user, issue)
 
 
-# step: (who may take it, from which states). The steps above check the same predicates; the
-# table lets the issue page offer only the buttons that would not be refused, and the workflow
-# test asserts, case by case, that the two agree.
-STEP_RULES: dict[str, tuple] = {
-    "accept": (handles, (Status.SUBMITTED,)),
-    "answer": (handles, (Status.SUBMITTED, Status.ACCEPTED)),
-    "dispatch": (handles, (Status.ACCEPTED, Status.IN_PROGRESS)),
-    "rectify": (_handles_or_works_on, (Status.ACCEPTED, Status.IN_PROGRESS)),
-    "transfer": (handles, Issue.OPEN_STATUSES),
-    "reject": (handles, (Status.SUBMITTED, Status.ACCEPTED)),
-    "escalate": (handles, Issue.OPEN_STATUSES),
-    "verify": (is_reporter, (Status.RECTIFIED, Status.ANSWERED)),
-    "reopen": (is_reporter, (Status.RECTIFIED, Status.ANSWERED)),
-    "withdraw": (is_reporter, (Status.SUBMITTED,)),
-    "extend": (_handles_or_works_on, (Status.ACCEPTED, Status.IN_PROGRESS)),
-    "appeal": (is_reporter, (Status.REJECTED,)),
-    "comment": (may_comment, tuple(Status.values)),
+def _handles_or_the_sweep(user, issue: Issue) -> bool:
+    """督办 by the bureau or the department, or by the periodic job (``actor=None``)."""
+    return user is None or handles(user, issue)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of an issue's life: its name, who may take it, from which states, and what a
+    person who may not take it is told. Names and messages are lazy: translated when shown."""
+
+    name: Promise
+    who: Callable[[object, Issue], bool]
+    states: tuple[str, ...]
+    forbidden: Promise
+
+
+# The one table of who may take which step from which state. The step functions enforce it
+# through ``_check``; the issue page and the API offer what ``allowed_steps`` reads from it. The
+# order is the order the page shows the buttons in.
+STEP_RULES: dict[str, Step] = {
+    "accept": Step(
+        gettext_lazy("签收"),
+        handles,
+        (Status.SUBMITTED,),
+        gettext_lazy("只有承办部门或住建局可以签收这个问题。"),
+    ),
+    "answer": Step(
+        gettext_lazy("答复"),
+        handles,
+        (Status.SUBMITTED, Status.ACCEPTED),
+        gettext_lazy("只有承办部门或住建局可以答复这个问题。"),
+    ),
+    "dispatch": Step(
+        gettext_lazy("派单"),
+        handles,
+        (Status.ACCEPTED, Status.IN_PROGRESS),
+        gettext_lazy("只有承办部门或住建局可以派单。"),
+    ),
+    "rectify": Step(
+        gettext_lazy("报告整改完成"),
+        _handles_or_works_on,
+        (Status.ACCEPTED, Status.IN_PROGRESS),
+        gettext_lazy("只有承办部门、整改单位或住建局可以报告整改完成。"),
+    ),
+    "transfer": Step(
+        gettext_lazy("转派"),
+        handles,
+        Issue.OPEN_STATUSES,
+        gettext_lazy("只有承办部门或住建局可以转派这个问题。"),
+    ),
+    "reject": Step(
+        gettext_lazy("不予受理"),
+        handles,
+        (Status.SUBMITTED, Status.ACCEPTED),
+        gettext_lazy("只有承办部门或住建局可以作出不予受理。"),
+    ),
+    "escalate": Step(
+        gettext_lazy("督办"),
+        _handles_or_the_sweep,
+        Issue.OPEN_STATUSES,
+        gettext_lazy("只有住建局或承办部门可以督办。"),
+    ),
+    "verify": Step(
+        gettext_lazy("验证办结"),
+        is_reporter,
+        (Status.RECTIFIED, Status.ANSWERED),
+        gettext_lazy("只有反映人本人可以验证办结。"),
+    ),
+    "reopen": Step(
+        gettext_lazy("退回"),
+        is_reporter,
+        (Status.RECTIFIED, Status.ANSWERED),
+        gettext_lazy("只有反映人本人可以退回。"),
+    ),
+    "withdraw": Step(
+        gettext_lazy("撤回"),
+        is_reporter,
+        (Status.SUBMITTED,),
+        gettext_lazy("只有反映人本人可以撤回。"),
+    ),
+    "extend": Step(
+        gettext_lazy("申请延期"),
+        _handles_or_works_on,
+        (Status.ACCEPTED, Status.IN_PROGRESS),
+        gettext_lazy("只有承办部门或整改单位可以申请延期。"),
+    ),
+    "appeal": Step(
+        gettext_lazy("申诉"),
+        is_reporter,
+        (Status.REJECTED,),
+        gettext_lazy("只有反映人本人可以申诉。"),
+    ),
+    "comment": Step(
+        gettext_lazy("留言"),
+        may_comment,
+        tuple(Status.values),
+        gettext_lazy("您不能在这个问题下留言。"),
+    ),
 }
 
 
 def allowed_steps(user, issue: Issue) -> list[str]:
     """The steps ``user`` may take on ``issue`` now, in the order the page shows them."""
     return [
-        step
-        for step, (who, states) in STEP_RULES.items()
-        if issue.status in states and who(user, issue)
+        name
+        for name, step in STEP_RULES.items()
+        if issue.status in step.states and step.who(user, issue)
     ]
-
-
-STEP_NAMES = {
-    "accept": _("签收"),
-    "answer": _("答复"),
-    "dispatch": _("派单"),
-    "rectify": _("报告整改完成"),
-    "transfer": _("转派"),
-    "reject": _("不予受理"),
-    "escalate": _("督办"),
-    "verify": _("验证办结"),
-    "reopen": _("退回"),
-    "withdraw": _("撤回"),
-    "extend": _("申请延期"),
-    "appeal": _("申诉"),
-    "comment": _("留言"),
-}
 
 
 def refusal(user, issue: Issue, step: str) -> WorkflowError | None:
     """Why ``user`` may not take ``step`` on ``issue`` now, or None when they may.
 
     Lets a page refuse before it checks the fields or reads the photos of a step that would be
-    refused anyway; the step function itself still checks again under the row lock.
+    refused anyway; the step function asks again under the row lock (``_check``).
     """
-    who, states = STEP_RULES[step]
-    if not who(user, issue):
-        return _forbid(str(FORBIDDEN[step]))
-    if step == "withdraw" and issue.status not in states:
-        return _not_withdrawable(issue)
-    if issue.status not in states:
+    rule = STEP_RULES[step]
+    if not rule.who(user, issue):
+        return _forbid(str(rule.forbidden))
+    if issue.status not in rule.states:
+        if step == "withdraw":
+            return _not_withdrawable(issue)
         try:
-            _require_status(issue, states, STEP_NAMES.get(step, step))
+            _require_status(issue, rule.states, rule.name)
         except WorkflowError as error:
             return error
     return None

@@ -16,6 +16,8 @@ import holidays
 from django.conf import settings
 from django.utils import timezone
 
+from .models import CalendarChange
+
 _CHINA = holidays.country_holidays("CN")
 _lock = threading.Lock()
 _changes: dict[date, bool] | None = None
@@ -28,15 +30,14 @@ def _local_changes() -> dict[date, bool]:
     global _changes, _loaded_at
     with _lock:
         if _changes is None or clock.monotonic() - _loaded_at > CHANGES_TTL:
-            from .models import CalendarChange
-
             _changes = dict(CalendarChange.objects.values_list("day", "is_working_day"))
             _loaded_at = clock.monotonic()
         return _changes
 
 
-def forget_local_changes() -> None:
-    """Called when a ``CalendarChange`` is saved or deleted."""
+def forget_local_changes(**signal_kwargs) -> None:
+    """Connected to ``CalendarChange``'s save and delete signals (``SupervisionConfig.ready``), so
+    that the panel's bulk delete forgets the changes too."""
     global _changes
     with _lock:
         _changes = None

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from supervision import services
 from supervision.models import Issue, IssueEvent, Photo
@@ -419,3 +419,30 @@ def test_overdue_when_sign_for_time_passed(world):
     services.accept_issue(issue, actor=world.handler)
     issue.refresh_from_db()
     assert not issue.is_overdue  # now running against the rectification deadline
+
+
+def test_a_refusal_in_english_names_the_step_in_english(world):
+    """Step names are translated when the refusal is made, not when the module was imported."""
+    issue = world.issue_in(S.SUBMITTED)
+    services.accept_issue(issue, actor=world.handler)
+    with translation.override("en"):
+        with pytest.raises(WorkflowError) as refused:
+            services.accept_issue(issue, actor=world.handler)
+        refused_again = services.refusal(world.handler, issue, "accept")
+    assert "“Sign for” is not possible" in refused.value.message
+    assert not CJK.search(refused.value.message.split("This issue")[1].split(".")[0])
+    assert refused_again is not None and "“Sign for”" in refused_again.message
+    with translation.override("zh-hans"):
+        assert "不能签收" in services.refusal(world.handler, issue, "accept").message
+
+
+def test_every_step_function_enforces_the_table(world):
+    """Each step is refused with the table's own words for whom it does not allow."""
+    issue = world.issue_in(S.SUBMITTED)
+    for step, rule in services.STEP_RULES.items():
+        if rule.who(world.bob, issue):
+            continue
+        with pytest.raises(WorkflowError) as refused:
+            call(step, world, issue, world.bob)
+        assert refused.value.message == str(rule.forbidden), step
+        assert refused.value.status_code == 403

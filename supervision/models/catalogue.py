@@ -459,16 +459,3 @@ class CalendarChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {_('上班') if self.is_working_day else _('休息')}"
-
-    def save(self, *args, **kwargs) -> None:
-        super().save(*args, **kwargs)
-        from .workdays import forget_local_changes
-
-        forget_local_changes()
-
-    def delete(self, *args, **kwargs):
-        result = super().delete(*args, **kwargs)
-        from .workdays import forget_local_changes
-
-        forget_local_changes()
-        return result
