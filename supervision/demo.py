@@ -751,7 +751,7 @@ def _issues(
                 else:  # pragma: no cover - a typo in the script above
                     raise ValueError(name)
         if issue.status == Issue.Status.CLOSED or seed % 3 == 0:
-            Issue.objects.filter(pk=issue.pk).update(is_public=True)
+            services.publish_issue(issue, actor=bureau_user)
         made += 1
     return made
 

@@ -341,17 +341,25 @@ class IssuePanel(PanelAdmin):
 
     @admin.action(description=gettext_lazy("公开所选问题（项目页可见，不含反映人信息）"))
     def make_public(self, request, queryset):
-        if not _is_bureau(request):
-            raise Http404
-        count = queryset.update(is_public=True)
-        self.message_user(request, _("已公开 %(n)d 个问题。") % {"n": count})
+        self._publish(request, queryset, public=True)
 
     @admin.action(description=gettext_lazy("取消公开所选问题"))
     def make_private(self, request, queryset):
+        self._publish(request, queryset, public=False)
+
+    def _publish(self, request, queryset: QuerySet[Issue], *, public: bool) -> None:
+        """One service step per issue, so that each decision is in its thread."""
         if not _is_bureau(request):
             raise Http404
-        count = queryset.update(is_public=False)
-        self.message_user(request, _("已取消公开 %(n)d 个问题。") % {"n": count})
+        done = 0
+        for issue in queryset.filter(is_public=not public).order_by("pk"):
+            try:
+                services.publish_issue(issue, actor=request.user, public=public)
+                done += 1
+            except services.WorkflowError:
+                continue  # changed meanwhile by somebody else: nothing to do
+        message = _("已公开 %(n)d 个问题。") if public else _("已取消公开 %(n)d 个问题。")
+        self.message_user(request, message % {"n": done})
 
     @admin.action(description=gettext_lazy("导出所选问题（Excel）"))
     def export_xlsx(self, request, queryset: QuerySet[Issue]) -> HttpResponse:

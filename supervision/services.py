@@ -825,6 +825,33 @@ def decide_extension(
     return fresh_request
 
 
+def publish_issue(issue: Issue, *, actor, public: bool = True, text: str = "") -> Issue:
+    """The bureau makes an issue public on its project's page, or takes it back (公开/取消公开).
+
+    The public page never shows who reported it. The decision is part of the issue's thread,
+    with who took it and when: on a transparency product, what the public sees is on record.
+    """
+    text = _text(text)
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if not (_is_active(actor) and actor.is_bureau):
+            raise _forbid(_("只有住建局可以决定公开或取消公开问题。"))
+        if fresh.is_public == public:
+            raise WorkflowError(
+                _("这个问题已经公开。") if public else _("这个问题本来就没有公开。")
+            )
+        fresh.is_public = public
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.PUBLISHED if public else Kind.UNPUBLISHED,
+            from_status=fresh.status,
+            fields=["is_public"],
+            text=text,
+        )
+    return _sync(issue, fresh)
+
+
 def escalate_overdue(now: datetime | None = None) -> list[Issue]:
     """The periodic job: escalate every issue that has become overdue since it was last
     escalated. Running it again changes nothing (idempotent)."""

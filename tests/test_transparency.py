@@ -380,3 +380,71 @@ def test_private_opinions_and_their_answers_stay_off_the_public_page(world, clie
     assert "监督员收集居民意见 1 条，涉及 12 户，已答复或办结 1 条。" in page
     assert "未公开的居民意见" not in page
     assert "未公开的答复内容" not in page
+
+
+# --- publishing is on record -------------------------------------------------------------------
+
+
+def test_publishing_writes_an_event_with_who_and_when(world, client):
+    issue = world.issue_in(S.CLOSED)
+    before = timezone.now()
+
+    services.publish_issue(issue, actor=world.bureau, text="典型问题，向社会公开")
+
+    issue.refresh_from_db()
+    assert issue.is_public is True
+    event = issue.events.order_by("-created_at", "-pk").first()
+    assert event.kind == "published"
+    assert event.actor == world.bureau
+    assert before <= event.created_at <= timezone.now()
+    assert event.from_status == event.to_status == S.CLOSED  # no change of state
+    # In the issue's thread, for whom follows the issue …
+    client.force_login(world.alice)
+    page = client.get(f"/issues/{issue.pk}/").content.decode()
+    assert f'id="event-{event.pk}"' in page
+    assert "典型问题，向社会公开" in page
+    # … and in the audit trail the superuser reads in /admin/.
+    admin = type(world.bureau).objects.create_superuser("root", "root@example.cn", "x")
+    client.force_login(admin)
+    trail = client.get(f"/admin/supervision/issue/{issue.pk}/change/")
+    assert trail.status_code == 200
+    assert "典型问题，向社会公开" in trail.content.decode()
+
+
+def test_unpublishing_is_on_record_too_and_refused_twice(world):
+    issue = world.issue_in(S.CLOSED)
+    services.publish_issue(issue, actor=world.bureau)
+    services.publish_issue(issue, actor=world.bureau, public=False)
+    with pytest.raises(services.WorkflowError) as again:
+        services.publish_issue(issue, actor=world.bureau, public=False)
+
+    assert again.value.status_code == 409
+    kinds = list(issue.events.values_list("kind", flat=True))
+    assert kinds[-2:] == ["published", "unpublished"]
+    issue.refresh_from_db()
+    assert issue.is_public is False
+
+
+@pytest.mark.parametrize("role", ["alice", "handler", "builder", "other_staff"])
+def test_only_the_bureau_may_publish(world, role):
+    issue = world.issue_in(S.CLOSED)
+    events = issue.events.count()
+    with pytest.raises(services.WorkflowError) as refused:
+        services.publish_issue(issue, actor=getattr(world, role))
+
+    assert refused.value.status_code == 403
+    issue.refresh_from_db()
+    assert issue.is_public is False and issue.events.count() == events
+
+
+def test_the_panels_publish_action_records_one_event_per_issue(world, client):
+    issues = [world.issue_in(S.CLOSED), world.issue_in(S.CLOSED)]
+    client.force_login(world.bureau)
+
+    client.post(
+        "/panel/supervision/issue/?queue=all",  # finished issues show under 全部
+        {"action": "make_public", "_selected_action": [i.pk for i in issues], "index": "0"},
+    )
+
+    for issue in issues:
+        assert issue.events.filter(kind="published", actor=world.bureau).count() == 1

@@ -290,6 +290,8 @@ class IssueEvent(models.Model):
         EXTENSION_REQUESTED = "extension_requested", _("申请延期")
         EXTENSION_GRANTED = "extension_granted", _("同意延期")
         EXTENSION_REFUSED = "extension_refused", _("不同意延期")
+        PUBLISHED = "published", _("公开")
+        UNPUBLISHED = "unpublished", _("取消公开")
 
     issue = models.ForeignKey(
         Issue, verbose_name=_("问题"), on_delete=models.CASCADE, related_name="events"
