@@ -28,10 +28,10 @@ from ninja.renderers import JSONRenderer
 from ninja.security import HttpBearer
 from pydantic import Field
 
-from supervision import keyset, services
+from supervision import keyset, notifications, services
+from supervision.access import issue_for
 from supervision.filters import IssueFilter
 from supervision.forms import STEP_FORMS, IssueForm, ProjectFilterForm
-from supervision.issue_views import issue_for
 from supervision.models import (
     ExtensionRequest,
     Issue,
@@ -39,7 +39,6 @@ from supervision.models import (
     Notification,
     Photo,
     Project,
-    issue_visibility,
 )
 from supervision.photos import PhotoError
 
@@ -455,7 +454,7 @@ def me(request: HttpRequest):
         "role_label": user.get_role_display() if user.role else "",
         "department": _department(user.department),
         "is_serving_supervisor": services.is_serving_supervisor(user),
-        "unread_notifications": user.notifications.readable_by(user)
+        "unread_notifications": Notification.objects.for_reader(user)
         .filter(read_at__isnull=True)
         .count(),
     }
@@ -807,10 +806,7 @@ class ExtensionQuery(Schema):
     tags=["延期"],
 )
 def extension_list(request: HttpRequest, filters: Query[ExtensionQuery]):
-    rows = ExtensionRequest.objects.all()
-    condition = issue_visibility(_user(request), "issue__")
-    if condition is not None:
-        rows = rows.filter(condition)
+    rows = ExtensionRequest.objects.visible_to(_user(request))
     if filters.status:
         rows = rows.filter(status=filters.status)
     return [_extension(x) for x in rows.order_by("-created_at", "-pk")[: filters.limit]]
@@ -825,10 +821,7 @@ def extension_list(request: HttpRequest, filters: Query[ExtensionQuery]):
 )
 def extension_decide(request: HttpRequest, extension_id: IssueId, payload: s.DecisionIn):
     user = _user(request)
-    rows = ExtensionRequest.objects.select_related("issue")
-    condition = issue_visibility(user, "issue__")
-    if condition is not None:
-        rows = rows.filter(condition)
+    rows = ExtensionRequest.objects.visible_to(user).select_related("issue")
     extension = get_object_or_404(rows, pk=extension_id)
     decided = services.decide_extension(
         extension, actor=user, grant=payload.grant, note=payload.note
@@ -857,25 +850,15 @@ class FeedQuery(Schema):
 )
 def feed(request: HttpRequest, filters: Query[FeedQuery]):
     events = _events(IssueEvent.objects.visible_to(_user(request)))
-    after = _keyset(filters.after, "after")
-    before = _keyset(filters.before, "before")
-    if after:
-        moment, pk = after
-        newer = keyset.newer_than(events, (moment, pk))
-        rows = keyset.first_rows(newer, ("created_at", "pk"), filters.limit)[::-1]
-        return {
-            "items": [_feed_event(request, e) for e in rows],
-            "newest": keyset.cursor_of(rows[0]) if rows else filters.after,
-            "older": None,
-        }
-    rows, older = _page(_older_than(events.order_by("-created_at", "-pk"), before), filters.limit)
-    now_cursor = f"{int(timezone.now().timestamp() * 1_000_000)}-0"
+    _keyset(filters.after, "after")  # a malformed cursor is refused here, not read as none
+    _keyset(filters.before, "before")
+    page = keyset.stream_page(
+        events, after=filters.after, before=filters.before, size=filters.limit
+    )
     return {
-        "items": [_feed_event(request, e) for e in rows],
-        "newest": keyset.cursor_of(rows[0])
-        if rows and not before
-        else (filters.before or now_cursor),
-        "older": older,
+        "items": [_feed_event(request, e) for e in page.rows],
+        "newest": page.newest,
+        "older": page.older,
     }
 
 
@@ -900,7 +883,7 @@ def _notification(request: HttpRequest, item: Notification) -> dict:
 def _notifications(user) -> QuerySet[Notification]:
     """The user's notifications about issues they may still read."""
     return (
-        user.notifications.readable_by(user)
+        Notification.objects.for_reader(user)
         .select_related("event__issue", "event__actor__department", "event__department")
         .prefetch_related("event__photos")
     )
@@ -933,7 +916,7 @@ def notification_list(request: HttpRequest, filters: Query[NotificationQuery]):
     tags=["通知"],
 )
 def notifications_read(request: HttpRequest):
-    count = _user(request).notifications.filter(read_at__isnull=True).update(read_at=timezone.now())
+    count = notifications.mark_read(_user(request))
     return {"marked": count}
 
 
@@ -945,8 +928,8 @@ def notifications_read(request: HttpRequest):
     tags=["通知"],
 )
 def notification_read(request: HttpRequest, notification_id: IssueId):
-    item = get_object_or_404(_notifications(_user(request)), pk=notification_id)
-    if item.read_at is None:
-        item.read_at = timezone.now()
-        item.save(update_fields=["read_at"])
+    user = _user(request)
+    item = get_object_or_404(_notifications(user), pk=notification_id)
+    if notifications.mark_read(user, item.pk):
+        item.refresh_from_db(fields=["read_at"])
     return _notification(request, item)

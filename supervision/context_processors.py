@@ -1,5 +1,9 @@
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
+
+from .models import Notification
+from .services import is_serving_supervisor
 
 
 def unread_notifications(request: HttpRequest) -> dict:
@@ -7,19 +11,15 @@ def unread_notifications(request: HttpRequest) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    from .services import is_serving_supervisor
-
     return {
         "unread_notifications": SimpleLazyObject(
-            lambda: user.notifications.readable_by(user).filter(read_at__isnull=True).count()
+            lambda: Notification.objects.for_reader(user).filter(read_at__isnull=True).count()
         ),
         "can_file_issue": SimpleLazyObject(lambda: is_serving_supervisor(user)),
     }
 
 
 def site(request: HttpRequest) -> dict:
-    from django.conf import settings
-
     return {
         "hotline": settings.SUPERVISION["HOTLINE"],
         "elder_mode": request.COOKIES.get("elder") == "1",

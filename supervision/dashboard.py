@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -21,7 +21,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from . import charts, stats
-from .models import Issue, Patrol, department_issues
+from .models import Issue, Patrol, department_issues, department_projects
 from .xlsx import issues_sheet, safe
 
 PRESETS = [
@@ -91,9 +91,7 @@ def _patrols_in_scope(scope: str):
     patrols = Patrol.objects.all()
     if scope.startswith("dept"):
         department = int(scope[4:])
-        patrols = patrols.filter(
-            Q(project__departments=department) | Q(project__contractor=department)
-        ).distinct()
+        patrols = patrols.filter(department_projects(department, "project__")).distinct()
     return patrols
 
 

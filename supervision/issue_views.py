@@ -23,11 +23,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from . import fragments, keyset, services
+from . import fragments, keyset, notifications, services
+from .access import issue_for, watched_projects
 from .digest import daily_digest, sane_day
 from .filters import IssueFilter, projects_of
 from .forms import STEP_FORMS, IssueForm
-from .models import Issue, IssueEvent, Photo, Project, ResponseTemplate, ScopeItem
+from .models import Issue, IssueEvent, Notification, Photo, Project, ResponseTemplate, ScopeItem
 from .security import as_id, serve_private_file
 
 FEED_PAGE = 30
@@ -49,12 +50,6 @@ def _done(request: HttpRequest, target) -> HttpResponse:
         response["X-Location"] = url
         return response
     return redirect(url)
-
-
-def issue_for(user, pk: int, queryset: QuerySet[Issue] | None = None) -> Issue:
-    """The issue if ``user`` may see it, else 404: another scope's issue does not exist for them."""
-    queryset = queryset if queryset is not None else Issue.objects.all()
-    return get_object_or_404(queryset.visible_to(user), pk=pk)
 
 
 def _issue_rows(queryset: QuerySet[Issue]) -> QuerySet[Issue]:
@@ -82,8 +77,12 @@ def me(request: HttpRequest) -> HttpResponse:
     supervisor = getattr(user, "supervisor", None)
     if not user.is_supervisor or supervisor is None:
         return redirect("issue-list")
-    projects = supervisor.projects.select_related("neighbourhood__subdistrict").prefetch_related(
-        Prefetch("scope_items", queryset=ScopeItem.objects.order_by("area", "pk"))
+    projects = (
+        watched_projects(user)
+        .select_related("neighbourhood__subdistrict")
+        .prefetch_related(
+            Prefetch("scope_items", queryset=ScopeItem.objects.order_by("area", "pk"))
+        )
     )
     mine = _issue_rows(Issue.objects.filter(reporter=user))
     waiting = list(mine.filter(status__in=[Issue.Status.RECTIFIED, Issue.Status.ANSWERED]))
@@ -111,7 +110,7 @@ def me(request: HttpRequest) -> HttpResponse:
 
 
 def _watched(user) -> QuerySet[Project]:
-    return user.supervisor.projects.select_related("neighbourhood").order_by("name")
+    return watched_projects(user).select_related("neighbourhood").order_by("name")
 
 
 @login_required
@@ -288,30 +287,14 @@ def feed(request: HttpRequest) -> HttpResponse:
     ``?after=<cursor>`` answers the poll for newer events; ``?before=<cursor>`` loads older ones.
     """
     events = _events(IssueEvent.objects.visible_to(request.user))
-    after = keyset.parse_cursor(request.GET.get("after"))
-    before = keyset.parse_cursor(request.GET.get("before"))
-    if after:
-        newer = keyset.newer_than(events, after)
-        rows = keyset.first_rows(newer, ("created_at", "pk"), FEED_PAGE)[::-1]
-        newest = keyset.cursor_of(rows[0]) if rows else request.GET["after"]
+    after, before = request.GET.get("after"), request.GET.get("before")
+    page = keyset.stream_page(events, after=after, before=before, size=FEED_PAGE)
+    if keyset.parse_cursor(after):
         return render(
-            request,
-            "supervision/_feed_new.html",
-            {"events": rows, "newest": newest},
+            request, "supervision/_feed_new.html", {"events": page.rows, "newest": page.newest}
         )
-    if before:
-        events = keyset.older_than(events, before)
-    rows = keyset.first_rows(events, ("-created_at", "-pk"), FEED_PAGE + 1)
-    more = len(rows) > FEED_PAGE
-    rows = rows[:FEED_PAGE]
-    context = {
-        "events": rows,
-        "older": keyset.cursor_of(rows[-1]) if more else "",
-        "newest": keyset.cursor_of(rows[0])
-        if rows
-        else f"{int(timezone.now().timestamp() * 1e6)}-0",
-    }
-    if before:
+    context = {"events": page.rows, "older": page.older or "", "newest": page.newest}
+    if keyset.parse_cursor(before):
         return render(request, "supervision/_feed_page.html", context)
     return render(request, "supervision/feed.html", context)
 
@@ -345,7 +328,7 @@ def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> FileRespons
 @require_safe
 def notification_list(request: HttpRequest) -> HttpResponse:
     items = list(
-        request.user.notifications.readable_by(request.user)
+        Notification.objects.for_reader(request.user)
         .select_related("event__issue__project", "event__actor__department")
         .order_by("-created_at", "-pk")[:50]
     )
@@ -355,19 +338,16 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def notification_open(request: HttpRequest, pk: int) -> HttpResponse:
-    mine = request.user.notifications.readable_by(request.user)
+    mine = Notification.objects.for_reader(request.user)
     item = get_object_or_404(mine.select_related("event"), pk=pk)
-    if item.read_at is None:
-        item.read_at = timezone.now()
-        item.save(update_fields=["read_at"])
+    notifications.mark_read(request.user, item.pk)
     return redirect(f"{reverse('issue-detail', args=[item.event.issue_id])}#event-{item.event_id}")
 
 
 @login_required
 @require_POST
 def notifications_read(request: HttpRequest) -> HttpResponse:
-    unread = request.user.notifications.readable_by(request.user).filter(read_at__isnull=True)
-    count = unread.update(read_at=timezone.now())
+    count = notifications.mark_read(request.user)
     messages.success(request, _("已将 %(n)d 条通知标为已读。") % {"n": count})
     return redirect("notifications")
 

@@ -109,3 +109,40 @@ def paginate(
         capped = total > COUNT_CAP
         total = min(total, COUNT_CAP)
     return KeysetPage(page, older=older, newer=newer, total=total, total_is_capped=capped)
+
+
+def now_cursor() -> str:
+    """A cursor just after every row so far: the place a poll starts from on an empty stream."""
+    return f"{int(datetime.now(tz=UTC).timestamp() * 1_000_000)}-0"
+
+
+@dataclass
+class StreamPage:
+    rows: list  # newest first
+    newest: str  # poll with this for what comes after (``after=``)
+    older: str | None  # the next older page (``before=``), None at the bottom
+
+
+def stream_page(
+    rows: QuerySet, *, after: str | None = None, before: str | None = None, size: int
+) -> StreamPage:
+    """One page of a stream read newest first and polled for what is new: the feed on the page
+    and in the API.
+
+    With ``after``, the oldest ``size`` rows newer than it (so that polling again misses nothing),
+    shown newest first; ``newest`` moves to the newest of them. Otherwise the newest rows, or
+    those older than ``before``, with the cursor of the next older page. A malformed cursor reads
+    as none.
+    """
+    if (start := parse_cursor(after)) is not None:
+        page = first_rows(newer_than(rows, start), ("created_at", "pk"), size)[::-1]
+        return StreamPage(page, newest=cursor_of(page[0]) if page else after, older=None)
+    end = parse_cursor(before)
+    if end is not None:
+        rows = older_than(rows, end)
+    page = first_rows(rows, ("-created_at", "-pk"), size + 1)
+    older = cursor_of(page[size - 1]) if len(page) > size else None
+    page = page[:size]
+    if end is not None:
+        return StreamPage(page, newest=before, older=older)
+    return StreamPage(page, newest=cursor_of(page[0]) if page else now_cursor(), older=older)

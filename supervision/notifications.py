@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .models import Delivery, IssueEvent, Notification
@@ -24,6 +25,19 @@ Kind = IssueEvent.Kind
 
 FOR_THE_BUREAU = {Kind.ESCALATED, Kind.APPEALED, Kind.EXTENSION_REQUESTED}
 FOR_THE_GROUP_ROBOT = {Kind.SUBMITTED, Kind.ESCALATED, Kind.VERIFIED, Kind.APPEALED}
+
+
+def mark_read(user, pk: int | None = None) -> int:
+    """Mark ``user``'s unread notifications read, one (``pk``) or all, and return how many.
+
+    Only those about issues they may still read: after a transfer, the old department's
+    notifications of an issue it no longer sees are neither shown nor touched. The pages and the
+    API both mark through here.
+    """
+    unread = Notification.objects.for_reader(user).filter(read_at__isnull=True)
+    if pk is not None:
+        unread = unread.filter(pk=pk)
+    return unread.update(read_at=timezone.now())
 
 
 def recipients(event: IssueEvent) -> list:

@@ -14,7 +14,7 @@ from datetime import datetime
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.views import redirect_to_login
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from . import residents, services
+from .access import consultation_projects, consultations_managed_by
 from .models import (
     CalendarChange,
     Consultation,
@@ -39,6 +40,7 @@ from .models import (
     RoutingRule,
     Supervisor,
     department_projects,
+    overdue,
 )
 from .templatetags.supervision_tags import due
 from .xlsx import issues_workbook
@@ -268,7 +270,7 @@ class IssuePanel(PanelAdmin):
             Issue.objects.visible_to(request.user)
             .annotate(
                 overdue_rank=Case(
-                    When(_overdue_condition(timezone.now()), then=Value(0)),
+                    When(overdue(timezone.now()), then=Value(0)),
                     default=Value(1),
                     output_field=IntegerField(),
                 )
@@ -375,13 +377,6 @@ class IssuePanel(PanelAdmin):
         return response
 
 
-def _overdue_condition(now: datetime) -> Q:
-    S = Issue.Status
-    return Q(status=S.SUBMITTED, sign_for_due_at__lt=now) | Q(
-        status__in=[S.ACCEPTED, S.IN_PROGRESS], rectify_due_at__lt=now
-    )
-
-
 def _waited(start: datetime, end: datetime) -> str:
     minutes = int((end - start).total_seconds() // 60)
     if minutes < 60:
@@ -457,10 +452,7 @@ class ExtensionRequestPanel(PanelAdmin):
     actions = ["grant", "refuse"]
 
     def get_queryset(self, request):
-        requests = super().get_queryset(request)
-        if request.user.is_bureau:
-            return requests
-        return requests.filter(issue__in=Issue.objects.visible_to(request.user).values("pk"))
+        return super().get_queryset(request).visible_to(request.user)
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -642,8 +634,6 @@ class ConsultationPanel(PanelAdmin):
         return self.get_queryset(request).filter(pk=obj.pk).exists()
 
     def get_queryset(self, request):
-        from .resident_views import consultations_managed_by
-
         return consultations_managed_by(request.user).annotate(households_n=Count("households"))
 
     def has_module_permission(self, request):
@@ -658,7 +648,7 @@ class ConsultationPanel(PanelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "project" and not request.user.is_bureau:
-            kwargs["queryset"] = Project.objects.filter(departments=request.user.department_id)
+            kwargs["queryset"] = consultation_projects(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change):

@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from . import residents, services
+from .access import consultations_managed_by, patrols_for, watched_projects, watches
 from .forms import PhotosField
 from .models import (
     Consultation,
@@ -170,7 +171,7 @@ def consultation_paper(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(Consultation.objects.select_related("project"), pk=pk)
     if not services.is_serving_supervisor(request.user):
         raise PermissionDenied(_("只有在任的群众监督员可以代录纸质选票。"))
-    if not request.user.supervisor.projects.filter(pk=item.project_id).exists():
+    if not watches(request.user, item.project_id):
         raise Http404  # only the project's own supervisors carry its paper ballots
     households = item.households.all()
     household = None
@@ -231,21 +232,6 @@ def consultation_slips(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request, "supervision/consultation_slips.html", {"consultation": item, "slips": slips}
     )
-
-
-def consultations_managed_by(user):
-    """The bureau manages every consultation; a subdistrict office those of the projects it is
-    responsible for. Contractors never handle the residents' vote on their own works."""
-    consultations = Consultation.objects.all()
-    if user.is_active and user.is_bureau:
-        return consultations
-    department = user.department if user.is_active and user.is_department_staff else None
-    if department is None or department.kind != department.Kind.SUBDISTRICT_OFFICE:
-        return consultations.none()
-    return consultations.filter(
-        Q(project__departments=department)
-        | Q(project__neighbourhood__subdistrict=department.subdistrict_id)
-    ).distinct()
 
 
 # --- patrols -----------------------------------------------------------------------------------
@@ -318,7 +304,7 @@ def patrol_new(request: HttpRequest) -> HttpResponse:
     user = request.user
     if not services.is_serving_supervisor(user):
         raise PermissionDenied(_("只有在任的群众监督员可以记录巡查。"))
-    projects = user.supervisor.projects.order_by("name")
+    projects = watched_projects(user).order_by("name")
     status = 200
     if request.method == "POST":
         form = PatrolForm(request.POST, request.FILES, projects=projects)
@@ -347,24 +333,14 @@ def patrol_new(request: HttpRequest) -> HttpResponse:
     return render(request, "supervision/patrol_new.html", {"form": form}, status=status)
 
 
-def _patrols_for(user):
-    patrols = Patrol.objects.select_related("project", "supervisor")
-    if user.is_bureau or user.is_supervisor:
-        return patrols
-    if user.is_department_staff:
-        department = user.department_id
-        return patrols.filter(
-            Q(project__departments=department) | Q(project__contractor=department)
-        ).distinct()
-    return patrols.none()
-
-
 @login_required
 @never_cache
 @require_safe
 def patrol_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patrol = get_object_or_404(
-        _patrols_for(request.user).prefetch_related(
+        patrols_for(request.user)
+        .select_related("project", "supervisor")
+        .prefetch_related(
             Prefetch(
                 "checks",
                 queryset=PatrolCheck.objects.prefetch_related("photos").select_related("issue"),
@@ -399,8 +375,10 @@ def patrol_check_to_issue(request: HttpRequest, pk: int, check: int) -> HttpResp
 @require_safe
 def patrol_list(request: HttpRequest) -> HttpResponse:
     """Patrol history, per project and per supervisor."""
-    patrols = _patrols_for(request.user).annotate(
-        problems=Count("checks", filter=Q(checks__ok=False))
+    patrols = (
+        patrols_for(request.user)
+        .select_related("project", "supervisor")
+        .annotate(problems=Count("checks", filter=Q(checks__ok=False)))
     )
     project_id = as_id(request.GET.get("project"))
     if project_id:
@@ -436,7 +414,7 @@ def patrol_stale(request: HttpRequest) -> HttpResponse:
 @require_safe
 def patrol_photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> FileResponse:
     photo = get_object_or_404(
-        PatrolPhoto.objects.filter(check_item__patrol__in=_patrols_for(request.user).values("pk")),
+        PatrolPhoto.objects.filter(check_item__patrol__in=patrols_for(request.user).values("pk")),
         pk=pk,
     )
     return serve_private_file(photo.thumbnail if thumbnail else photo.image)

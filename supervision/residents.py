@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from . import photos as photo_intake
 from . import services
+from .access import watches
 from .models import (
     Ballot,
     BallotAnswer,
@@ -156,7 +157,7 @@ def cast_ballot(
     if entered_by is not None:
         if not services.is_serving_supervisor(entered_by):
             raise WorkflowError(_("只有在任的群众监督员可以代录纸质选票。"), status_code=403)
-        if not entered_by.supervisor.projects.filter(pk=consultation.project_id).exists():
+        if not watches(entered_by, consultation.project_id):
             raise WorkflowError(_("您没有受聘监督这个项目，不能代录它的选票。"), status_code=403)
         own = Ballot.objects.filter(household=household, entered_by__isnull=True).exists()
         if own:
@@ -316,7 +317,7 @@ def log_patrol(
     """A supervisor's site visit; each problem has a note and may have photos."""
     if not services.is_serving_supervisor(supervisor):
         raise WorkflowError(_("只有在任的群众监督员可以记录巡查。"), status_code=403)
-    if not supervisor.supervisor.projects.filter(pk=project.pk).exists():
+    if not watches(supervisor, project):
         raise WorkflowError(_("您没有受聘监督这个项目，不能记录它的巡查。"), status_code=403)
     checks = list(checks)
     for check in checks:

@@ -29,7 +29,7 @@ from django.db.models import (
 from django.db.models.functions import RowNumber, TruncMonth, TruncWeek
 from django.utils import timezone
 
-from .models import Issue, Project
+from .models import Issue, Project, overdue
 
 S = Issue.Status
 VERSION_KEY = "stats:version"
@@ -216,9 +216,8 @@ def missed_a_limit(now: datetime) -> Q:
     """Signed for late, rectified late, or past a limit now."""
     return (
         Q(accepted_at__gt=F("sign_for_due_at"))
-        | Q(status=S.SUBMITTED, sign_for_due_at__lt=now)
         | Q(rectified_at__gt=F("rectify_due_at"))
-        | Q(status__in=[S.ACCEPTED, S.IN_PROGRESS], rectify_due_at__lt=now)
+        | overdue(now)
     )
 
 

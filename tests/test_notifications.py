@@ -22,6 +22,7 @@ from supervision import notifications, services, tasks
 from supervision.models import Delivery, Issue, IssueEvent, Notification
 
 from .factories import image_file, make_user
+from .test_api import Api
 
 S = Issue.Status
 Kind = IssueEvent.Kind
@@ -524,3 +525,37 @@ def test_filing_is_fast_even_when_the_webhook_hangs(world, client, robot, commit
     delivery = Delivery.objects.get(channel=Delivery.Channel.WEBHOOK)
     assert (delivery.status, delivery.attempts) == ("pending", 0)
     assert enqueued_deliveries() == [delivery.pk]
+
+
+def test_the_api_marks_read_only_what_its_reader_may_still_read(world, committed):
+    """The pages and the API mark through one function: the API's 「全部标为已读」 used to mark
+    the notifications of an issue transferred away too, which the person can no longer see."""
+    with committed():
+        issue = world.submit(title="楼道灯不亮")
+        world.submit(title="围挡倒了")
+    hidden = Notification.objects.get(recipient=world.handler, event__issue=issue)
+    with committed():
+        services.transfer_issue(
+            issue, actor=world.handler, department=world.other_office, text="属玉海街道"
+        )
+    api = Api(world.handler)
+
+    assert api.post(f"/notifications/{hidden.pk}/read").status_code == 404
+    answer = api.post("/notifications/read")
+
+    assert answer.status_code == 200 and answer.json() == {"marked": 1}
+    hidden.refresh_from_db()
+    assert hidden.read_at is None
+    assert not Notification.objects.for_reader(world.handler).filter(read_at__isnull=True)
+
+
+def test_marking_read_is_one_rule_for_pages_and_api(world, committed):
+    with committed():
+        world.submit(title="楼道灯不亮")
+        world.submit(title="围挡倒了")
+    first, second = Notification.objects.filter(recipient=world.handler).order_by("pk")
+
+    assert notifications.mark_read(world.handler, first.pk) == 1
+    assert notifications.mark_read(world.handler, first.pk) == 0  # already read
+    assert notifications.mark_read(world.bob, second.pk) == 0  # not bob's
+    assert notifications.mark_read(world.handler) == 1

@@ -17,6 +17,7 @@ from django.utils import timezone
 from supervision import services
 from supervision.models import CalendarChange, Issue, IssueEvent, Notification, RoutingRule
 from supervision.services import WorkflowError, route_department
+from supervision.stats import missed_a_limit
 from supervision.workdays import end_of_working_day
 
 from .factories import make_department, make_user
@@ -459,3 +460,23 @@ def test_digest_page_with_a_date_at_the_end_of_time_is_not_a_server_error(world,
     response = client.get("/digest/", {"date": day})
 
     assert response.status_code == 200
+
+
+def test_overdue_is_one_rule_for_lists_panel_and_figures(world, client):
+    """The queryset, the issue in hand, the panel's overdue-first order and the figures' count
+    all read one condition (models.overdue): in every state, they agree."""
+    issues = {status: world.issue_in(status) for status in S.values}
+    for issue in issues.values():
+        make_overdue(issue)
+    now = timezone.now()
+
+    by_queryset = set(Issue.objects.overdue(now).values_list("pk", flat=True))
+    in_hand = {issue.pk for issue in Issue.objects.all() if issue.is_overdue}
+    counted = set(Issue.objects.filter(missed_a_limit(now)).values_list("pk", flat=True))
+
+    expected = {issues[s].pk for s in (S.SUBMITTED, S.ACCEPTED, S.IN_PROGRESS)}
+    assert by_queryset == in_hand == expected
+    assert expected <= counted  # the figures also count limits missed in the past
+    client.force_login(world.bureau)
+    queue = client.get("/panel/supervision/issue/").content.decode()
+    assert queue.count("status-overdue") == len(expected)

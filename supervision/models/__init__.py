@@ -32,6 +32,7 @@ from .issues import (
     department_issues,
     issue_visibility,
     issue_visible,
+    overdue,
     photo_path,
 )
 from .notifications import Delivery, Notification, NotificationQuerySet
@@ -83,6 +84,7 @@ __all__ = [
     "department_projects",
     "issue_visibility",
     "issue_visible",
+    "overdue",
     "photo_path",
     "weighted_progress",
 ]

@@ -423,10 +423,13 @@ class Supervisor(TimestampedModel):
         return self.is_active and self.appointed_on <= on <= self.term_ends_on
 
 
-def department_projects(department_id: int | None) -> Q:
-    """The projects a department works on: as one of the project's departments, or as its
-    contractor (use with ``.distinct()``: a project may list the department twice)."""
-    return Q(departments=department_id) | Q(contractor=department_id)
+def department_projects(department_id: int | None, prefix: str = "") -> Q:
+    """The condition on projects (through ``prefix``, e.g. ``"project__"``) a department works
+    on: as one of the project's departments, or as its contractor. Use with ``.distinct()``: a
+    project may list the department twice. The one place this rule lives."""
+    return Q(**{f"{prefix}departments": department_id}) | Q(
+        **{f"{prefix}contractor": department_id}
+    )
 
 
 class CatalogueVersion(models.Model):

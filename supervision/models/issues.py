@@ -3,6 +3,8 @@ response templates and extension requests; and who may read which issue."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -47,8 +49,22 @@ def issue_visible(user, issue) -> bool:
     return issue.is_public
 
 
+def overdue(now: datetime, prefix: str = "") -> Q:
+    """The condition on issues (through ``prefix``) that are overdue at ``now``: past the time
+    limit they are running against, signing for (已提交) or rectifying (已签收, 整改中). The one
+    place this rule lives: the lists, the panel's queue and its order, the sweep, the digest, the
+    API and the figures all use it; ``Issue.is_overdue`` is the same rule for one issue in hand."""
+    S = Issue.Status
+    return Q(**{f"{prefix}status": S.SUBMITTED, f"{prefix}sign_for_due_at__lt": now}) | Q(
+        **{
+            f"{prefix}status__in": [S.ACCEPTED, S.IN_PROGRESS],
+            f"{prefix}rectify_due_at__lt": now,
+        }
+    )
+
+
 class IssueRelatedQuerySet(models.QuerySet):
-    """Events and photos: visible when their issue is."""
+    """Events, photos and extension requests: visible when their issue is."""
 
     def visible_to(self, user) -> models.QuerySet:
         condition = issue_visibility(user, "issue__")
@@ -67,12 +83,7 @@ class IssueQuerySet(models.QuerySet):
 
     def overdue(self, now=None) -> IssueQuerySet:
         """Past the time limit they are running against: signing for, or rectifying."""
-        now = now or timezone.now()
-        S = Issue.Status
-        return self.filter(
-            Q(status=S.SUBMITTED, sign_for_due_at__lt=now)
-            | Q(status__in=[S.ACCEPTED, S.IN_PROGRESS], rectify_due_at__lt=now)
-        )
+        return self.filter(overdue(now or timezone.now()))
 
 
 class Issue(TimestampedModel):
@@ -266,6 +277,7 @@ class Issue(TimestampedModel):
 
     @property
     def is_overdue(self) -> bool:
+        """``overdue(now)`` for this issue, without a query (a test holds the two together)."""
         deadline = self.next_deadline
         return deadline is not None and deadline < timezone.now()
 
@@ -512,6 +524,9 @@ class ExtensionRequest(TimestampedModel):
     )
     decided_at = models.DateTimeField(_("审批时间"), null=True, blank=True)
     decision_note = models.CharField(_("审批意见"), max_length=200, blank=True)
+
+    # Who may see a request: whoever may see its issue (``visible_to``), as for events and photos.
+    objects = IssueRelatedQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("延期申请")

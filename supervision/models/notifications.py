@@ -12,6 +12,10 @@ from .issues import IssueEvent, issue_visibility
 
 
 class NotificationQuerySet(models.QuerySet):
+    def for_reader(self, user) -> NotificationQuerySet:
+        """``user``'s own notifications, about issues they may still read."""
+        return self.filter(recipient=user).readable_by(user)
+
     def readable_by(self, user) -> NotificationQuerySet:
         """Those about issues ``user`` may still read: after a transfer, the old department's
         notifications would otherwise still show the events of an issue now hidden from it."""

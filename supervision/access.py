@@ -1,0 +1,77 @@
+"""Who may reach what: the access helpers the pages, the panel, the API and Open311 share.
+
+Each rule has one home. Issues: ``Issue.objects.visible_to`` (the rule itself lives in
+``models.issue_visibility``); events, photos and extension requests follow their issue
+(``IssueRelatedQuerySet.visible_to``). Projects: ``watched_projects`` / ``watches`` for a
+supervisor, ``models.department_projects`` for a department. The service functions check again
+under the row lock; these only decide what a person is shown and what answers 404.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from .models import Consultation, Issue, Patrol, Project, department_projects
+
+
+def issue_for(user, pk: int, queryset: QuerySet[Issue] | None = None) -> Issue:
+    """The issue if ``user`` may see it, else 404: another scope's issue does not exist for them."""
+    queryset = queryset if queryset is not None else Issue.objects.all()
+    return get_object_or_404(queryset.visible_to(user), pk=pk)
+
+
+def watched_projects(user) -> QuerySet[Project]:
+    """The projects a supervisor was appointed to watch (监督项目); none for anybody else.
+
+    Whether the appointment still runs is ``services.is_serving_supervisor``'s question.
+    """
+    supervisor = getattr(user, "supervisor", None) if user.is_authenticated else None
+    if supervisor is None or not user.is_supervisor:
+        return Project.objects.none()
+    return supervisor.projects.all()
+
+
+def watches(user, project: Project | int) -> bool:
+    """Whether ``user`` was appointed to watch ``project``."""
+    pk = project if isinstance(project, int) else project.pk
+    return watched_projects(user).filter(pk=pk).exists()
+
+
+def consultations_managed_by(user) -> QuerySet[Consultation]:
+    """The bureau manages every consultation; a subdistrict office those of the projects it works
+    on or that lie in its subdistrict. Contractors never handle the residents' vote on their own
+    works."""
+    consultations = Consultation.objects.all()
+    if user.is_active and user.is_bureau:
+        return consultations
+    department = user.department if user.is_active and user.is_department_staff else None
+    if department is None or department.kind != department.Kind.SUBDISTRICT_OFFICE:
+        return consultations.none()
+    return consultations.filter(
+        department_projects(department.pk, "project__")
+        | Q(project__neighbourhood__subdistrict=department.subdistrict_id)
+    ).distinct()
+
+
+def consultation_projects(user) -> QuerySet[Project]:
+    """The projects ``user`` may start a consultation on: the same rule as
+    ``consultations_managed_by``, for projects."""
+    if user.is_active and user.is_bureau:
+        return Project.objects.all()
+    department = user.department if user.is_active and user.is_department_staff else None
+    if department is None or department.kind != department.Kind.SUBDISTRICT_OFFICE:
+        return Project.objects.none()
+    return Project.objects.filter(
+        department_projects(department.pk) | Q(neighbourhood__subdistrict=department.subdistrict_id)
+    ).distinct()
+
+
+def patrols_for(user) -> QuerySet[Patrol]:
+    """Supervisors and the bureau read every patrol; a department those on its projects."""
+    patrols = Patrol.objects.all()
+    if user.is_bureau or user.is_supervisor:
+        return patrols
+    if user.is_department_staff:
+        return patrols.filter(department_projects(user.department_id, "project__")).distinct()
+    return patrols.none()
