@@ -6,4 +6,5 @@ class AccountsConfig(AppConfig):
     verbose_name = "账号"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects the audit log of logins)
+        # Receivers connect once the app registry is ready (Django's place for it, not a cycle).
+        from . import signals  # noqa: F401, PLC0415  (connects the audit log of logins)

@@ -16,6 +16,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from supervision.security import client_ip
+from supervision.services import is_serving_supervisor
+
 from .models import ApiToken
 
 KEY_PREFIX = "qzjd_"
@@ -59,11 +62,8 @@ def token_for_key(raw: str | None) -> ApiToken | None:
     if token is None or not token.user.is_active:
         return None
     user = token.user
-    if user.is_supervisor:
-        from supervision.services import is_serving_supervisor
-
-        if not is_serving_supervisor(user):
-            return None
+    if user.is_supervisor and not is_serving_supervisor(user):
+        return None
     now = timezone.now()
     # At most one write a minute per key.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
@@ -102,7 +102,5 @@ def rate_limited(token: ApiToken) -> bool:
 def address_rate_limited(request) -> bool:
     """The same for requests without a (valid) key, per client address:
     ``settings.API_ANONYMOUS_RATE_LIMIT`` a minute (default 60)."""
-    from supervision.security import client_ip
-
     limit = getattr(settings, "API_ANONYMOUS_RATE_LIMIT", 60)
     return _over_limit(f"address:{client_ip(request)}", limit)

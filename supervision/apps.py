@@ -37,8 +37,10 @@ class SupervisionConfig(AppConfig):
 
     def ready(self) -> None:
         quicken_choice_labels(("supervision", "accounts"))
-        from . import fragments, workdays
-        from .models import (
+        # Models and what imports them load only once the app registry is ready: this is
+        # Django's place for it, not a cycle.
+        from . import fragments, stats, workdays  # noqa: PLC0415
+        from .models import (  # noqa: PLC0415
             CalendarChange,
             Department,
             Neighbourhood,
@@ -48,6 +50,8 @@ class SupervisionConfig(AppConfig):
             Supervisor,
         )
 
+        # The figures a background task may be asked to recompute, by name.
+        stats.RECIPES.update(home=stats.programme_headline, dashboard=stats.dashboard_figures)
         # A day changed in the panel, one by one or in bulk, moves deadlines at once here (other
         # processes reread the table within ``workdays.CHANGES_TTL``).
         post_save.connect(workdays.forget_local_changes, sender=CalendarChange)

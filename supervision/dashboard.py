@@ -9,7 +9,6 @@ from datetime import date, timedelta
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -21,7 +20,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from . import charts, stats
-from .models import Issue, Patrol, department_issues, department_projects
+from .models import Issue
 from .xlsx import issues_sheet, safe
 
 PRESETS = [
@@ -79,40 +78,6 @@ def _scope(request: HttpRequest) -> str:
     if not (user.is_active and (user.is_bureau or user.is_department_staff)):
         raise PermissionDenied(_("统计看板供部门和住建局使用。"))
     return "all" if user.is_bureau else f"dept{user.department_id}"
-
-
-def _issues_in_scope(scope: str) -> QuerySet[Issue]:
-    if scope == "all":
-        return Issue.objects.all()
-    return Issue.objects.filter(department_issues(int(scope[4:])))
-
-
-def _patrols_in_scope(scope: str):
-    patrols = Patrol.objects.all()
-    if scope.startswith("dept"):
-        department = int(scope[4:])
-        patrols = patrols.filter(department_projects(department, "project__")).distinct()
-    return patrols
-
-
-@stats.recipe("dashboard")
-def compute_figures(scope: str, start: str, end: str) -> dict:
-    """Every figure of the dashboard for a scope ("all" or "dept<id>") and period (ISO dates)."""
-    period = stats.Period(
-        date.fromisoformat(start) if start else None, date.fromisoformat(end) if end else None, ""
-    )
-    scoped = period.apply(_issues_in_scope(scope))
-    now = timezone.now()
-    activity = stats.supervisor_activity(scoped, period.apply(_patrols_in_scope(scope)))
-    return {
-        "headline": stats.headline(scoped, now),
-        "weekly": stats.weekly_by_status(scoped),
-        "by_category": stats.counts_by(scoped, "category"),
-        "by_subdistrict": stats.counts_by(scoped, "project__neighbourhood__subdistrict__name"),
-        "departments": stats.department_table(scoped, now),
-        "contractors": stats.contractor_scorecard(scoped),
-        "supervisor_summary": stats.supervisor_summary(activity),
-    }
 
 
 def figures(scope: str, period: stats.Period) -> dict:
@@ -206,14 +171,14 @@ def dashboard_export(request: HttpRequest) -> HttpResponse:
             ]
         )
     sheet.column_dimensions["A"].width = 28
-    rows = period.apply(_issues_in_scope(scope)).select_related(
+    rows = period.apply(stats.scope_issues(scope)).select_related(
         "project__neighbourhood__subdistrict", "department", "contractor"
     )
     issues_sheet(book.create_sheet(_("问题清单")), rows.order_by("created_at"))
     activity = book.create_sheet(_("监督员活跃度"))
     activity.append([_("月份"), _("监督员"), _("反映问题"), _("巡查")])
-    scoped = period.apply(_issues_in_scope(scope))
-    for row in stats.supervisor_activity(scoped, period.apply(_patrols_in_scope(scope))):
+    scoped = period.apply(stats.scope_issues(scope))
+    for row in stats.supervisor_activity(scoped, period.apply(stats.scope_patrols(scope))):
         activity.append(
             [row["month"].strftime("%Y-%m"), safe(row["name"]), row["issues"], row["patrols"]]
         )

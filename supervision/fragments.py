@@ -37,10 +37,13 @@ from typing import Any
 from django.core.cache import caches
 from django.db import transaction
 from django.db.models import QuerySet
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.forms import ModelChoiceField
 from django.template.loader import get_template
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
+
+from .models import CatalogueVersion, Issue
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +77,6 @@ def catalogue_version() -> int:
     """A number that changes whenever a list of places, departments or projects may have."""
     version = _get_many([VERSION_KEY]).get(VERSION_KEY)
     if version is None:
-        from .models import CatalogueVersion
-
         row = CatalogueVersion.objects.filter(pk=1).values_list("version", flat=True).first()
         version = row or 0
         _set_many({VERSION_KEY: version}, VERSION_SECONDS)
@@ -89,8 +90,6 @@ def catalogue_changed(**kwargs) -> None:
         return  # m2m_changed: only after the rows have changed
 
     def bump() -> None:
-        from .models import CatalogueVersion
-
         version = time.time_ns()
         CatalogueVersion.objects.update_or_create(pk=1, defaults={"version": version})
         _set_many({VERSION_KEY: version}, VERSION_SECONDS)
@@ -107,8 +106,6 @@ def photo_changed(instance, created: bool = False, **kwargs) -> None:
     its issue's card. Photos added by a step need nothing: the step saves the issue."""
     if created or not instance.issue_id:
         return
-    from .models import Issue
-
     Issue.objects.filter(pk=instance.issue_id).update(updated_at=timezone.now())
 
 
@@ -166,8 +163,6 @@ def issue_cards(issues: Sequence, load: Callable[[list[int]], dict[int, Any]]) -
 
 
 def connect_signals(models: Iterable, through: Iterable, photo) -> None:
-    from django.db.models.signals import m2m_changed, post_delete, post_save
-
     for model in models:
         post_save.connect(catalogue_changed, sender=model, dispatch_uid=f"catalogue-save-{model}")
         post_delete.connect(catalogue_changed, sender=model, dispatch_uid=f"catalogue-del-{model}")

@@ -23,6 +23,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
+from api.tokens import user_for_key
+
 from . import fragments, keyset, notifications, services
 from .access import issue_for, watched_projects
 from .digest import daily_digest, sane_day
@@ -153,7 +155,7 @@ def issue_new(request: HttpRequest) -> HttpResponse:
 # --- one issue ---------------------------------------------------------------------------------
 
 
-def _detail_context(request: HttpRequest, issue: Issue, forms: dict | None = None) -> dict:
+def issue_page_context(request: HttpRequest, issue: Issue, forms: dict | None = None) -> dict:
     user = request.user
     events = list(_events(issue.events.all()).order_by("created_at", "pk"))
     photos = list(issue.photos.all())
@@ -199,7 +201,7 @@ def _issue_queryset() -> QuerySet[Issue]:
 @require_safe
 def issue_detail(request: HttpRequest, pk: int) -> HttpResponse:
     issue = issue_for(request.user, pk, _issue_queryset())
-    return render(request, "supervision/issue_detail.html", _detail_context(request, issue))
+    return render(request, "supervision/issue_detail.html", issue_page_context(request, issue))
 
 
 @login_required
@@ -214,19 +216,19 @@ def issue_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
     refused = services.refusal(request.user, issue, step)
     if refused is not None:
         # Refuse first: no point asking to fix the fields, or reading photos, of such a step.
-        context = _detail_context(request, issue)
+        context = issue_page_context(request, issue)
         context["refusal"] = refused.message
         return render(request, "supervision/issue_detail.html", context, status=refused.status_code)
     form = form_class(request.POST, request.FILES, issue=issue, user=request.user)
     if not form.is_valid():
-        context = _detail_context(request, issue, {step: form})
+        context = issue_page_context(request, issue, {step: form})
         context["refusal"] = _("请按提示修改后再提交。")
         return render(request, "supervision/issue_detail.html", context, status=400)
     try:
         form.run()
     except services.WorkflowError as error:
         issue.refresh_from_db()
-        context = _detail_context(request, issue)
+        context = issue_page_context(request, issue)
         context["refusal"] = error.message
         return render(request, "supervision/issue_detail.html", context, status=error.status_code)
     messages.success(request, _("已%(step)s。") % {"step": form.label})
@@ -311,8 +313,6 @@ def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> FileRespons
     """
     viewer = request.user
     if not viewer.is_authenticated:
-        from api.tokens import user_for_key
-
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             viewer = user_for_key(key.strip()) or viewer

@@ -18,6 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from . import stats
+from .deliveries import enqueue_delivery
 from .models import Delivery, IssueEvent, Notification
 
 logger = logging.getLogger(__name__)
@@ -58,8 +60,6 @@ def recipients(event: IssueEvent) -> list:
 
 def issue_changed(issue_id: int, event_id: int) -> None:
     """Called after the transaction of a workflow step has committed."""
-    from . import stats, tasks
-
     stats.bump_version()
 
     event = (
@@ -105,7 +105,7 @@ def issue_changed(issue_id: int, event_id: int) -> None:
         return  # this event was handled before: mail and webhooks went out then
     for delivery in deliveries:
         delivery.save()
-        tasks.enqueue_delivery(delivery.pk)
+        enqueue_delivery(delivery.pk)
 
 
 def link(event: IssueEvent) -> str:

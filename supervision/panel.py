@@ -18,7 +18,7 @@ from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy
 
 from . import residents, services
 from .access import consultation_projects, consultations_managed_by
+from .issue_views import issue_page_context
 from .models import (
     CalendarChange,
     Consultation,
@@ -44,12 +45,6 @@ from .models import (
 )
 from .templatetags.supervision_tags import due
 from .xlsx import issues_workbook
-
-
-def issue_page_context(request, issue):
-    from .issue_views import _detail_context
-
-    return _detail_context(request, issue)
 
 
 class PanelSite(admin.AdminSite):
@@ -673,8 +668,6 @@ class ConsultationPanel(PanelAdmin):
         )
 
     def get_urls(self):
-        from django.urls import path
-
         return [
             path(
                 "<int:pk>/import/",

@@ -22,6 +22,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .models import Photo
+
 MAX_PHOTOS = 9
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
@@ -194,8 +196,6 @@ def attach_photos(issue, prepared: Iterable[PreparedPhoto], *, kind: str, event=
 
     Must run inside the caller's ``transaction.atomic`` block.
     """
-    from .models import Photo
-
     photos = []
     for item in prepared:
         web_name, thumb_name = store(item)

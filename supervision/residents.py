@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from openpyxl import load_workbook
 
 from . import photos as photo_intake
 from . import services
@@ -65,8 +66,6 @@ def _rows_from_upload(upload) -> list[list[str]]:
     if len(data) > 5 * 1024 * 1024:
         raise WorkflowError(_("文件超过 5 MB，请分批导入。"), status_code=400)
     if data[:2] == b"PK":  # an .xlsx file is a zip archive
-        from openpyxl import load_workbook
-
         try:
             book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         except Exception:  # openpyxl raises many kinds for a damaged file

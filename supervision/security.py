@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from xml.sax.saxutils import escape
+
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    JsonResponse,
+)
 from django.http.multipartparser import MultiPartParserError
+from django.utils.http import url_has_allowed_host_and_scheme
 
 CSP = "; ".join(
     [
@@ -67,8 +77,6 @@ def client_ip(request: HttpRequest) -> str:
 def serve_private_file(field, *, content_type: str = "image/jpeg") -> HttpResponse:
     """A stored file after the view has checked who may see it: through nginx's internal
     location (X-Accel-Redirect) when MEDIA_ACCEL_REDIRECT is set, else streamed by Django."""
-    from django.http import FileResponse, Http404
-
     prefix = getattr(settings, "MEDIA_ACCEL_REDIRECT", "")
     if prefix:
         response = HttpResponse(content_type=content_type)
@@ -85,8 +93,6 @@ def serve_private_file(field, *, content_type: str = "image/jpeg") -> HttpRespon
 
 def safe_next(request: HttpRequest, target: str | None, default: str = "/") -> str:
     """A local path to go back to: never another site, never a URL name to reverse."""
-    from django.utils.http import url_has_allowed_host_and_scheme
-
     target = target or ""
     if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}
@@ -122,16 +128,12 @@ class RejectNulMiddleware:
         request: HttpRequest, field: str, message: str = "请求中含有无效字符。"
     ) -> HttpResponse:
         """The interfaces get their machine-readable error shape, naming the field."""
-        from django.http import HttpResponseBadRequest, JsonResponse
-
         if request.path.startswith("/api/"):
             body = {"detail": message, "errors": [{"field": field, "message": message}]}
             return JsonResponse(body, status=400, json_dumps_params={"ensure_ascii": False})
         if request.path.startswith("/open311/"):
             description = f"{field}: {message}"
             if request.path.endswith(".xml"):
-                from xml.sax.saxutils import escape
-
                 xml = (
                     '<?xml version="1.0" encoding="utf-8"?><errors><error><code>400</code>'
                     f"<description>{escape(description)}</description></error></errors>"

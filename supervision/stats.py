@@ -28,8 +28,9 @@ from django.db.models import (
 )
 from django.db.models.functions import RowNumber, TruncMonth, TruncWeek
 from django.utils import timezone
+from django_tasks import task
 
-from .models import Issue, Project, overdue
+from .models import Issue, Patrol, Project, department_issues, department_projects, overdue
 
 S = Issue.Status
 VERSION_KEY = "stats:version"
@@ -56,16 +57,9 @@ def current_version() -> int:
     return cache.get_or_set(VERSION_KEY, time.time_ns, None)
 
 
-# Named computations of figures, so that a background task can recompute them by name.
+# Named computations of figures, so that a background task can recompute them by name. Filled
+# by ``SupervisionConfig.ready``: ``{"home": programme_headline, "dashboard": dashboard_figures}``.
 RECIPES: dict[str, Callable[..., dict]] = {}
-
-
-def recipe(name: str):
-    def register(function: Callable[..., dict]) -> Callable[..., dict]:
-        RECIPES[name] = function
-        return function
-
-    return register
 
 
 def _key(name: str, args: dict) -> str:
@@ -93,11 +87,16 @@ def figures(name: str, **args) -> dict:
             if age >= MIN_REFRESH_SECONDS and cache.add(
                 f"{key}:refreshing", 1, REFRESH_LOCK_SECONDS
             ):
-                from .tasks import refresh_figures
-
                 refresh_figures.enqueue(name, args)
             return entry["value"]
     return refresh(name, args)
+
+
+@task()
+def refresh_figures(name: str, args: dict) -> str:
+    """Recompute cached figures that an issue event made stale, in the background."""
+    refresh(name, args)
+    return "ok"
 
 
 def refresh(name: str, args: dict) -> dict:
@@ -261,7 +260,6 @@ def headline(issues: QuerySet[Issue], now: datetime | None = None) -> dict:
     return figures
 
 
-@recipe("home")
 def programme_headline() -> dict:
     """The home page's figures: filed, closed, open, share 满意 and the median days to fix (the
     dashboard adds the rates and the sign-for median)."""
@@ -443,3 +441,41 @@ class Period:
     @property
     def key(self) -> str:
         return f"{self.start}:{self.end}"
+
+
+# --- the dashboard's figures ----------------------------------------------------------------
+
+
+def scope_issues(scope: str) -> QuerySet[Issue]:
+    """The issues of a scope: "all" (the bureau) or "dept<id>" (a department's)."""
+    if scope == "all":
+        return Issue.objects.all()
+    return Issue.objects.filter(department_issues(int(scope[4:])))
+
+
+def scope_patrols(scope: str) -> QuerySet[Patrol]:
+    """The patrols of a scope: all, or those on a department's projects."""
+    patrols = Patrol.objects.all()
+    if scope.startswith("dept"):
+        department = int(scope[4:])
+        patrols = patrols.filter(department_projects(department, "project__")).distinct()
+    return patrols
+
+
+def dashboard_figures(scope: str, start: str, end: str) -> dict:
+    """Every figure of the dashboard for a scope ("all" or "dept<id>") and period (ISO dates)."""
+    period = Period(
+        date.fromisoformat(start) if start else None, date.fromisoformat(end) if end else None, ""
+    )
+    scoped = period.apply(scope_issues(scope))
+    now = timezone.now()
+    activity = supervisor_activity(scoped, period.apply(scope_patrols(scope)))
+    return {
+        "headline": headline(scoped, now),
+        "weekly": weekly_by_status(scoped),
+        "by_category": counts_by(scoped, "category"),
+        "by_subdistrict": counts_by(scoped, "project__neighbourhood__subdistrict__name"),
+        "departments": department_table(scoped, now),
+        "contractors": contractor_scorecard(scoped),
+        "supervisor_summary": supervisor_summary(activity),
+    }

@@ -1,102 +1,30 @@
-"""Background tasks (Django's tasks API; the database backend runs them in ``db_worker``).
+"""The periodic and background jobs (Django's tasks API; the database backend runs them in
+``db_worker``): the overdue sweep every 15 minutes.
 
-A delivery is tried up to three times with growing pauses; each attempt has a 5-second timeout;
-a failure is logged and shown in the panel. Nothing here ever runs inside a request.
+The jobs sit on top of the workflow engine; the plumbing below it has its own modules, so that
+nothing the engine imports needs to import this: deliveries (``deliveries.deliver``) and the
+figures' refresh (``stats.refresh_figures``).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
-from django.core.mail import send_mail
 from django.utils import timezone
 from django_tasks import task
+from django_tasks_db.models import DBTaskResult
 
-from .models import Delivery
+from . import services
+from .deliveries import deliver  # noqa: F401  (tasks queued as supervision.tasks.deliver)
+from .stats import refresh_figures  # noqa: F401  (queued as supervision.tasks.refresh_figures)
 
-logger = logging.getLogger(__name__)
-
-MAX_ATTEMPTS = 3
-TIMEOUT_SECONDS = 5
-BACKOFF_SECONDS = (0, 30, 120)  # before the 1st, 2nd and 3rd attempt
 SWEEP_EVERY = timedelta(minutes=15)
-
-
-def enqueue_delivery(delivery_id: int, attempt: int = 0) -> None:
-    job = deliver
-    pause = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)]
-    if pause and job.get_backend().supports_defer:
-        job = job.using(run_after=timezone.now() + timedelta(seconds=pause))
-    job.enqueue(delivery_id)
-
-
-@task()
-def deliver(delivery_id: int) -> str:
-    delivery = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).first()
-    if delivery is None:
-        return "gone"
-    error = attempt(delivery)
-    delivery.attempts += 1
-    if error is None:
-        delivery.status = Delivery.Status.SENT
-        delivery.sent_at = timezone.now()
-        delivery.last_error = ""
-    else:
-        delivery.last_error = error[:300]
-        if delivery.attempts >= MAX_ATTEMPTS:
-            delivery.status = Delivery.Status.FAILED
-            logger.warning(
-                "delivery %s to %s failed after %s attempts: %s",
-                delivery.pk,
-                delivery.target,
-                delivery.attempts,
-                error,
-            )
-    delivery.save(update_fields=["attempts", "status", "sent_at", "last_error"])
-    if delivery.status == Delivery.Status.PENDING:
-        enqueue_delivery(delivery.pk, delivery.attempts)
-    return delivery.status
-
-
-def attempt(delivery: Delivery) -> str | None:
-    """One try; returns None when it went out, else what went wrong."""
-    try:
-        if delivery.channel == Delivery.Channel.EMAIL:
-            send_mail(delivery.subject, delivery.body, None, [delivery.target])
-            return None
-        payload = json.dumps(
-            {"msgtype": "markdown", "markdown": {"content": delivery.body}}, ensure_ascii=False
-        ).encode()
-        request = urllib.request.Request(
-            delivery.target,
-            data=payload,
-            headers={"Content-Type": "application/json; charset=utf-8"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            body = response.read(2000)
-        # WeCom answers 200 with {"errcode": 0} on success, another errcode on failure.
-        try:
-            errcode = json.loads(body or b"{}").get("errcode", 0)
-        except ValueError:
-            errcode = 0
-        return None if errcode == 0 else f"errcode {errcode}"
-    except urllib.error.HTTPError as error:
-        return f"HTTP {error.code}"
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        return str(getattr(error, "reason", error)) or error.__class__.__name__
 
 
 @task()
 def sweep_overdue() -> int:
     """Escalate newly overdue issues, then (with the database backend) book the next sweep."""
-    from .services import escalate_overdue
-
-    count = len(escalate_overdue())
+    count = len(services.escalate_overdue())
     schedule_sweep(after=SWEEP_EVERY)
     return count
 
@@ -105,18 +33,7 @@ def schedule_sweep(after: timedelta = timedelta(0)) -> bool:
     """Book the next sweep unless one is already waiting; False without a deferring backend."""
     if not sweep_overdue.get_backend().supports_defer:
         return False
-    from django_tasks_db.models import DBTaskResult
-
     if DBTaskResult.objects.filter(status="READY", task_path=sweep_overdue.module_path).exists():
         return True
     sweep_overdue.using(run_after=timezone.now() + after).enqueue()
     return True
-
-
-@task()
-def refresh_figures(name: str, args: dict) -> str:
-    """Recompute cached figures that an issue event made stale (see ``stats.figures``)."""
-    from . import dashboard, stats, views  # noqa: F401  (they register the recipes)
-
-    stats.refresh(name, args)
-    return "ok"

@@ -18,7 +18,7 @@ from django.core import mail
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from supervision import notifications, services, tasks
+from supervision import deliveries, notifications, services
 from supervision.models import Delivery, Issue, IssueEvent, Notification
 
 from .factories import image_file, make_user
@@ -70,7 +70,7 @@ def enqueued_deliveries() -> list[int]:
     """The delivery ids the ``deliver`` task was enqueued for (database task backend)."""
     return [
         row.args_kwargs["args"][0]
-        for row in DBTaskResult.objects.filter(task_path=tasks.deliver.module_path).order_by(
+        for row in DBTaskResult.objects.filter(task_path=deliveries.deliver.module_path).order_by(
             "enqueued_at"
         )
     ]
@@ -377,7 +377,7 @@ def test_staff_with_an_email_address_are_emailed_by_the_background_task(world, c
     assert enqueued_deliveries() == [delivery.pk]
     assert mail.outbox == []  # nothing went out inside the step
 
-    assert tasks.deliver.call(delivery.pk) == Delivery.Status.SENT
+    assert deliveries.deliver.call(delivery.pk) == Delivery.Status.SENT
 
     (message,) = mail.outbox
     assert message.to == ["anyang@example.com"]
@@ -386,7 +386,7 @@ def test_staff_with_an_email_address_are_emailed_by_the_background_task(world, c
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_error) == ("sent", 1, "")
     assert delivery.sent_at is not None
-    assert tasks.deliver.call(delivery.pk) == "gone"  # sent once only
+    assert deliveries.deliver.call(delivery.pk) == "gone"  # sent once only
     assert len(mail.outbox) == 1
 
 
@@ -414,7 +414,7 @@ def test_new_issue_is_posted_to_the_departments_wecom_group(world, robot, commit
     assert robot.bodies == []  # the step only wrote rows
     assert enqueued_deliveries() == [delivery.pk]
 
-    assert tasks.deliver.call(delivery.pk) == Delivery.Status.SENT
+    assert deliveries.deliver.call(delivery.pk) == Delivery.Status.SENT
 
     (body,) = robot.bodies
     payload = json.loads(body)
@@ -446,20 +446,22 @@ def test_webhook_answering_500_fails_after_three_attempts(world, client, robot, 
 
     assert response.status_code == 302
     delivery = Delivery.objects.get(channel=Delivery.Channel.WEBHOOK)
-    assert tasks.deliver.call(delivery.pk) == Delivery.Status.PENDING
+    assert deliveries.deliver.call(delivery.pk) == Delivery.Status.PENDING
     delivery.refresh_from_db()
     assert (delivery.attempts, delivery.last_error) == (1, "HTTP 500")
-    retry = DBTaskResult.objects.filter(task_path=tasks.deliver.module_path).latest("enqueued_at")
+    retry = DBTaskResult.objects.filter(task_path=deliveries.deliver.module_path).latest(
+        "enqueued_at"
+    )
     assert retry.run_after is not None and retry.run_after > timezone.now()  # after a pause
 
-    tasks.deliver.call(delivery.pk)
-    assert tasks.deliver.call(delivery.pk) == Delivery.Status.FAILED
+    deliveries.deliver.call(delivery.pk)
+    assert deliveries.deliver.call(delivery.pk) == Delivery.Status.FAILED
 
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_error) == ("failed", 3, "HTTP 500")
     assert delivery.sent_at is None
     assert len(robot.bodies) == 3
-    assert tasks.deliver.call(delivery.pk) == "gone"
+    assert deliveries.deliver.call(delivery.pk) == "gone"
     assert len(robot.bodies) == 3
 
 
@@ -470,14 +472,14 @@ def test_webhook_refusing_with_an_errcode_is_retried(world, robot, committed):
         world.submit()
     delivery = Delivery.objects.get()
 
-    assert tasks.deliver.call(delivery.pk) == Delivery.Status.PENDING
+    assert deliveries.deliver.call(delivery.pk) == Delivery.Status.PENDING
 
     delivery.refresh_from_db()
     assert (delivery.attempts, delivery.last_error) == (1, "errcode 93000")
 
 
 def test_webhook_that_never_answers_times_out_and_fails(world, robot, committed, monkeypatch):
-    monkeypatch.setattr(tasks, "TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(deliveries, "TIMEOUT_SECONDS", 0.5)
     robot.behaviour = "hang"
     robot_for_the_office(world, robot.url)
     with committed():
@@ -485,8 +487,8 @@ def test_webhook_that_never_answers_times_out_and_fails(world, robot, committed,
     delivery = Delivery.objects.get()
 
     started = time.monotonic()
-    for _ in range(tasks.MAX_ATTEMPTS):
-        tasks.deliver.call(delivery.pk)
+    for _ in range(deliveries.MAX_ATTEMPTS):
+        deliveries.deliver.call(delivery.pk)
     elapsed = time.monotonic() - started
 
     delivery.refresh_from_db()
@@ -501,8 +503,8 @@ def test_unreachable_webhook_fails_cleanly(world, committed):
         world.submit()
     delivery = Delivery.objects.get()
 
-    for _ in range(tasks.MAX_ATTEMPTS):
-        tasks.deliver.call(delivery.pk)
+    for _ in range(deliveries.MAX_ATTEMPTS):
+        deliveries.deliver.call(delivery.pk)
 
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("failed", 3)

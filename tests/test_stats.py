@@ -400,7 +400,7 @@ def test_stale_figures_are_shown_at_once_while_one_task_recomputes_them(db, prob
     with mock.patch.object(stats, "MIN_REFRESH_SECONDS", 0):
         assert stats.figures("probe", scope="all")["answer"] == "old"  # stale, at once
         assert stats.figures("probe", scope="all")["answer"] == "old"
-    queued = DBTaskResult.objects.filter(task_path="supervision.tasks.refresh_figures")
+    queued = DBTaskResult.objects.filter(task_path=stats.refresh_figures.module_path)
     assert queued.count() == 1  # one refresh, however many views
     assert queued.get().args_kwargs["args"] == ["probe", {"scope": "all"}]
     # The worker runs it; the next view shows the new figures.

@@ -61,3 +61,16 @@ def test_a_local_working_day_counts():
     assert not is_working_day(saturday)
     CalendarChange.objects.create(day=saturday, is_working_day=True, note="明年调休，先行录入")
     assert is_working_day(saturday)
+
+
+def test_a_bulk_delete_of_calendar_changes_takes_effect_at_once(db):
+    """The panel's 「删除所选」 deletes through the queryset, without each row's ``delete()``: the
+    cached calendar is forgotten through the model's signals all the same."""
+    sunday = date(2030, 6, 2)
+    assert not is_working_day(sunday)
+    CalendarChange.objects.create(day=sunday, is_working_day=True, note="调休上班")
+    assert is_working_day(sunday)
+
+    CalendarChange.objects.filter(day=sunday).delete()
+
+    assert not is_working_day(sunday)
