@@ -47,6 +47,8 @@ def recipients(event: IssueEvent) -> list:
     issue = event.issue
     User = get_user_model()
     involved = Q(pk=issue.reporter_id)
+    if event.kind == Kind.VERIFY_REMINDED:  # only the reporter is asked to check
+        return list(User.objects.filter(involved, is_active=True))
     departments = [d for d in (issue.department_id, issue.contractor_id) if d]
     if departments:
         involved |= Q(department_id__in=departments, role=User.Role.STAFF)

@@ -245,6 +245,19 @@ def _mark_first_reply(issue: Issue, actor, now: datetime, fields: list[str]) -> 
         fields.append("first_reply_at")
 
 
+def _start_verify_clock(issue: Issue, now: datetime, fields: list[str]) -> None:
+    """A fix or an answer waits for the reporter's check (回访): a reminder after a few working
+    days, then it closes unrated (逾期未评价), as 12345 work orders do."""
+    issue.verify_remind_at = working_days_deadline(now, _limits()["VERIFY_REMIND_WORKING_DAYS"])
+    issue.verify_due_at = working_days_deadline(now, _limits()["VERIFY_CLOSE_WORKING_DAYS"])
+    fields += ["verify_remind_at", "verify_due_at"]
+
+
+def _stop_verify_clock(issue: Issue, fields: list[str]) -> None:
+    issue.verify_remind_at = issue.verify_due_at = None
+    fields += ["verify_remind_at", "verify_due_at"]
+
+
 def needs_photo(category: str) -> bool:
     """Every issue comes with at least one photo of the site, except a residents' opinion (居民意见),
     which is about what people want rather than something to be seen."""
@@ -453,6 +466,7 @@ def answer_issue(issue: Issue, *, actor, text: str) -> Issue:
         fresh.status = Status.ANSWERED
         fields = ["status"]
         _mark_first_reply(fresh, actor, now, fields)
+        _start_verify_clock(fresh, now, fields)
         _record(
             fresh,
             actor=actor,
@@ -558,12 +572,14 @@ def rectify_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> I
         from_status = fresh.status
         fresh.status = Status.RECTIFIED
         fresh.rectified_at = now
+        fields = ["status", "rectified_at"]
+        _start_verify_clock(fresh, now, fields)
         event = _record(
             fresh,
             actor=actor,
             kind=Kind.RECTIFIED,
             from_status=from_status,
-            fields=["status", "rectified_at"],
+            fields=fields,
             text=text,
             now=now,
         )
@@ -593,12 +609,14 @@ def verify_issue(issue: Issue, *, actor, rating: str, text: str = "") -> Issue:
         fresh.status = Status.CLOSED
         fresh.rating = rating
         fresh.closed_at = now
+        fields = ["status", "rating", "closed_at"]
+        _stop_verify_clock(fresh, fields)
         _record(
             fresh,
             actor=actor,
             kind=Kind.VERIFIED,
             from_status=from_status,
-            fields=["status", "rating", "closed_at"],
+            fields=fields,
             text=text,
             rating=rating,
             now=now,
@@ -634,6 +652,7 @@ def _send_back(fresh: Issue, *, actor, text: str, rating: str = "") -> None:
     # Kept with the event, so that figures need no subquery per issue to know it was sent back.
     fresh.reopen_count += 1
     fields += ["rectify_due_at", "reopen_count"]
+    _stop_verify_clock(fresh, fields)
     _record(
         fresh,
         actor=actor,
@@ -850,6 +869,76 @@ def publish_issue(issue: Issue, *, actor, public: bool = True, text: str = "") -
             text=text,
         )
     return _sync(issue, fresh)
+
+
+def remind_reporter(issue: Issue, *, now: datetime | None = None) -> Issue:
+    """The system reminds the reporter that a fix or an answer waits for their check (提醒评价).
+    Once per fix or answer; does nothing when the reporter acted meanwhile."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        fresh = _lock(issue)
+        waiting = fresh.status in (Status.RECTIFIED, Status.ANSWERED)
+        if not (waiting and fresh.verify_remind_at and fresh.verify_remind_at <= now):
+            raise WorkflowError(_("这个问题不需要提醒评价。"))
+        fresh.verify_remind_at = None
+        _record(
+            fresh,
+            actor=None,
+            kind=Kind.VERIFY_REMINDED,
+            from_status=fresh.status,
+            fields=["verify_remind_at"],
+            text=_("整改或答复已经 %(n)d 个工作日了，请您到现场看看，评价是否满意。")
+            % {"n": _limits()["VERIFY_REMIND_WORKING_DAYS"]},
+            now=now,
+        )
+    return _sync(issue, fresh)
+
+
+def expire_verification(issue: Issue, *, now: datetime | None = None) -> Issue:
+    """The reporter did not check the fix or the answer in time: the issue closes unrated
+    (逾期未评价). Figures count it as unrated, never as satisfied."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        fresh = _lock(issue)
+        waiting = fresh.status in (Status.RECTIFIED, Status.ANSWERED)
+        if not (waiting and fresh.verify_due_at and fresh.verify_due_at <= now):
+            raise WorkflowError(_("这个问题还在等待反映人评价。"))
+        from_status = fresh.status
+        fresh.status = Status.CLOSED
+        fresh.closed_at = now
+        fields = ["status", "closed_at"]
+        _stop_verify_clock(fresh, fields)
+        _record(
+            fresh,
+            actor=None,
+            kind=Kind.VERIFY_EXPIRED,
+            from_status=from_status,
+            fields=fields,
+            text=_("反映人 %(n)d 个工作日内未评价，系统按「逾期未评价」办结。")
+            % {"n": _limits()["VERIFY_CLOSE_WORKING_DAYS"]},
+            now=now,
+        )
+    return _sync(issue, fresh)
+
+
+def sweep_unverified(now: datetime | None = None) -> tuple[list[Issue], list[Issue]]:
+    """The periodic job's second half: remind reporters, then close what waited too long.
+    Returns (reminded, closed); running it again changes nothing."""
+    now = now or timezone.now()
+    waiting = Issue.objects.filter(status__in=[Status.RECTIFIED, Status.ANSWERED])
+    closed = []
+    for issue in waiting.filter(verify_due_at__lte=now).order_by("pk"):
+        try:
+            closed.append(expire_verification(issue, now=now))
+        except WorkflowError:
+            continue  # the reporter acted meanwhile
+    reminded = []
+    for issue in waiting.filter(verify_remind_at__lte=now).order_by("pk"):
+        try:
+            reminded.append(remind_reporter(issue, now=now))
+        except WorkflowError:
+            continue
+    return reminded, closed
 
 
 def escalate_overdue(now: datetime | None = None) -> list[Issue]:

@@ -238,6 +238,8 @@ def _rates(queryset: QuerySet, now: datetime) -> dict:
         reopened=Count("pk", filter=reopened()),
         rated=Count("pk", filter=~Q(rating="")),
         satisfied=Count("pk", filter=Q(rating=Issue.Rating.SATISFIED)),
+        # Closed without the reporter's check (逾期未评价): unrated, never counted as 满意.
+        closed_unrated=Count("pk", filter=Q(status=S.CLOSED, rating="")),
     )
 
 

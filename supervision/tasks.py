@@ -1,5 +1,5 @@
 """The periodic and background jobs (Django's tasks API; the database backend runs them in
-``db_worker``): the overdue sweep every 15 minutes.
+``db_worker``): the sweep every 15 minutes (overdue issues, and fixes waiting for the reporter).
 
 The jobs sit on top of the workflow engine; the plumbing below it has its own modules, so that
 nothing the engine imports needs to import this: deliveries (``deliveries.deliver``) and the
@@ -23,8 +23,11 @@ SWEEP_EVERY = timedelta(minutes=15)
 
 @task()
 def sweep_overdue() -> int:
-    """Escalate newly overdue issues, then (with the database backend) book the next sweep."""
+    """Escalate newly overdue issues, remind reporters of fixes waiting for their check and close
+    those that waited too long; then (with the database backend) book the next sweep."""
     count = len(services.escalate_overdue())
+    reminded, closed = services.sweep_unverified()
+    count += len(reminded) + len(closed)
     schedule_sweep(after=SWEEP_EVERY)
     return count
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 from supervision import services
 from supervision.models import CalendarChange, Issue, IssueEvent, Notification, RoutingRule
 from supervision.services import WorkflowError, route_department
-from supervision.stats import missed_a_limit
+from supervision.stats import headline, missed_a_limit
 from supervision.workdays import end_of_working_day
 
 from .factories import make_department, make_user
@@ -480,3 +480,75 @@ def test_overdue_is_one_rule_for_lists_panel_and_figures(world, client):
     client.force_login(world.bureau)
     queue = client.get("/panel/supervision/issue/").content.decode()
     assert queue.count("status-overdue") == len(expected)
+
+
+# --- the reporter's check has a clock (回访) ---------------------------------------------------
+
+
+def _past(issue: Issue, **fields) -> None:
+    Issue.objects.filter(pk=issue.pk).update(**fields)
+    issue.refresh_from_db()
+
+
+def test_a_fix_waits_two_working_days_then_the_reporter_is_reminded_once(world, settings):
+    issue = world.issue_in(S.RECTIFIED)
+    assert issue.verify_remind_at and issue.verify_due_at > issue.verify_remind_at
+    assert services.sweep_unverified() == ([], [])  # not yet
+
+    _past(issue, verify_remind_at=timezone.now() - timedelta(minutes=1))
+    reminded, closed = services.sweep_unverified()
+    again = services.sweep_unverified()
+
+    assert [i.pk for i in reminded] == [issue.pk] and closed == [] and again == ([], [])
+    event = issue.events.get(kind=IssueEvent.Kind.VERIFY_REMINDED)
+    assert event.actor is None and event.to_status == S.RECTIFIED
+    assert set(Notification.objects.filter(event=event).values_list("recipient", flat=True)) <= {
+        world.alice.pk
+    }
+
+
+def test_a_fix_not_checked_in_five_working_days_closes_unrated(world):
+    issue = world.issue_in(S.RECTIFIED)
+    _past(issue, verify_due_at=timezone.now() - timedelta(minutes=1))
+
+    reminded, closed = services.sweep_unverified()
+
+    issue.refresh_from_db()
+    assert [i.pk for i in closed] == [issue.pk]
+    assert issue.status == S.CLOSED and issue.rating == "" and issue.closed_at
+    assert issue.verify_due_at is None and issue.verify_remind_at is None
+    event = issue.events.order_by("-created_at", "-pk").first()
+    assert event.kind == IssueEvent.Kind.VERIFY_EXPIRED and event.get_kind_display() == "逾期未评价"
+    assert "逾期未评价" in event.text
+    figures = headline(Issue.objects.filter(pk=issue.pk))
+    assert figures["closed"] == 1 and figures["rated"] == 0 and figures["closed_unrated"] == 1
+    assert figures["satisfied_share"] is None  # never counted as 满意
+
+
+def test_an_answer_has_the_same_clock_and_checking_in_time_stops_it(world):
+    issue = world.issue_in(S.ANSWERED)
+    assert issue.verify_due_at is not None
+    services.verify_issue(issue, actor=world.alice, rating=Issue.Rating.SATISFIED)
+    issue.refresh_from_db()
+    assert issue.verify_due_at is None and issue.verify_remind_at is None
+    assert services.sweep_unverified() == ([], [])
+
+
+def test_sending_a_fix_back_stops_the_clock_until_the_next_fix(world):
+    issue = world.issue_in(S.RECTIFIED)
+    services.reopen_issue(issue, actor=world.alice, text="墙面还在渗水")
+    issue.refresh_from_db()
+    assert issue.status == S.IN_PROGRESS and issue.verify_due_at is None
+
+
+def test_the_clock_follows_the_settings(world, settings):
+    settings.SUPERVISION = {**settings.SUPERVISION, "VERIFY_CLOSE_WORKING_DAYS": 10}
+    issue = world.issue_in(S.RECTIFIED)
+    # Ten working days hold at least two weekends.
+    assert issue.verify_due_at > timezone.now() + timedelta(days=11)
+
+
+def test_the_sweep_command_reports_reminders_and_closures(world):
+    issue = world.issue_in(S.RECTIFIED)
+    _past(issue, verify_due_at=timezone.now() - timedelta(minutes=1))
+    assert "逾期未评价办结 1 个" in escalate_overdue_command()

@@ -183,6 +183,10 @@ class Issue(TimestampedModel):
     rectified_at = models.DateTimeField(_("整改完成时间"), null=True, blank=True)
     closed_at = models.DateTimeField(_("办结时间"), null=True, blank=True)
     escalated_at = models.DateTimeField(_("督办时间"), null=True, blank=True)
+    # The reporter's check (回访) of a fix or an answer has a clock too: a reminder, then the
+    # issue closes unrated (逾期未评价). Both are cleared once the reporter acts.
+    verify_remind_at = models.DateTimeField(_("提醒评价时间"), null=True, blank=True)
+    verify_due_at = models.DateTimeField(_("评价期限"), null=True, blank=True)
     rating = models.CharField(_("满意度"), max_length=20, choices=Rating.choices, blank=True)
     is_public = models.BooleanField(_("公开"), default=False)
     # How many times the reporter sent the fix or answer back (退回重办): the REOPENED events,
@@ -304,6 +308,8 @@ class IssueEvent(models.Model):
         EXTENSION_REFUSED = "extension_refused", _("不同意延期")
         PUBLISHED = "published", _("公开")
         UNPUBLISHED = "unpublished", _("取消公开")
+        VERIFY_REMINDED = "verify_reminded", _("提醒评价")
+        VERIFY_EXPIRED = "verify_expired", _("逾期未评价")
 
     issue = models.ForeignKey(
         Issue, verbose_name=_("问题"), on_delete=models.CASCADE, related_name="events"

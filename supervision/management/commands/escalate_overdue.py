@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from supervision.services import escalate_overdue
+from supervision.services import escalate_overdue, sweep_unverified
 from supervision.tasks import schedule_sweep
 
 
@@ -30,3 +30,5 @@ class Command(BaseCommand):
         self.stdout.write(f"已提请督办 {len(escalated)} 个超期问题。")
         for issue in escalated:
             self.stdout.write(f"  {issue.reference} {issue.title}")
+        reminded, closed = sweep_unverified()
+        self.stdout.write(f"已提醒评价 {len(reminded)} 个，逾期未评价办结 {len(closed)} 个。")
