@@ -125,6 +125,7 @@ def describe(event: IssueEvent) -> tuple[str, str]:
     lines = [
         _("项目：%(project)s") % {"project": issue.project},
         _("问题：%(ref)s %(title)s") % {"ref": issue.reference, "title": issue.title},
+        *([_("位置：%(place)s") % {"place": issue.place}] if issue.place else []),
         _("%(who)s：%(kind)s") % {"who": who, "kind": event.get_kind_display()},
     ]
     if event.text:

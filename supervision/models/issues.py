@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from ..addresses import address
 from .catalogue import Department, Project, ScopeItem, Subdistrict, TimestampedModel
 
 
@@ -264,7 +265,7 @@ class Issue(TimestampedModel):
     @property
     def place(self) -> str:
         """Where in the neighbourhood, as people say it: 「5 幢 2 单元 北面外墙」."""
-        return " ".join(part for part in (self.building, self.unit, self.location) if part)
+        return address(self.building, self.unit, location=self.location)
 
     @property
     def is_open(self) -> bool:

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ..addresses import address
 from .catalogue import Project, ScopeItem, TimestampedModel
 from .issues import Issue, photo_path
 
@@ -138,7 +139,7 @@ class Household(models.Model):
         ]
 
     def __str__(self) -> str:
-        return " ".join(part for part in (self.building, self.unit, self.room) if part)
+        return address(self.building, self.unit, self.room)
 
 
 class Ballot(TimestampedModel):
