@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.cache import cache
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from supervision.security import client_ip
@@ -12,6 +13,19 @@ from supervision.security import client_ip
 from .forms import LoginForm
 
 logger = logging.getLogger(__name__)
+
+
+def landing_url(user) -> str:
+    """Where a person lands after logging in: a supervisor on their own tasks (我的), department
+    staff on their queue in the panel, the bureau on the programme's figures."""
+    if user.is_authenticated and user.is_active:
+        if user.is_supervisor:
+            return reverse("me")
+        if user.is_bureau:
+            return reverse("dashboard")
+        if user.is_department_staff:
+            return reverse("panel:supervision_issue_changelist")
+    return reverse("home")
 
 
 class LoginView(auth_views.LoginView):
@@ -36,10 +50,13 @@ class LoginView(auth_views.LoginView):
             )
         return super().post(request, *args, **kwargs)
 
+    def get_default_redirect_url(self) -> str:
+        return landing_url(getattr(self, "_user", None) or self.request.user)
+
     def form_valid(self, form):
         from .two_factor import confirmed_device, hold_for_second_step, may_use_two_factor
 
-        user = form.get_user()
+        user = self._user = form.get_user()
         if may_use_two_factor(user) and confirmed_device(user):
             return hold_for_second_step(self.request, user, self.get_success_url())
         return super().form_valid(form)

@@ -42,3 +42,25 @@ def test_logins_and_failures_are_logged_without_secrets(world, client, caplog):
     assert "login failed login=139****0123 ip=10.2.3.4" in text
     assert "login ok user=alice" in text and "logout user=alice" in text
     assert "13900000123" not in text and "wrong-secret-pw" not in text and PASSWORD not in text
+
+
+@pytest.mark.parametrize(
+    ("who", "lands_on"),
+    [
+        ("alice", "/me/"),
+        ("handler", "/panel/supervision/issue/"),
+        ("builder", "/panel/supervision/issue/"),
+        ("bureau", "/dashboard/"),
+    ],
+)
+def test_each_role_lands_where_their_work_is_after_login(world, client, who, lands_on):
+    user = getattr(world, who)
+    response = client.post("/accounts/login/", {"username": user.username, "password": PASSWORD})
+    assert response.status_code == 302 and response["Location"] == lands_on
+
+
+def test_a_next_address_still_wins_over_the_landing_page(world, client):
+    response = client.post(
+        "/accounts/login/?next=/feed/", {"username": "alice", "password": PASSWORD}
+    )
+    assert response["Location"] == "/feed/"

@@ -68,7 +68,8 @@ def log_in(page, base: str, username: str) -> None:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
     page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    # Each lands where their work is: 我的, the panel's queue or the figures.
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
 
 
 def test_supervisor_files_an_issue_with_two_photos_and_follows_it(
