@@ -30,7 +30,7 @@ from .access import issue_for, watched_projects
 from .digest import daily_digest, sane_day
 from .filters import IssueFilter, projects_of
 from .forms import STEP_FORMS, IssueForm
-from .models import Issue, IssueEvent, Notification, Photo, Project, ResponseTemplate, ScopeItem
+from .models import Consultation, Issue, IssueEvent, Notification, Photo, Project, ResponseTemplate, ScopeItem
 from .security import as_id, serve_private_file
 
 FEED_PAGE = 30
@@ -94,11 +94,21 @@ def me(request: HttpRequest) -> HttpResponse:
             "-created_at", "-pk"
         )[:10]
     )
+    paper_ballots = (
+        Consultation.objects.filter(
+            project__in=watched_projects(user),
+            opens_on__lte=timezone.localdate(),
+            closes_on__gte=timezone.localdate(),
+        )
+        .select_related("project")
+        .order_by("closes_on")
+    )
     return render(
         request,
         "supervision/me.html",
         {
             "supervisor": supervisor,
+            "paper_ballots": paper_ballots,
             "projects": projects,
             "waiting": waiting,
             "open_issues": open_issues,
@@ -376,3 +386,11 @@ def digest(request: HttpRequest) -> HttpResponse:
             messages.error(request, _("日期格式应为 YYYY-MM-DD（2000 年以后），已显示昨天的日报。"))
     text = daily_digest(day, Issue.objects.visible_to(user))
     return render(request, "supervision/digest.html", {"day": day, "text": text})
+
+
+@login_required
+@never_cache
+@require_safe
+def account_settings(request: HttpRequest) -> HttpResponse:
+    """设置: password, elder mode, language, the keys of apps acting for the person, logging out."""
+    return render(request, "supervision/settings.html")

@@ -453,12 +453,12 @@ def supervisor_directory(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_safe
 def supervisor_certificate(request: HttpRequest, pk: int) -> HttpResponse:
-    """聘书: the printable appointment certificate."""
-    if not request.user.is_bureau:
-        raise Http404
+    """聘书: the printable appointment certificate, for the bureau and for the supervisor."""
     supervisor = get_object_or_404(
         Supervisor.objects.select_related("user", "neighbourhood"), pk=pk
     )
+    if not (request.user.is_bureau or supervisor.user_id == request.user.pk):
+        raise Http404
     return render(request, "supervision/supervisor_certificate.html", {"supervisor": supervisor})
 
 

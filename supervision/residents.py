@@ -23,6 +23,7 @@ from openpyxl import load_workbook
 from . import photos as photo_intake
 from . import services
 from .access import watches
+from .addresses import address
 from .models import (
     Ballot,
     BallotAnswer,
@@ -117,7 +118,7 @@ def import_households(consultation: Consultation, upload) -> ImportReport:
             continue
         key = (building, unit, room)
         if key in existing or key in seen:
-            report.rejected.append((number, _("与已有住户重复：%(h)s") % {"h": " ".join(key)}))
+            report.rejected.append((number, _("与已有住户重复：%(h)s") % {"h": address(*key)}))
             continue
         seen.add(key)
         fresh.append(

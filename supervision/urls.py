@@ -18,6 +18,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("elder-mode/", views.toggle_elder_mode, name="elder-mode"),
     path("me/", issue_views.me, name="me"),
+    path("me/settings/", issue_views.account_settings, name="settings"),
     path("issues/", issue_views.issue_list, name="issue-list"),
     path("issues/new/", issue_views.issue_new, name="issue-new"),
     path("issues/<int:pk>/", issue_views.issue_detail, name="issue-detail"),

@@ -486,7 +486,7 @@ def test_a_valid_code_opens_the_households_ballot(world, client, consultation):
     response = client.get(consultation.get_absolute_url(), {"code": household.code})
     assert response.status_code == 200
     page = page_of(response)
-    assert "1幢 1单元 101 的选票" in page
+    assert "1幢1单元101室 的选票" in page
     assert f'name="item-{item.pk}"' in page
     assert f'name="option-{item.pk}"' in page
     assert f'<input type="hidden" name="code" value="{household.code}">' in page
@@ -521,7 +521,7 @@ def test_posting_the_ballot_records_it_and_returns_to_the_ballot(world, client, 
     ]
 
     page = page_of(client.get(response["Location"]))
-    assert "已收到 1幢 1单元 101 的选票，截止前可以修改" in page
+    assert "已收到 1幢1单元101室 的选票，截止前可以修改" in page
     assert "已投票，截止前可以修改" in page
     assert "参与户数 1 / 1" in page
 
@@ -742,7 +742,7 @@ def test_bureau_imports_households_and_sees_each_rejected_row_and_why(world, cli
     assert "成功导入 5 户" in page
     assert report_rows(page) == [
         (7, "楼栋和室号不能为空"),
-        (8, "与已有住户重复：1幢 1单元 102"),
+        (8, "与已有住户重复：1幢1单元102室"),
         (9, "内容过长（每格最多 20 个字）"),
     ]
     assert messages_of(response) == ["已导入 5 户，拒绝 3 行。"]

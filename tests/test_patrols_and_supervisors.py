@@ -526,7 +526,23 @@ def test_bureau_prints_the_certificate(world, client):
     assert "聘期自 2023年4月3日 至 2099年4月2日" in page
 
 
-@pytest.mark.parametrize("who", ["handler", "alice"])
+@pytest.mark.parametrize("who", ["handler", "bob"])
 def test_others_get_404_for_a_certificate(world, client, who):
     client.force_login(getattr(world, who))
     assert client.get(f"/supervisors/{world.alice.supervisor.pk}/certificate/").status_code == 404
+
+
+def test_a_supervisor_prints_their_own_certificate_from_my_page(world, client):
+    client.force_login(world.alice)
+    url = f"/supervisors/{world.alice.supervisor.pk}/certificate/"
+    assert url in client.get("/me/").content.decode()
+    assert "证书编号：RAJD-alice" in client.get(url).content.decode()
+
+
+def test_my_page_links_to_patrols_paper_ballots_and_settings(world, client):
+    client.force_login(world.alice)
+    page = client.get("/me/").content.decode()
+    assert 'href="/patrols/new/"' in page and 'href="/patrols/?mine=on"' in page
+    assert 'href="/me/settings/"' in page
+    settings_page = client.get("/me/settings/").content.decode()
+    assert 'href="/me/api-keys/"' in settings_page and "修改密码" in settings_page
