@@ -305,13 +305,15 @@ def test_home_shows_headline_figures_computed_from_the_data(world, client):
     assert '群众满意率</div> <div class="figure">67%</div>' in page
     assert "3 件已评价" in page
     assert '<div class="figure">2.5 天</div>' in page
+    assert "一半的问题在 2.5 天内整改完" in page and "中位数" not in page  # plain words
 
 
 def test_home_without_issues_shows_dashes(world, client):
     page = re.sub(r"\s+", " ", client.get("/").content.decode())
     assert '反映问题</div> <div class="figure">0</div>' in page
     assert '群众满意率</div> <div class="figure">—</div>' in page
-    assert '整改用时（中位数）</div> <div class="figure">—</div>' in page
+    assert '整改快慢</div> <div class="figure">—</div>' in page
+    assert "还没有整改完的问题" in page
 
 
 def test_home_figures_follow_new_issues(world, client, django_capture_on_commit_callbacks):
