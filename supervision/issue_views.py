@@ -30,7 +30,17 @@ from .access import issue_for, watched_projects
 from .digest import daily_digest, sane_day
 from .filters import IssueFilter, projects_of
 from .forms import STEP_FORMS, IssueForm
-from .models import Consultation, Issue, IssueEvent, Notification, Photo, Project, ResponseTemplate, ScopeItem
+from .models import (
+    Consultation,
+    Issue,
+    IssueEvent,
+    Notification,
+    Photo,
+    Project,
+    ResponseTemplate,
+    ScopeItem,
+    VoiceNote,
+)
 from .security import as_id, serve_private_file
 
 FEED_PAGE = 30
@@ -64,7 +74,7 @@ def _issue_rows(queryset: QuerySet[Issue]) -> QuerySet[Issue]:
 def _events(queryset: QuerySet[IssueEvent]) -> QuerySet[IssueEvent]:
     return queryset.select_related(
         "actor__department", "department", "issue__project"
-    ).prefetch_related("photos")
+    ).prefetch_related("photos", "voice_notes")
 
 
 # --- my page -----------------------------------------------------------------------------------
@@ -87,8 +97,14 @@ def me(request: HttpRequest) -> HttpResponse:
         )
     )
     mine = _issue_rows(Issue.objects.filter(reporter=user))
-    waiting = list(mine.filter(status__in=[Issue.Status.RECTIFIED, Issue.Status.ANSWERED]))
-    open_issues = list(mine.open().order_by("created_at")[:20])
+    # What waits for her check and what is still being handled, in one query: a supervisor has a
+    # handful of unfinished issues, never hundreds.
+    checking = (Issue.Status.RECTIFIED, Issue.Status.ANSWERED)
+    unfinished = list(
+        mine.filter(status__in=[*checking, *Issue.OPEN_STATUSES]).order_by("created_at")[:200]
+    )
+    waiting = [issue for issue in reversed(unfinished) if issue.status in checking]
+    open_issues = [issue for issue in unfinished if issue.is_open][:20]
     activity = list(
         _events(IssueEvent.objects.filter(issue__reporter=user).exclude(actor=user)).order_by(
             "-created_at", "-pk"
@@ -328,6 +344,13 @@ def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> FileRespons
             viewer = user_for_key(key.strip()) or viewer
     item = get_object_or_404(Photo.objects.visible_to(viewer), pk=pk)
     return serve_private_file(item.thumbnail if thumbnail else item.image)
+
+
+@require_safe
+def voice_note(request: HttpRequest, pk: int) -> FileResponse:
+    """A voice note, only for whom may see its issue (the public: public issues only)."""
+    item = get_object_or_404(VoiceNote.objects.visible_to(request.user), pk=pk)
+    return serve_private_file(item.audio, content_type="audio/mp4")
 
 
 # --- notifications -----------------------------------------------------------------------------

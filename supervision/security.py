@@ -21,9 +21,12 @@ CSP = "; ".join(
         "default-src 'self'",
         "script-src 'self'",  # all JavaScript is in static files: no inline scripts, no eval
         "style-src 'self' 'unsafe-inline'",  # style attributes (progress bar widths)
-        "img-src 'self' data:",  # Bootstrap's form controls draw their arrows as data: SVG
+        # Bootstrap's form controls draw their arrows as data: SVG; blob: shows the photos a
+        # person chose, before they are sent.
+        "img-src 'self' data: blob:",
         "font-src 'self'",
         "connect-src 'self'",
+        "media-src 'self' blob:",  # voice notes, and one's own recording before it is sent
         "form-action 'self'",
         "frame-ancestors 'none'",
         "base-uri 'self'",

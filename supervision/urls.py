@@ -70,6 +70,7 @@ urlpatterns = [
     path("notifications/read/", issue_views.notifications_read, name="notifications-read"),
     path("notifications/<int:pk>/", issue_views.notification_open, name="notification-open"),
     path("photos/<int:pk>/", issue_views.photo, name="photo"),
+    path("voice/<int:pk>/", issue_views.voice_note, name="voice-note"),
     path("photos/<int:pk>/thumb/", issue_views.photo, {"thumbnail": True}, name="photo-thumbnail"),
     path("accounts/login/", account_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", account_views.LogoutView.as_view(), name="logout"),

@@ -785,9 +785,11 @@ def test_another_users_key_cannot_be_revoked(world, client):
     assert Api(key=key).get("/me").status_code == 200
 
 
-def test_my_page_links_to_the_keys(world, client):
+def test_the_settings_page_links_to_the_keys(world, client):
+    """Keys are for apps, not for the resident's everyday page: they sit under 设置."""
     client.force_login(world.alice)
-    assert KEYS in client.get("/me/").content.decode()
+    assert "/me/settings/" in client.get("/me/").content.decode()
+    assert KEYS in client.get("/me/settings/").content.decode()
 
 
 # --- the document and the interactive docs -----------------------------------------------------

@@ -408,6 +408,38 @@ class Photo(models.Model):
         return reverse("photo-thumbnail", args=[self.pk])
 
 
+class VoiceNote(models.Model):
+    """语音: a spoken note on an issue or one of its events, re-encoded to AAC in MP4."""
+
+    issue = models.ForeignKey(
+        Issue, verbose_name=_("问题"), on_delete=models.CASCADE, related_name="voice_notes"
+    )
+    event = models.ForeignKey(
+        IssueEvent,
+        verbose_name=_("处理记录"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="voice_notes",
+    )
+    audio = models.FileField(_("语音"), upload_to=photo_path, max_length=200)
+    seconds = models.DecimalField(_("时长（秒）"), max_digits=4, decimal_places=1)
+    created_at = models.DateTimeField(_("时间"), default=timezone.now)
+
+    objects = IssueRelatedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("语音")
+        verbose_name_plural = _("语音")
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.issue.reference} {self.seconds}″"
+
+    def get_absolute_url(self) -> str:
+        return reverse("voice-note", args=[self.pk])
+
+
 class IssueCounter(models.Model):
     """The last reference sequence used per year; locked by ``submit_issue``."""
 
