@@ -4,6 +4,7 @@ from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.utils.translation import gettext_lazy as _
 
 from .models import User
+from .passwords import new_password_set
 
 
 class PasswordChangeRevokingKeys(AdminPasswordChangeForm):
@@ -12,9 +13,7 @@ class PasswordChangeRevokingKeys(AdminPasswordChangeForm):
     def save(self, commit: bool = True):
         user = super().save(commit=commit)
         if commit:
-            from api.tokens import revoke_all
-
-            revoke_all(user)
+            new_password_set(user)
         return user
 
 

@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 from supervision.security import client_ip
 
 from .forms import LoginForm
+from .passwords import new_password_set
+from .two_factor import confirmed_device, hold_for_second_step, may_use_two_factor
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +56,6 @@ class LoginView(auth_views.LoginView):
         return landing_url(getattr(self, "_user", None) or self.request.user)
 
     def form_valid(self, form):
-        from .two_factor import confirmed_device, hold_for_second_step, may_use_two_factor
-
         user = self._user = form.get_user()
         if may_use_two_factor(user) and confirmed_device(user):
             return hold_for_second_step(self.request, user, self.get_success_url())
@@ -83,9 +83,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        from api.tokens import revoke_all
-
-        if revoked := revoke_all(form.user):
+        if revoked := new_password_set(form.user):
             messages.info(
                 self.request,
                 _("原来的 %(n)d 个接口密钥已随旧密码作废，需要时请在「接口密钥」页重新生成。")

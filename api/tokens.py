@@ -44,7 +44,9 @@ def revoke_token(token: ApiToken) -> None:
 
 
 def revoke_all(user) -> int:
-    """Revoke every live key of ``user`` (their password was changed); returns how many."""
+    """Revoke every live key of ``user``; returns how many. Called on a new password
+    (``accounts.passwords.new_password_set``) and on a dismissal
+    (``supervision.residents.dismiss_supervisor``)."""
     return ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )

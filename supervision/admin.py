@@ -65,9 +65,38 @@ class SupervisorAdmin(SimpleHistoryAdmin):
     search_fields = ["user__display_name", "user__username", "certificate_number"]
     list_select_related = ["user", "neighbourhood"]
     filter_horizontal = ["projects"]
+    # Dismissal is a service (residents.dismiss_supervisor: the account closes, keys are
+    # revoked); the panel's action takes it. Here it is shown, not edited.
+    readonly_fields = ["is_active", "dismissed_on"]
+
+
+# An issue's workflow fields: only the steps in supervision/services.py change them, each with
+# its IssueEvent. In /admin/ they are shown, never edited.
+WORKFLOW_FIELDS = [
+    "status",
+    "category",
+    "urgency",
+    "is_public",
+    "department",
+    "contractor",
+    "sign_for_due_at",
+    "reply_due_at",
+    "rectify_due_at",
+    "verify_remind_at",
+    "verify_due_at",
+    "accepted_at",
+    "first_reply_at",
+    "rectified_at",
+    "closed_at",
+    "escalated_at",
+    "rating",
+    "reopen_count",
+]
 
 
 class IssueEventInline(admin.TabularInline):
+    """The issue's history: read only, as it is the record of who did what."""
+
     model = IssueEvent
     extra = 0
     can_delete = False
@@ -77,10 +106,17 @@ class IssueEventInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(Issue)
 class IssueAdmin(admin.ModelAdmin):
-    """Read-mostly: status changes go through the workflow services, never through this form."""
+    """Read-mostly: the wording and place of an issue can be corrected here; its workflow fields
+    are read only and there are no bulk actions that change them."""
 
     list_display = [
         "reference",
@@ -95,29 +131,19 @@ class IssueAdmin(admin.ModelAdmin):
     list_filter = ["status", "category", "urgency", "department", "is_public"]
     search_fields = ["reference", "title", "description"]
     list_select_related = ["project", "department"]
-    readonly_fields = [
-        "reference",
-        "project",
-        "reporter",
-        "status",
-        "department",
-        "contractor",
-        "sign_for_due_at",
-        "reply_due_at",
-        "rectify_due_at",
-        "accepted_at",
-        "first_reply_at",
-        "rectified_at",
-        "closed_at",
-        "escalated_at",
-        "rating",
-        "created_at",
-    ]
+    readonly_fields = ["reference", "project", "reporter", *WORKFLOW_FIELDS, "created_at"]
     exclude = ["latitude", "longitude"]
     inlines = [IssueEventInline]
 
     def has_add_permission(self, request):
         return False
+
+    def save_model(self, request, obj, form, change):
+        """Save only the fields this form changed, so a step the workflow took meanwhile is not
+        overwritten by this page's older copy of the issue."""
+        changed = [name for name in form.changed_data if name not in WORKFLOW_FIELDS]
+        if changed:
+            obj.save(update_fields=[*changed, "updated_at"])
 
 
 @admin.register(Photo)

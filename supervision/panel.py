@@ -25,6 +25,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from accounts.models import User
+
 from . import residents, services
 from .access import consultation_projects, consultations_managed_by
 from .issue_views import issue_page_context
@@ -772,7 +774,7 @@ class SupervisorPanel(PanelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        appointed = residents_appoint(form.cleaned_data)
+        appointed = residents.appoint_supervisor(actor=request.user, **form.cleaned_data)
         obj.pk = appointed.pk
         obj.user = appointed.user
         form.instance = appointed
@@ -799,14 +801,21 @@ class SupervisorPanel(PanelAdmin):
 
     @admin.action(description=gettext_lazy("解聘所选监督员（停用账号，保留记录）"))
     def dismiss(self, request, queryset):
-        today = timezone.localdate()
-        for supervisor in queryset.filter(is_active=True).select_related("user"):
-            supervisor.is_active = False
-            supervisor.dismissed_on = today
-            supervisor.save(update_fields=["is_active", "dismissed_on", "updated_at"])
-            supervisor.user.is_active = False
-            supervisor.user.save(update_fields=["is_active"])
-        self.message_user(request, _("已解聘，账号已停用，反映和巡查记录都已保留。"))
+        dismissed = 0
+        for supervisor in queryset.filter(is_active=True):
+            try:
+                if residents.dismiss_supervisor(supervisor, actor=request.user):
+                    dismissed += 1
+            except services.WorkflowError as refusal:
+                self.message_user(request, refusal.message, messages.ERROR)
+                return
+        if dismissed:
+            self.message_user(
+                request,
+                _("已解聘 %(n)d 名监督员，账号已停用，反映和巡查记录都已保留。") % {"n": dismissed},
+            )
+        else:
+            self.message_user(request, _("所选监督员都已解聘，没有变化。"), messages.WARNING)
 
 
 class AppointForm(forms.ModelForm):
@@ -828,41 +837,13 @@ class AppointForm(forms.ModelForm):
         fields = ["neighbourhood", "projects", "appointed_on", "term_ends_on", "certificate_number"]
 
     def clean_username(self):
-        from accounts.models import User
-
         username = self.cleaned_data["username"].strip()
         if User.objects.filter(username=username).exists():
             raise forms.ValidationError(_("这个登录名已被使用。"))
         return username
 
     def clean_mobile(self):
-        from accounts.models import User
-
         mobile = self.cleaned_data["mobile"]
         if User.objects.filter(mobile=mobile).exists():
             raise forms.ValidationError(_("这个手机号已有账号。"))
         return mobile
-
-
-def residents_appoint(data: dict) -> Supervisor:
-    from django.db import transaction
-
-    from accounts.models import User
-
-    with transaction.atomic():
-        user = User.objects.create_user(
-            username=data["username"],
-            password=data["password"],
-            display_name=data["display_name"],
-            mobile=data["mobile"],
-            role=User.Role.SUPERVISOR,
-        )
-        supervisor = Supervisor.objects.create(
-            user=user,
-            neighbourhood=data["neighbourhood"],
-            appointed_on=data["appointed_on"],
-            term_ends_on=data["term_ends_on"],
-            certificate_number=data["certificate_number"],
-        )
-        supervisor.projects.set(data["projects"])
-    return supervisor

@@ -1,16 +1,19 @@
 """Residents decide (改不改、改什么、怎么改、如何管) and supervisors watch the works.
 
-Services for consultations (household import, ballots, the 2/3 rule, adopting the result) and
-patrols (the checklist, and a problem turned into an issue with one tap).
+Services for consultations (household import, ballots, the 2/3 rule, adopting the result),
+patrols (the checklist, and a problem turned into an issue with one tap) and the supervisors
+themselves (appointed and dismissed by the bureau).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from fractions import Fraction
 
 from django.core.files.storage import default_storage
@@ -19,6 +22,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from openpyxl import load_workbook
+
+from accounts.models import User
+from api.tokens import revoke_all
 
 from . import photos as photo_intake
 from . import services
@@ -31,13 +37,17 @@ from .models import (
     ConsultationItem,
     Household,
     Issue,
+    Neighbourhood,
     Patrol,
     PatrolCheck,
     PatrolPhoto,
     Project,
     ScopeItem,
+    Supervisor,
 )
 from .services import WorkflowError
+
+audit = logging.getLogger("audit")
 
 # 12 characters from 31 unambiguous ones: about 59 bits, printed in groups of four.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -378,3 +388,87 @@ def patrol_problem_to_issue(check: PatrolCheck, *, actor) -> Issue:
     )
     PatrolCheck.objects.filter(pk=check.pk, issue__isnull=True).update(issue=issue)
     return issue
+
+
+# --- supervisors -------------------------------------------------------------------------------
+
+
+def _refuse_unless_bureau(actor, message: str) -> None:
+    if not (actor is not None and actor.is_active and actor.is_bureau):
+        raise WorkflowError(message, status_code=403)
+
+
+def appoint_supervisor(
+    *,
+    actor: User,
+    display_name: str,
+    username: str,
+    mobile: str,
+    password: str,
+    neighbourhood: Neighbourhood,
+    projects: Iterable[Project],
+    appointed_on: date,
+    term_ends_on: date,
+    certificate_number: str,
+) -> Supervisor:
+    """聘任: the bureau makes the account and the appointment together, or neither.
+
+    The form has checked that the username, mobile and certificate number are free and that the
+    term ends after it starts. The appointment's history row names ``actor``.
+    """
+    _refuse_unless_bureau(actor, _("只有住建局可以聘任群众监督员。"))
+    with transaction.atomic():
+        user = User.objects.create_user(
+            username=username,
+            password=password,
+            display_name=display_name,
+            mobile=mobile,
+            role=User.Role.SUPERVISOR,
+        )
+        supervisor = Supervisor(
+            user=user,
+            neighbourhood=neighbourhood,
+            appointed_on=appointed_on,
+            term_ends_on=term_ends_on,
+            certificate_number=certificate_number,
+        )
+        supervisor._history_user = actor
+        supervisor.save()
+        supervisor.projects.set(projects)
+    audit.info(
+        "supervisor appointed user=%s certificate=%s by=%s",
+        user.username,
+        certificate_number,
+        actor.username,
+    )
+    return supervisor
+
+
+def dismiss_supervisor(supervisor: Supervisor, *, actor: User, on: date | None = None) -> bool:
+    """解聘: the appointment ends ``on`` (today by default), the account is deactivated and its
+    API keys are revoked; issues and patrols stay on record. The history row names ``actor``.
+
+    Returns False, changing nothing, when the supervisor was already dismissed (a second click).
+    """
+    _refuse_unless_bureau(actor, _("只有住建局可以解聘群众监督员。"))
+    on = on or timezone.localdate()
+    with transaction.atomic():
+        locked = Supervisor.objects.select_for_update().select_related("user").get(pk=supervisor.pk)
+        if not locked.is_active:
+            return False
+        locked.is_active = False
+        locked.dismissed_on = on
+        locked._history_user = actor
+        locked.save(update_fields=["is_active", "dismissed_on", "updated_at"])
+        locked.user.is_active = False
+        locked.user.save(update_fields=["is_active"])
+        revoked = revoke_all(locked.user)
+    audit.info(
+        "supervisor dismissed user=%s certificate=%s keys_revoked=%d by=%s",
+        locked.user.username,
+        locked.certificate_number,
+        revoked,
+        actor.username,
+    )
+    supervisor.is_active, supervisor.dismissed_on = False, on
+    return True

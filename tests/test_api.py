@@ -299,6 +299,25 @@ def test_an_administrators_new_password_revokes_the_keys(world, client):
     assert Api(world.alice).get("/me").status_code == 200  # nobody else's keys
 
 
+def test_the_new_password_rule_revokes_only_that_persons_live_keys(world):
+    from accounts.passwords import new_password_set
+
+    phone, _ = create_token(world.alice, "手机")
+    old, _ = create_token(world.alice, "旧手机")
+    old.revoked_at = timezone.now() - timedelta(days=3)
+    old.save(update_fields=["revoked_at"])
+    bobs, _ = create_token(world.bob, "手机")
+
+    assert new_password_set(world.alice) == 1
+
+    phone.refresh_from_db()
+    old.refresh_from_db()
+    bobs.refresh_from_db()
+    assert phone.revoked_at is not None
+    assert old.revoked_at < phone.revoked_at  # an old revocation keeps its date
+    assert bobs.revoked_at is None
+
+
 def test_dismissed_supervisors_key_stops_working(world, client):
     alice = Api(world.alice)
     issue = world.submit()

@@ -4,6 +4,7 @@ checks the response, then what was saved."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date, timedelta
 
@@ -11,13 +12,15 @@ import pytest
 from django.contrib.messages import get_messages
 from django.core.cache import cache
 from django.core.files.storage import default_storage
+from django.db import IntegrityError
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
+from api.tokens import create_token
 from supervision import residents, services
 from supervision.models import Issue, Patrol, PatrolCheck, PatrolPhoto, Project, Supervisor
-from supervision.panel import AppointForm, residents_appoint
+from supervision.panel import AppointForm
 
 from .factories import PASSWORD, image_file, make_neighbourhood, make_project, make_supervisor
 
@@ -390,7 +393,7 @@ def test_bureau_appoints_a_supervisor_with_an_account(world, client):
 def test_the_appointment_form_creates_the_account_and_the_appointment_together(world):
     form = AppointForm(data=appointment(world))
     assert form.is_valid(), form.errors
-    supervisor = residents_appoint(form.cleaned_data)
+    supervisor = residents.appoint_supervisor(actor=world.bureau, **form.cleaned_data)
 
     user = supervisor.user
     assert (user.username, user.role, user.mobile) == (
@@ -433,6 +436,61 @@ def test_staff_cannot_appoint_supervisors(world, client):
     assert not User.objects.filter(username="chenjg").exists()
 
 
+def appointment_by(world, actor, **fields) -> Supervisor:
+    """The appointment service called directly, with the form's data already cleaned."""
+    data = {
+        "display_name": "陈建国",
+        "username": "chenjg",
+        "mobile": "13900000009",
+        "password": "jiandu-2024-pw",
+        "neighbourhood": world.project.neighbourhood,
+        "projects": [world.project],
+        "appointed_on": date(2024, 4, 1),
+        "term_ends_on": date(2027, 3, 31),
+        "certificate_number": "RAJD-2024-009",
+    }
+    data.update(fields)
+    return residents.appoint_supervisor(actor=actor, **data)
+
+
+def test_the_appointment_records_who_made_it(world, client, caplog):
+    client.force_login(world.bureau)
+    with caplog.at_level(logging.INFO, logger="audit"):
+        response = client.post(f"{SUPERVISORS}add/", appointment(world))
+
+    assert response.status_code == 302
+    supervisor = Supervisor.objects.get(user__username="chenjg")
+    created = supervisor.history.get()
+    assert created.history_type == "+"
+    assert created.history_user == world.bureau
+    assert "supervisor appointed user=chenjg certificate=RAJD-2024-009 by=zhujianju" in [
+        record.getMessage() for record in caplog.records if record.name == "audit"
+    ]
+
+
+@pytest.mark.parametrize("who", ["handler", "builder", "alice"])
+def test_only_the_bureau_may_appoint_through_the_service(world, who):
+    users, supervisors = User.objects.count(), Supervisor.objects.count()
+    with pytest.raises(services.WorkflowError) as refusal:
+        appointment_by(world, getattr(world, who))
+
+    assert refusal.value.status_code == 403
+    assert refusal.value.message == "只有住建局可以聘任群众监督员。"
+    assert (User.objects.count(), Supervisor.objects.count()) == (users, supervisors)
+
+
+def test_an_appointment_that_fails_leaves_no_account_behind(world):
+    """The account and the appointment are made together or not at all: a certificate number
+    already in use (two bureau clerks at once) leaves no orphan account."""
+    taken = world.alice.supervisor.certificate_number
+    users = User.objects.count()
+    with pytest.raises(IntegrityError):
+        appointment_by(world, world.bureau, certificate_number=taken)
+
+    assert User.objects.count() == users
+    assert not User.objects.filter(username="chenjg").exists()
+
+
 # --- dismissing supervisors --------------------------------------------------------------------
 
 
@@ -447,7 +505,7 @@ def test_dismissal_keeps_the_record_and_closes_the_account(world, client, phone)
     )
 
     assert response.status_code == 302
-    assert messages_of(response) == ["已解聘，账号已停用，反映和巡查记录都已保留。"]
+    assert messages_of(response) == ["已解聘 1 名监督员，账号已停用，反映和巡查记录都已保留。"]
     supervisor = Supervisor.objects.get(user=world.alice)
     assert not supervisor.is_active
     assert supervisor.dismissed_on == timezone.localdate()
@@ -466,6 +524,102 @@ def test_dismissal_keeps_the_record_and_closes_the_account(world, client, phone)
     response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
     assert response.status_code == 200
     assert "_auth_user_id" not in client.session
+
+
+def test_bureau_dismisses_through_the_service_and_is_named_in_the_history(world, caplog):
+    token, _key = create_token(world.alice, "手机")
+    supervisor = world.alice.supervisor
+    with caplog.at_level(logging.INFO, logger="audit"):
+        assert residents.dismiss_supervisor(supervisor, actor=world.bureau) is True
+
+    assert (supervisor.is_active, supervisor.dismissed_on) == (False, timezone.localdate())
+    supervisor.refresh_from_db()
+    assert not supervisor.is_active
+    assert supervisor.dismissed_on == timezone.localdate()
+    assert not User.objects.get(pk=world.alice.pk).is_active
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    latest = supervisor.history.order_by("-history_date", "-history_id").first()
+    assert (latest.is_active, latest.history_type) == (False, "~")
+    assert latest.history_user == world.bureau
+    certificate = supervisor.certificate_number
+    assert (
+        f"supervisor dismissed user=alice certificate={certificate} keys_revoked=1 by=zhujianju"
+        in [record.getMessage() for record in caplog.records if record.name == "audit"]
+    )
+    assert Supervisor.objects.get(user=world.bob).is_active  # nobody else
+    assert User.objects.get(pk=world.bob.pk).is_active
+
+
+def test_dismissal_on_a_given_day(world):
+    supervisor = world.alice.supervisor
+    residents.dismiss_supervisor(supervisor, actor=world.bureau, on=date(2024, 6, 30))
+    supervisor.refresh_from_db()
+    assert supervisor.dismissed_on == date(2024, 6, 30)
+
+
+@pytest.mark.parametrize("who", ["handler", "builder", "other_staff", "alice", "bob"])
+def test_only_the_bureau_may_dismiss(world, who):
+    token, _key = create_token(world.alice, "手机")
+    supervisor = world.alice.supervisor
+    entries = supervisor.history.count()
+    with pytest.raises(services.WorkflowError) as refusal:
+        residents.dismiss_supervisor(supervisor, actor=getattr(world, who))
+
+    assert refusal.value.status_code == 403
+    assert refusal.value.message == "只有住建局可以解聘群众监督员。"
+    supervisor.refresh_from_db()
+    assert supervisor.is_active and supervisor.dismissed_on is None
+    assert User.objects.get(pk=world.alice.pk).is_active
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    assert supervisor.history.count() == entries
+
+
+def test_a_deactivated_bureau_account_cannot_dismiss(world):
+    User.objects.filter(pk=world.bureau.pk).update(is_active=False)
+    bureau = User.objects.get(pk=world.bureau.pk)
+    with pytest.raises(services.WorkflowError):
+        residents.dismiss_supervisor(world.alice.supervisor, actor=bureau)
+    assert Supervisor.objects.get(user=world.alice).is_active
+
+
+def test_dismissing_twice_changes_nothing_the_second_time(world):
+    supervisor = world.alice.supervisor
+    assert residents.dismiss_supervisor(supervisor, actor=world.bureau, on=date(2024, 6, 30))
+    entries = supervisor.history.count()
+    stale = Supervisor.objects.get(pk=supervisor.pk)  # a second click from an older page
+    stale.is_active = True
+
+    assert residents.dismiss_supervisor(stale, actor=world.bureau) is False
+
+    supervisor.refresh_from_db()
+    assert supervisor.dismissed_on == date(2024, 6, 30)  # not moved to today
+    assert supervisor.history.count() == entries
+
+
+def test_the_panel_says_so_when_the_selected_supervisors_were_already_dismissed(world, client):
+    former = dismissed(world).supervisor
+    client.force_login(world.bureau)
+    response = client.post(
+        SUPERVISORS, {"action": "dismiss", "_selected_action": [former.pk], "index": "0"}
+    )
+
+    assert response.status_code == 302
+    assert messages_of(response) == ["所选监督员都已解聘，没有变化。"]
+    former.refresh_from_db()
+    assert former.dismissed_on == date(2024, 1, 1)
+
+
+def test_the_panel_dismissal_is_recorded_with_the_bureau_clerk(world, client):
+    client.force_login(world.bureau)
+    client.post(
+        SUPERVISORS,
+        {"action": "dismiss", "_selected_action": [world.alice.supervisor.pk], "index": "0"},
+    )
+    latest = Supervisor.objects.get(user=world.alice).history.order_by("-history_date").first()
+    assert not latest.is_active
+    assert latest.history_user == world.bureau
 
 
 # --- the directory and the certificate ---------------------------------------------------------
