@@ -4,6 +4,7 @@ from datetime import timedelta
 from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from . import photos as photo_intake
@@ -50,24 +51,58 @@ class ProjectFilterForm(forms.Form):
 # --- photos ------------------------------------------------------------------------------------
 
 
-class MultiplePhotoInput(forms.ClearableFileInput):
-    """One file input that takes several photos and opens the back camera on a phone."""
+class PhotoPicker(forms.Widget):
+    """Two ways to add photos, always both: 「拍照」 opens the back camera, 「从相册选」 the album
+    (several at once). Both inputs carry the field's name, so without JavaScript the form posts
+    whatever each holds; with it (issue-form.js) the photos add up across choices, with
+    thumbnails and a × on each, up to nine."""
 
-    allow_multiple_selected = True
-    template_name = "django/forms/widgets/file.html"
-
-    def __init__(self, attrs=None):
-        defaults = {"accept": "image/*", "capture": "environment", "data-photo-input": ""}
-        super().__init__({**defaults, **(attrs or {})})
+    needs_multipart_form = True
 
     def value_from_datadict(self, data, files, name):
         return files.getlist(name)
+
+    def value_omitted_from_data(self, data, files, name) -> bool:
+        return name not in files
+
+    def use_required_attribute(self, initial) -> bool:
+        return False
+
+    def render(self, name, value, attrs=None, renderer=None) -> str:
+        attrs = {**self.attrs, **(attrs or {})}
+        field_id = attrs.get("id") or f"id_{name}"
+        described = attrs.get("aria-describedby", "")
+        invalid = " is-invalid" if "is-invalid" in attrs.get("class", "") else ""
+        return format_html(
+            '<div class="photo-picker" data-photo-picker data-name="{name}">'
+            '<div class="photo-buttons">'
+            '<span class="photo-choice"><input type="file" name="{name}" id="{id}-camera" '
+            'accept="image/*" capture="environment" class="form-control photo-input{invalid}" '
+            'aria-describedby="{described}">'
+            '<label class="btn btn-outline-primary photo-button" for="{id}-camera">{camera}'
+            "</label></span>"
+            '<span class="photo-choice"><input type="file" name="{name}" id="{id}" '
+            'accept="image/*,.heic,.heif" multiple class="form-control photo-input{invalid}" '
+            'aria-describedby="{described}">'
+            '<label class="btn btn-outline-primary photo-button" for="{id}">{album}</label>'
+            "</span></div>"
+            '<p class="photo-count mb-1" data-photo-count aria-live="polite"></p>'
+            '<div class="photo-grid" data-photo-previews></div>'
+            '<div class="invalid-feedback d-block" data-photo-problems aria-live="polite"></div>'
+            "</div>",
+            name=name,
+            id=field_id,
+            described=described,
+            invalid=invalid,
+            camera=_("拍照"),
+            album=_("从相册选"),
+        )
 
 
 class PhotosField(forms.Field):
     """Cleans to a list of ``photos.PreparedPhoto``: every file checked and converted once."""
 
-    widget = MultiplePhotoInput
+    widget = PhotoPicker
 
     def __init__(self, *, min_count: int = 0, **kwargs):
         self.min_count = min_count
@@ -146,10 +181,20 @@ class IssueForm(forms.Form):
         required=False,
         help_text=_("只记录位置坐标，照片本身不保存位置信息。"),
     )
+    # With the consent above, the phone sends the position it read from the photo before
+    # shrinking it (or its own): the photos that arrive then no longer carry it.
+    latitude = forms.DecimalField(
+        min_value=-90, max_value=90, decimal_places=6, required=False, widget=forms.HiddenInput
+    )
+    longitude = forms.DecimalField(
+        min_value=-180, max_value=180, decimal_places=6, required=False, widget=forms.HiddenInput
+    )
 
     def __init__(self, *args, projects: QuerySet[Project], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["project"].queryset = projects
+        # Marked as required (a residents' opinion needs none: the service says so if asked).
+        self.fields["photos"].required = True
         for name in ("building", "unit", "households"):
             self.fields[name].widget.attrs.setdefault("inputmode", "text")
         self.fields["households"].widget.attrs["inputmode"] = "numeric"
@@ -172,7 +217,16 @@ class IssueForm(forms.Form):
             photos=data["photos"],
             idempotency_key=data["token"],
             position_from_photos=data["share_position"],
+            **self._position(),
         )
+
+    def _position(self) -> dict:
+        """The position the phone sent, only with the person's consent and only as a pair."""
+        data = self.cleaned_data
+        latitude, longitude = data.get("latitude"), data.get("longitude")
+        if not data.get("share_position") or latitude is None or longitude is None:
+            return {}
+        return {"latitude": latitude, "longitude": longitude}
 
     def clean_token(self) -> str:
         # A page from before the token existed, or a client that sends none: file it once

@@ -1,7 +1,10 @@
 from decimal import Decimal
+from functools import cache
+from pathlib import Path
 
 import segno
 from django.conf import settings
+from django.contrib.staticfiles import finders
 from django.core.paginator import Paginator
 from django.db import DatabaseError, connection
 from django.db.models import Count, DecimalField, F, Prefetch, Q, Sum
@@ -225,6 +228,25 @@ def healthz(request: HttpRequest) -> HttpResponse:
     except DatabaseError:
         return HttpResponse("database unavailable\n", status=503, content_type="text/plain")
     return HttpResponse("ok\n", content_type="text/plain")
+
+
+@require_safe
+def offline(request: HttpRequest) -> HttpResponse:
+    """What the service worker shows for a page that cannot load without a network."""
+    return render(request, "supervision/offline.html")
+
+
+@cache
+def _service_worker_source() -> bytes:
+    return Path(finders.find("js/sw.js")).read_bytes()
+
+
+@require_safe
+def service_worker(request: HttpRequest) -> HttpResponse:
+    """/sw.js: served from the root so that it may look after every page of the site."""
+    response = HttpResponse(_service_worker_source(), content_type="text/javascript")
+    response["Cache-Control"] = "no-cache"
+    return response
 
 
 ELDER_COOKIE = "elder"

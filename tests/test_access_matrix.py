@@ -29,6 +29,8 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, resolve
 from django.utils import timezone
@@ -51,6 +53,7 @@ from supervision.models import (
     Photo,
     ResponseTemplate,
     RoutingRule,
+    VoiceNote,
 )
 from supervision.panel import panel
 from supervision.urls import urlpatterns
@@ -156,6 +159,7 @@ class Scene:
     rule: RoutingRule
     day_off: CalendarChange
     delivery: Delivery
+    voices: dict[str, VoiceNote] = field(default_factory=dict)
 
     def user(self, role: str) -> User | None:
         return None if role == "anon" else getattr(self.world, role)
@@ -272,7 +276,16 @@ def scene(world: World, django_capture_on_commit_callbacks) -> Scene:
         "pub": issues["x_pub"].photos.first(),
     }
     assert photos["pub"] is not None
+    voices = {
+        key: VoiceNote.objects.create(
+            issue=issues[name],
+            audio=default_storage.save(f"voice/matrix-{key}.m4a", ContentFile(b"m4a")),
+            seconds=3,
+        )
+        for key, name in (("x", "x_sub"), ("y", "y_sub"), ("pub", "x_pub"))
+    }
     return Scene(
+        voices=voices,
         world=world,
         issues=issues,
         photos=photos,
@@ -404,6 +417,7 @@ def foreign(scene: Scene, role: str) -> dict:
     return {
         "project": project,
         "photo": scene.photos[x_or_y],
+        "voice_note": scene.voices[x_or_y],
         "notification": scene.notifications["bob" if role == "alice" else "alice"],
         "patrol": patrol,
         "check": patrol.checks.get(ok=False),
@@ -514,6 +528,12 @@ SITE = {
     # A photo: for whom may see its issue; the public only those of public issues.
     "photo": row(NOT_FOUND, OK, OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK),
     "photo-thumbnail": row(NOT_FOUND, OK, OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK),
+    # A voice note: the same rule as a photo.
+    "voice-note": row(NOT_FOUND, OK, OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK),
+    # What the service worker keeps for a supervisor without a signal; nothing personal in it.
+    "offline": everyone(OK),
+    "service-worker": everyone(OK),
+    "settings": logged_in(OK),  # one's own password, elder mode, language, keys
     "login": {"anon": OK, **dict.fromkeys(LOGGED_IN, to("/"))},
     "logout": everyone(NOT_ALLOWED),  # POST only
     # The second step of a login with two factors: without a password step pending, to the login.
@@ -782,6 +802,7 @@ class Matrix:
             "notification-open": "notification",
             "photo": "photo",
             "photo-thumbnail": "photo",
+            "voice-note": "voice_note",
         }
         values = {}
         for param in params(route.route):

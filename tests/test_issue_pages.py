@@ -99,21 +99,25 @@ def count_queries(client, url: str) -> int:
 # --- filing: the form --------------------------------------------------------------------------
 
 
-def test_new_issue_form_opens_the_back_camera_and_carries_a_token(world, client):
+def test_new_issue_form_offers_the_camera_and_the_album_and_carries_a_token(world, client):
+    """Both, always: 「拍照」 opens the back camera, 「从相册选」 the album, several at once."""
     client.force_login(world.alice)
     response = client.get("/issues/new/")
     assert response.status_code == 200
     page = page_of(response)
-    photos_input = re.search(r'<input type="file" name="photos"[^>]*>', page).group(0)
-    assert 'accept="image/*"' in photos_input
-    assert 'capture="environment"' in photos_input
-    assert " multiple" in photos_input
+    inputs = re.findall(r'<input type="file" name="photos"[^>]*>', page)
+    assert len(inputs) == 2
+    camera, album = inputs
+    assert 'capture="environment"' in camera and " multiple" not in camera
+    assert " multiple" in album and "capture" not in album and 'accept="image/*' in album
+    assert ">拍照</label>" in page and ">从相册选</label>" in page
     token = re.search(r'<input type="hidden" name="token" value="([^"]+)"', page).group(1)
     assert len(token) >= 20
     again = re.search(r'name="token" value="([^"]+)"', page_of(client.get("/issues/new/")))
     assert again.group(1) != token  # each form a fresh token
-    # Alice watches one project: it is chosen for her.
-    assert f'<option value="{world.project.pk}" selected>' in page
+    # Alice watches one project: it is chosen for her, and the form says which.
+    assert f'<input type="hidden" name="project" value="{world.project.pk}">' in page
+    assert f"反映到：<strong>{world.project.name}</strong>" in page
 
 
 def test_project_in_the_address_is_preselected_when_watched(world, client):
