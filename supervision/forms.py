@@ -119,6 +119,45 @@ class PhotosField(forms.Field):
             raise forms.ValidationError(error.messages) from None
 
 
+class VoiceRecorder(forms.Widget):
+    """「按住说话」: records up to a minute in the browser (MediaRecorder, voice in issue-form.js)
+    and sends it with the form. Hidden until the script finds a phone that can record; a phone
+    that cannot simply shows no button."""
+
+    needs_multipart_form = True
+
+    def value_from_datadict(self, data, files, name):
+        return files.get(name)
+
+    def value_omitted_from_data(self, data, files, name) -> bool:
+        return name not in files
+
+    def render(self, name, value, attrs=None, renderer=None) -> str:
+        return format_html(
+            '<div class="voice-recorder" data-voice-recorder data-name="{name}" hidden>'
+            '<button type="button" class="btn btn-outline-primary voice-button" '
+            'data-voice-record aria-pressed="false">{hold}</button>'
+            '<span class="voice-status" data-voice-status aria-live="polite"></span>'
+            "<audio controls hidden data-voice-preview></audio>"
+            '<button type="button" class="btn btn-link" data-voice-remove hidden>{remove}</button>'
+            "</div>",
+            name=name,
+            hold=_("按住说话"),
+            remove=_("删除语音"),
+        )
+
+
+class VoiceField(forms.FileField):
+    """A voice note as uploaded; ``voice.prepare_voice`` (through the service) checks it."""
+
+    widget = VoiceRecorder
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("label", "")  # the button says what it does
+        super().__init__(**kwargs)
+
+
 # --- filing an issue ---------------------------------------------------------------------------
 
 
@@ -181,6 +220,7 @@ class IssueForm(forms.Form):
         required=False,
         help_text=_("只记录位置坐标，照片本身不保存位置信息。"),
     )
+    voice = VoiceField(help_text=_("不方便打字，可以按住说话录一段（最长 60 秒）。"))
     # With the consent above, the phone sends the position it read from the photo before
     # shrinking it (or its own): the photos that arrive then no longer carry it.
     latitude = forms.DecimalField(
@@ -195,6 +235,9 @@ class IssueForm(forms.Form):
         self.fields["project"].queryset = projects
         # Marked as required (a residents' opinion needs none: the service says so if asked).
         self.fields["photos"].required = True
+        # A voice note may stand in for the written details.
+        if self.files and self.files.get("voice"):
+            self.fields["description"].required = False
         for name in ("building", "unit", "households"):
             self.fields[name].widget.attrs.setdefault("inputmode", "text")
         self.fields["households"].widget.attrs["inputmode"] = "numeric"
@@ -217,6 +260,7 @@ class IssueForm(forms.Form):
             photos=data["photos"],
             idempotency_key=data["token"],
             position_from_photos=data["share_position"],
+            voice=data.get("voice"),
             **self._position(),
         )
 
@@ -278,13 +322,24 @@ class StepForm(forms.Form):
 
 class CommentForm(StepForm):
     step, label, button_class = "comment", _("留言"), "btn-outline-primary"
-    text = _text_field(_("留言"), placeholder=_("补充情况、提问或回复"))
+    text = _text_field(_("留言"), required=False, placeholder=_("补充情况、提问或回复"))
+    voice = VoiceField()
     photos = PhotosField(label=_("照片（可选）"))
+
+    def clean(self):
+        data = super().clean()
+        if (
+            not (data.get("text") or "").strip()
+            and not data.get("voice")
+            and "text" not in self.errors
+        ):
+            self.add_error("text", _("请填写留言内容，或按住说话录一段语音。"))
+        return data
 
     def run(self):
         d = self.cleaned_data
         return services.comment_on_issue(
-            self.issue, actor=self.user, text=d["text"], photos=d["photos"]
+            self.issue, actor=self.user, text=d["text"], photos=d["photos"], voice=d.get("voice")
         )
 
 

@@ -47,7 +47,9 @@ class SecurityHeadersMiddleware:
         response.setdefault("Referrer-Policy", "same-origin")
         response.setdefault("X-Content-Type-Options", "nosniff")
         response.setdefault(
-            "Permissions-Policy", "camera=(self), geolocation=(self), microphone=()"
+            # The phone records voice notes (按住说话) on our own pages only.
+            "Permissions-Policy",
+            "camera=(self), geolocation=(self), microphone=(self)",
         )
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated and "Cache-Control" not in response:

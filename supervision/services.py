@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 
 from . import notifications
 from . import photos as photo_intake
+from . import voice as voice_intake
 from .models import (
     Department,
     ExtensionRequest,
@@ -258,6 +259,13 @@ def _stop_verify_clock(issue: Issue, fields: list[str]) -> None:
     fields += ["verify_remind_at", "verify_due_at"]
 
 
+def _prepare_voice(voice) -> voice_intake.PreparedVoice | None:
+    try:
+        return voice_intake.prepare_voice(voice)
+    except voice_intake.VoiceError as error:
+        raise _invalid(str(error)) from None
+
+
 def needs_photo(category: str) -> bool:
     """Every issue comes with at least one photo of the site, except a residents' opinion (居民意见),
     which is about what people want rather than something to be seen."""
@@ -327,6 +335,7 @@ def submit_issue(
     latitude=None,
     longitude=None,
     position_from_photos: bool = False,
+    voice=None,
 ) -> Issue:
     """A supervisor files an issue on a project they watch (提交).
 
@@ -342,7 +351,8 @@ def submit_issue(
     if urgency not in Issue.Urgency.values:
         raise _invalid(_("请选择紧急程度。"))
     title = _text(title, required=_("请填写标题。"))[:100]
-    description = _text(description, required=_("请描述问题。"))
+    # A voice note (语音) may stand in for the written details; the title is still needed.
+    description = _text(description, required=None if voice else _("请描述问题。"))
     if idempotency_key:
         existing = Issue.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
@@ -361,6 +371,7 @@ def submit_issue(
         prepared = photo_intake.prepare_photos(photos)
     except photo_intake.PhotoError as error:
         raise _invalid(str(error)) from None
+    spoken = _prepare_voice(voice)
     if position_from_photos and latitude is None:
         position = next((p.position for p in prepared if p.position), None)
         if position:
@@ -406,6 +417,7 @@ def submit_issue(
                 created_at=now,
             )
             photo_intake.attach_photos(issue, prepared, kind=Photo.Kind.BEFORE, event=event)
+            voice_intake.attach_voice(issue, spoken, event=event)
             transaction.on_commit(lambda: notifications.issue_changed(issue.pk, event.pk))
     except IntegrityError:
         # Two taps with one token raced: the other one won, and that is the issue.
@@ -687,14 +699,18 @@ def withdraw_issue(issue: Issue, *, actor, text: str = "") -> Issue:
     return _sync(issue, fresh)
 
 
-def comment_on_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> IssueEvent:
-    """Anyone taking part who may see the issue leaves a message (留言)."""
-    text = _text(text, required=_("请填写留言内容。"))
+def comment_on_issue(
+    issue: Issue, *, actor, text: str, photos: Sequence = (), voice=None
+) -> IssueEvent:
+    """Anyone taking part who may see the issue leaves a message (留言): words, a voice note
+    (语音) instead of them, photos, or all three."""
+    text = _text(text, required=None if voice else _("请填写留言内容。"))
     _check("comment", actor, issue)
     try:
         prepared = photo_intake.prepare_photos(photos)
     except photo_intake.PhotoError as error:
         raise _invalid(str(error)) from None
+    spoken = _prepare_voice(voice)
     with transaction.atomic():
         fresh = _lock(issue)
         _check("comment", actor, fresh)
@@ -716,6 +732,7 @@ def comment_on_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -
             else Photo.Kind.BEFORE
         )
         photo_intake.attach_photos(fresh, prepared, kind=kind, event=event)
+        voice_intake.attach_voice(fresh, spoken, event=event)
     _sync(issue, fresh)
     return event
 

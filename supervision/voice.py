@@ -13,12 +13,16 @@ from __future__ import annotations
 import io
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 
 import av
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from .models import VoiceNote
 
 MAX_BYTES = 3 * 1024 * 1024  # a minute of phone audio is 0.2–1 MB in any of their formats
 MAX_SECONDS = 60
@@ -92,7 +96,13 @@ def _reencode(data: bytes) -> PreparedVoice:
     return PreparedVoice(out_buffer.getvalue(), round(samples / RATE, 1))
 
 
-def store_voice(prepared: PreparedVoice) -> str:
-    """Write the re-encoded file under a random name; returns the stored name."""
+def attach_voice(issue, prepared: PreparedVoice | None, *, event=None) -> VoiceNote | None:
+    """Create the ``VoiceNote`` row for ``issue`` (and ``event``); the file follows on commit.
+    Must run inside the caller's ``transaction.atomic`` block, as for photos."""
+    if prepared is None:
+        return None
     name = f"voice/{timezone.localdate():%Y/%m}/{secrets.token_hex(16)}.m4a"
-    return default_storage.save(name, ContentFile(prepared.content))
+    transaction.on_commit(lambda: default_storage.save(name, ContentFile(prepared.content)))
+    return VoiceNote.objects.create(
+        issue=issue, event=event, audio=name, seconds=Decimal(str(prepared.seconds))
+    )

@@ -429,7 +429,9 @@ def test_comment_without_text_is_refused(world, client):
     issue = world.issue_in(S.SUBMITTED)
     response = step(client, world.alice, issue, "comment", text="")
     assert response.status_code == 400
-    assert "这个字段是必填项。" in field_errors(page_of(response), "text", prefix="comment-")
+    assert "请填写留言内容，或按住说话录一段语音。" in field_errors(
+        page_of(response), "text", prefix="comment-"
+    )
     assert events_of(issue) == [Kind.SUBMITTED]
 
 

@@ -205,6 +205,105 @@
     }, Promise.resolve(null)).then(function (where) { return where || phonePosition(); });
   }
 
+  // --- 按住说话: a voice note ---------------------------------------------------------------------
+  // Hold the button and speak, or tap once to start and once to stop; a minute at most.
+
+  var VOICE_SECONDS = 60;
+
+  function canRecord() {
+    return !!(window.MediaRecorder && navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
+  }
+
+  function recordingType() {
+    var types = ["audio/webm;codecs=opus", "audio/mp4", "audio/webm", "audio/ogg;codecs=opus"];
+    for (var i = 0; i < types.length; i++) {
+      if (MediaRecorder.isTypeSupported && MediaRecorder.isTypeSupported(types[i])) { return types[i]; }
+    }
+    return "";
+  }
+
+  function initRecorder(box) {
+    if (box.dataset.ready) { return; }
+    box.dataset.ready = "1";
+    if (!canRecord()) { return; } // a phone that cannot record shows no button
+    box.hidden = false;
+    var button = box.querySelector("[data-voice-record]");
+    var status = box.querySelector("[data-voice-status]");
+    var preview = box.querySelector("[data-voice-preview]");
+    var remove = box.querySelector("[data-voice-remove]");
+    var recorder = null, chunks = [], started = 0, timer = null, pressedAt = 0;
+
+    function show(file) {
+      box._voice = file;
+      if (preview._url) { URL.revokeObjectURL(preview._url); }
+      preview._url = file ? URL.createObjectURL(file) : "";
+      preview.src = preview._url;
+      preview.hidden = !file;
+      remove.hidden = !file;
+      text(button, file ? "重新录" : "按住说话");
+    }
+
+    function stop() {
+      if (recorder && recorder.state === "recording") { recorder.stop(); }
+    }
+
+    function start() {
+      navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
+        var type = recordingType();
+        recorder = type ? new MediaRecorder(stream, { mimeType: type }) : new MediaRecorder(stream);
+        chunks = [];
+        recorder.ondataavailable = function (e) { if (e.data && e.data.size) { chunks.push(e.data); } };
+        recorder.onstop = function () {
+          clearInterval(timer);
+          stream.getTracks().forEach(function (track) { track.stop(); });
+          button.setAttribute("aria-pressed", "false");
+          button.classList.remove("recording");
+          var seconds = (Date.now() - started) / 1000;
+          if (seconds < 0.8 || !chunks.length) { text(status, "太短了，请按住说完再松开。"); show(box._voice || null); return; }
+          var mime = recorder.mimeType || type || "audio/webm";
+          var ext = /mp4/.test(mime) ? "m4a" : /ogg/.test(mime) ? "ogg" : "webm";
+          show(new File(chunks, "voice." + ext, { type: mime.split(";")[0] }));
+          text(status, "已录 " + Math.round(seconds) + " 秒，可以先听一遍。");
+        };
+        recorder.start(250);
+        started = Date.now();
+        button.setAttribute("aria-pressed", "true");
+        button.classList.add("recording");
+        text(button, "松开结束");
+        timer = setInterval(function () {
+          var left = VOICE_SECONDS - Math.floor((Date.now() - started) / 1000);
+          text(status, "正在录音，还可以说 " + left + " 秒");
+          if (left <= 0) { stop(); }
+        }, 250);
+      }, function () {
+        text(status, "没有得到麦克风权限，可以改为打字。");
+      });
+    }
+
+    button.addEventListener("pointerdown", function (event) {
+      event.preventDefault();
+      pressedAt = Date.now();
+      if (recorder && recorder.state === "recording") { stop(); return; }
+      start();
+    });
+    button.addEventListener("pointerup", function () {
+      // Held down: releasing ends it. A quick tap leaves it recording until the next tap.
+      if (Date.now() - pressedAt > 700) { stop(); }
+    });
+    button.addEventListener("keydown", function (event) {
+      if (event.key !== "Enter" && event.key !== " ") { return; }
+      event.preventDefault();
+      if (recorder && recorder.state === "recording") { stop(); } else { start(); }
+    });
+    remove.addEventListener("click", function () { show(null); text(status, ""); button.focus(); });
+    if (box._pendingVoice) { show(box._pendingVoice); box._pendingVoice = null; }
+  }
+
+  function voiceOf(form) {
+    var box = form.querySelector("[data-voice-recorder]");
+    return box && box._voice ? { name: box.getAttribute("data-name"), file: box._voice } : null;
+  }
+
   // --- checking before sending -----------------------------------------------------------------
 
   function clearFieldError(form, name) {
@@ -220,6 +319,7 @@
       var name = wrapper.getAttribute("data-field");
       if (wrapper.hidden || wrapper.closest("[hidden]")) { return; }
       var missing;
+      if (wrapper.hasAttribute("data-voice-instead") && voiceOf(form)) { return; }
       var picker = wrapper.querySelector("[data-photo-picker]");
       if (picker) {
         missing = !photosOf(picker).length;
@@ -282,6 +382,8 @@
     chosen.forEach(function (entry) {
       entry.files.forEach(function (file) { data.append(entry.name, file, file.name || "photo.jpg"); });
     });
+    var spoken = voiceOf(form);
+    if (spoken) { data.set(spoken.name, spoken.file, spoken.file.name); }
     if (where) {
       data.set("latitude", where.latitude);
       data.set("longitude", where.longitude);
@@ -389,6 +491,9 @@
           fresh.closest("[data-field]").querySelector(".invalid-feedback:not([data-photo-problems])");
         if (fresh && !refused) { fresh._photos = photosOf(old); }
       });
+      var oldVoice = oldForm.querySelector("[data-voice-recorder]");
+      var newVoice = newForm.querySelector("[data-voice-recorder]");
+      if (oldVoice && newVoice && oldVoice._voice) { newVoice._pendingVoice = oldVoice._voice; }
       var hint = newForm.querySelector("[data-reselect-hint]");
       if (hint) { hint.remove(); }
       var details = newForm.closest("details");
@@ -441,6 +546,7 @@
             clearFieldError(form, el.closest("[data-field]").getAttribute("data-field"));
           });
         });
+      form.querySelectorAll("[data-voice-recorder]").forEach(initRecorder);
       toggleOpinion(form);
       form.addEventListener("submit", function (event) { upload(form, event); });
       // 常用回复: one tap puts the department's standard text into the form's text field.
