@@ -213,7 +213,7 @@ class IssueForm(forms.Form):
     )
     photos = PhotosField(
         label=_("现场照片"),
-        help_text=_("1 到 9 张，可直接拍照；支持 JPEG、PNG、WebP、HEIC，每张不超过 20 MB。"),
+        help_text=_("最多 9 张，可以分几次拍或选；大照片会先在手机上压缩再发送。"),
     )
     share_position = forms.BooleanField(
         label=_("附上照片的拍摄位置，方便部门找到现场"),
