@@ -36,6 +36,7 @@ from .issues import (
     overdue,
     photo_path,
 )
+from .letters import Letter, LetterEvent, LetterPhoto, Support
 from .notifications import Delivery, Notification, NotificationQuerySet
 from .residents import (
     Ballot,
@@ -62,6 +63,9 @@ __all__ = [
     "ExtensionRequest",
     "Household",
     "Issue",
+    "Letter",
+    "LetterEvent",
+    "LetterPhoto",
     "IssueCounter",
     "IssueEvent",
     "IssueQuerySet",
@@ -79,6 +83,7 @@ __all__ = [
     "RoutingRule",
     "ScopeItem",
     "Subdistrict",
+    "Support",
     "Supervisor",
     "TimestampedModel",
     "VoiceNote",

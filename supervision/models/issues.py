@@ -193,6 +193,10 @@ class Issue(TimestampedModel):
     # How many times the reporter sent the fix or answer back (退回重办): the REOPENED events,
     # counted by services._send_back.
     reopen_count = models.PositiveSmallIntegerField(_("退回次数"), default=0, editable=False)
+    # 附议: how many supervisors and residents' letters said "me too" (kept by the support step).
+    support_count = models.PositiveIntegerField(_("附议数"), default=0, editable=False)
+    # Filed by a supervisor on the residents' behalf, from a resident's letter (居民反映).
+    from_residents = models.BooleanField(_("居民反映"), default=False, editable=False)
     idempotency_key = models.CharField(
         max_length=64, null=True, blank=True, unique=True, editable=False
     )
@@ -311,6 +315,7 @@ class IssueEvent(models.Model):
         UNPUBLISHED = "unpublished", _("取消公开")
         VERIFY_REMINDED = "verify_reminded", _("提醒评价")
         VERIFY_EXPIRED = "verify_expired", _("逾期未评价")
+        SUPPORTED = "supported", _("附议")
 
     issue = models.ForeignKey(
         Issue, verbose_name=_("问题"), on_delete=models.CASCADE, related_name="events"
