@@ -8,15 +8,17 @@ from django.db import models
 from django.db.models import Q
 
 
-def _in_lookups(condition: Q):
-    """Every ``<field>__in`` lookup in a condition, however deeply nested."""
-    for child in condition.children:
-        if isinstance(child, Q):
-            yield from _in_lookups(child)
-        else:
-            lookup, value = child
-            if lookup.endswith("__in") and "__" not in lookup[: -len("__in")]:
-                yield lookup[: -len("__in")], value
+def _allowed_values(condition: Q):
+    """``(field, values)`` when the whole condition says "the field is one of these values";
+    None for any other condition (a narrower rule, such as "filed letters have an issue")."""
+    if condition.negated or condition.connector != Q.AND or len(condition.children) != 1:
+        return None
+    (child,) = condition.children
+    if isinstance(child, Q):
+        return _allowed_values(child)
+    lookup, values = child
+    field = lookup.removesuffix("__in")
+    return (field, values) if lookup.endswith("__in") and "__" not in field else None
 
 
 def choice_constraints():
@@ -26,11 +28,14 @@ def choice_constraints():
             for constraint in model._meta.constraints:
                 if not isinstance(constraint, models.CheckConstraint):
                     continue
-                for name, allowed in _in_lookups(constraint.condition):
-                    field = model._meta.get_field(name)
-                    if field.choices:
-                        choices = {str(value) for value, _label in field.flatchoices}
-                        yield model, constraint.name, name, {str(v) for v in allowed}, choices
+                found = _allowed_values(constraint.condition)
+                if found is None:
+                    continue
+                name, allowed = found
+                field = model._meta.get_field(name)
+                if field.choices:
+                    choices = {str(value) for value, _label in field.flatchoices}
+                    yield model, constraint.name, name, {str(v) for v in allowed}, choices
 
 
 def test_every_choice_constraint_allows_exactly_its_choices():
