@@ -45,7 +45,7 @@ check-migrations: $(STAMP)
 # Needs GNU gettext; the compiled .mo files are committed so nobody else does.
 messages: $(STAMP)
 	$(BIN)/python manage.py makemessages -l en --ignore '.venv/*' --ignore 'tests/*' --ignore 'benchmarks/*'
-	$(BIN)/python manage.py compilemessages -l en --ignore '.venv/*'
+	$(BIN)/python manage.py compilemessages -l en -l zh_Hans --ignore '.venv/*'
 
 # Mixed traffic against gunicorn for LOADTEST_SECONDS (default 120); honours DATABASE_URL.
 loadtest: $(STAMP)

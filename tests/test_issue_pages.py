@@ -240,7 +240,7 @@ def test_missing_field_is_refused_and_what_was_typed_is_kept(world, client, miss
 
     assert response.status_code == 400
     page = page_of(response)
-    assert "这个字段是必填项。" in field_errors(page, missing)
+    assert "请填写这一项。" in field_errors(page, missing)
     assert "您填写的文字都已保留" in page
     if missing != "description":
         assert "北面外墙涂料大面积起皮，一碰就掉，楼下是儿童游乐区。" in page
@@ -676,7 +676,7 @@ def test_a_wrong_filter_says_why_and_keeps_the_words(world, client, some_issues)
     assert response.status_code == 200
     page = page_of(response)
     assert re.search(r'<input type="text" name="q" value="围挡"', page)
-    assert 'class="invalid-feedback d-block">选择一个有效的选项' in page
+    assert 'class="invalid-feedback d-block">请从列表里选择一项' in page
     assert 'value="closed" selected' in page
     again = page_of(client.get("/issues/", {"status": "closed"}))
     assert 'class="invalid-feedback d-block"' not in again
