@@ -20,6 +20,7 @@
   var MAX_BYTES = 20 * 1024 * 1024;
   var MAX_SIDE = 2560;
   var QUALITY = 0.82;
+  var TARGET_BYTES = 1024 * 1024;
   var SHRINKABLE = /^image\/(jpeg|png|webp)$/;
 
   function text(el, value) { el.textContent = value; }
@@ -125,12 +126,19 @@
       canvas.height = Math.round(bitmap.height * scale);
       canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
       bitmap.close();
-      return new Promise(function (resolve) {
-        canvas.toBlob(function (blob) {
-          if (!blob || blob.size >= file.size) { resolve(file); return; }
-          var name = (file.name || "photo").replace(/\.[^.]*$/, "") + ".jpg";
-          resolve(new File([blob], name, { type: "image/jpeg" }));
-        }, "image/jpeg", QUALITY);
+      // A busy scene compresses less: step the quality down until the photo is under 1 MB.
+      function encode(quality) {
+        return new Promise(function (resolve) {
+          canvas.toBlob(resolve, "image/jpeg", quality);
+        }).then(function (blob) {
+          if (blob && blob.size > TARGET_BYTES && quality > 0.55) { return encode(quality - 0.1); }
+          return blob;
+        });
+      }
+      return encode(QUALITY).then(function (blob) {
+        if (!blob || blob.size >= file.size) { return file; }
+        var name = (file.name || "photo").replace(/\.[^.]*$/, "") + ".jpg";
+        return new File([blob], name, { type: "image/jpeg" });
       });
     }).catch(function () { return file; });
   }
