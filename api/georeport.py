@@ -75,6 +75,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from supervision import keyset, services
 from supervision import photos as photo_intake
+from supervision.access import watched_projects
 from supervision.models import Issue, Photo, Project, ScopeItem, issue_visibility, issue_visible
 
 from .models import ApiToken
@@ -452,10 +453,7 @@ def _category(code: str, *, status: int = 400) -> str:
 
 
 def _watched(user) -> list[Project]:
-    supervisor = getattr(user, "supervisor", None) if user.is_supervisor else None
-    if supervisor is None:
-        return []
-    return list(supervisor.projects.order_by("pk")[:200])
+    return list(watched_projects(user).order_by("pk")[:200])
 
 
 @open311_view("GET")

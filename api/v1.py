@@ -29,7 +29,7 @@ from ninja.security import HttpBearer
 from pydantic import Field
 
 from supervision import keyset, notifications, services
-from supervision.access import issue_for
+from supervision.access import issue_for, watched_projects
 from supervision.filters import IssueFilter
 from supervision.forms import STEP_FORMS, IssueForm, ProjectFilterForm
 from supervision.models import (
@@ -679,7 +679,7 @@ def issue_create(
     form = IssueForm(
         _form_data(payload),
         MultiValueDict({"photos": list(photos or [])}),
-        projects=user.supervisor.projects.all(),
+        projects=watched_projects(user),
     )
     if not form.is_valid():
         raise InvalidInput(form.errors)
