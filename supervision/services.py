@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from . import notifications
 from . import photos as photo_intake
 from . import voice as voice_intake
+from .access import watches
 from .models import (
     Department,
     ExtensionRequest,
@@ -344,7 +345,7 @@ def submit_issue(
     """
     if not is_serving_supervisor(reporter):
         raise _forbid(_("只有在任的群众监督员可以反映问题。"))
-    if not reporter.supervisor.projects.filter(pk=project.pk).exists():
+    if not watches(reporter, project):
         raise _forbid(_("您没有受聘监督这个项目，不能在此反映问题。"))
     if category not in Issue.Category.values:
         raise _invalid(_("请选择问题类别。"))
