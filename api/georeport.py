@@ -69,13 +69,14 @@ from django.http.multipartparser import MultiPartParserError
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.datastructures import MultiValueDict
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from supervision import keyset, services
-from supervision import photos as photo_intake
 from supervision.access import watched_projects
+from supervision.forms import IssueForm
 from supervision.models import Issue, Photo, Project, ScopeItem, issue_visibility, issue_visible
 
 from .models import ApiToken
@@ -781,9 +782,37 @@ def _attributes(params: dict[str, str], code: str) -> dict[str, str]:
     return values
 
 
-def _filing(params: dict[str, str], files: list, user) -> dict:
-    """Everything ``submit_issue`` needs, checked field by field so that each refusal names the
-    field (all of them at once where they are independent)."""
+# The filing form's fields under Open311's names, for the refusals that come back from it.
+OPEN311_NAMES = {
+    "project": "attribute[project]",
+    "category": "service_code",
+    "urgency": "attribute[urgency]",
+    "title": "attribute[title]",
+    "description": "description",
+    "building": "attribute[building]",
+    "unit": "attribute[unit]",
+    "location": "attribute[location]",
+    "households": "attribute[households]",
+    "area": "attribute[area]",
+    "photos": "media",
+    "latitude": "lat",
+    "longitude": "long",
+}
+
+
+def _refusals(errors: dict) -> list[tuple[str, str]]:
+    """A form's errors under Open311's names (a refusal without a field: ``service_request``)."""
+    return [
+        (OPEN311_NAMES.get(name, "service_request"), str(message))
+        for name, messages in errors.items()
+        for message in messages
+    ]
+
+
+def _filing(params: dict[str, str], files: list, user) -> IssueForm:
+    """Open311's request as the filing form the page and the JSON API fill in: the same checks and
+    the same words (the rules are ``services.filing_problems``), each refusal under the Open311
+    name of its field, all of them at once where they are independent."""
     errors: list[tuple[str, str]] = []
 
     def check(function: Callable, *args):
@@ -803,10 +832,8 @@ def _filing(params: dict[str, str], files: list, user) -> dict:
     if (lat is None) != (long is None) and not errors:
         missing = "long" if long is None else "lat"
         errors.append((missing, _("lat 和 long 要一起给出")))
-    description = check(_text, params, "description", services.MAX_TEXT)
-    if description == "":
-        errors.append(("description", _("请描述问题")))
-    address = check(_text, params, "address_string", MAX_ADDRESS)
+    description = check(_text, params, "description", services.MAX_TEXT) or ""
+    address = check(_text, params, "address_string", MAX_ADDRESS) or ""
     address_id = check(_text, params, "address_id", 50)
     media_url = check(_text, params, "media_url", MAX_MEDIA_URL)
     if media_url:
@@ -814,36 +841,6 @@ def _filing(params: dict[str, str], files: list, user) -> dict:
             URLValidator(schemes=["http", "https"])(media_url)
         except ValidationError:
             errors.append(("media_url", _("应为 http 或 https 地址")))
-    attrs = {
-        "title": ("attribute[title]", 100),
-        "building": ("attribute[building]", 20),
-        "unit": ("attribute[unit]", 20),
-        "location": ("attribute[location]", 100),
-    }
-    texts = {}
-    for name, (field, limit) in attrs.items():
-        value = attributes.get(name, "")
-        if len(value) > limit:
-            errors.append((field, _("不能超过 %(n)d 个字") % {"n": limit}))
-        texts[name] = value
-    urgency = attributes.get("urgency") or Issue.Urgency.NORMAL
-    if urgency not in Issue.Urgency.values:
-        errors.append(("attribute[urgency]", _("未知的值 %(v)s") % {"v": urgency}))
-    households = None
-    if attributes.get("households"):
-        raw = attributes["households"]
-        if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 10000:
-            households = int(raw)
-        else:
-            errors.append(("attribute[households]", _("应为 1 到 10000 的整数")))
-    area = attributes.get("area", "")
-    if area and area not in ScopeItem.Area.values:
-        errors.append(("attribute[area]", _("未知的值 %(v)s") % {"v": area}))
-    if code == Issue.Category.OPINION:
-        if not texts["building"]:
-            errors.append(("attribute[building]", _("居民意见请写明是哪一幢楼的居民")))
-        if households is None and "households" not in attributes:
-            errors.append(("attribute[households]", _("居民意见请写明代表多少户居民")))
     project = None
     try:
         project = _pick_project(user, attributes.get("project", ""))
@@ -851,16 +848,6 @@ def _filing(params: dict[str, str], files: list, user) -> dict:
         if error.status == 403:
             raise
         errors.extend(error.errors)
-    prepared = []
-    if not files and services.needs_photo(code):
-        errors.append(("media", _("请至少拍一张现场照片。")))
-    if files and not errors:
-        try:
-            prepared = photo_intake.prepare_photos(files)
-        except photo_intake.PhotoError as error:
-            errors.extend(("media", str(message)) for message in error.messages)
-    if errors:
-        raise Open311Error(400, errors)
 
     text = description
     extra = []
@@ -870,33 +857,39 @@ def _filing(params: dict[str, str], files: list, user) -> dict:
         extra.append(_("地址编号：%(a)s") % {"a": address_id})
     if media_url:
         extra.append(_("附件链接（未下载，仅记录）：%(u)s") % {"u": media_url})
-    if extra:
+    if extra and text:
         text = "\n\n".join([text, "\n".join(extra)])
     if len(text) > services.MAX_TEXT:
-        raise _fail(
-            400,
-            "description",
-            _("连同地址和链接不能超过 %(n)d 个字") % {"n": services.MAX_TEXT},
+        errors.append(
+            ("description", _("连同地址和链接不能超过 %(n)d 个字") % {"n": services.MAX_TEXT})
         )
-    title = texts["title"] or description.splitlines()[0].strip()
-    if len(title) > 30 and not texts["title"]:
+    title = attributes.get("title", "") or (
+        description.splitlines()[0].strip() if description else ""
+    )
+    if len(title) > 30 and not attributes.get("title"):
         title = title[:29] + "…"
-    location = texts["location"] or (address if len(address) <= 100 else "")
-    return {
-        "project": project,
+    data = {
+        "project": project.pk if project else "",
         "category": code,
-        "urgency": urgency,
+        "urgency": attributes.get("urgency") or Issue.Urgency.NORMAL,
         "title": title,
         "description": text,
-        "building": texts["building"],
-        "unit": texts["unit"],
-        "location": location,
-        "households": households,
-        "area": area,
-        "photos": prepared,
-        "latitude": lat,
-        "longitude": long,
+        "building": attributes.get("building", ""),
+        "unit": attributes.get("unit", ""),
+        "location": attributes.get("location", "") or (address if len(address) <= 100 else ""),
+        "households": attributes.get("households", ""),
+        "area": attributes.get("area", ""),
     }
+    if lat is not None and long is not None:
+        data.update(share_position="on", latitude=str(lat), longitude=str(long))
+    form = IssueForm(data, MultiValueDict({"photos": list(files)}), projects=watched_projects(user))
+    if not form.is_valid():
+        errors.extend(
+            error for error in _refusals(form.errors) if error[0] != "attribute[project]" or project
+        )
+    if errors:
+        raise Open311Error(400, errors)
+    return form
 
 
 def _create(request: HttpRequest, fmt: str) -> HttpResponse:
@@ -906,11 +899,13 @@ def _create(request: HttpRequest, fmt: str) -> HttpResponse:
     if not services.is_serving_supervisor(user):
         raise _fail(403, "api_key", _("只有在任的群众监督员可以提交"))
     files = request.FILES.getlist("media")
-    fields = _filing(params, files, user)
+    form = _filing(params, files, user)
     try:
-        issue = services.submit_issue(reporter=user, **fields)
+        issue = form.submit(user)
     except services.WorkflowError as error:
-        field = "api_key" if error.status_code == 403 else "service_request"
+        field = OPEN311_NAMES.get(error.field, "service_request")
+        if error.status_code == 403:
+            field = "api_key"
         raise _fail(error.status_code, field, error.message) from None
     data = [
         {

@@ -217,8 +217,9 @@ class IssueIn(Input):
     project: Id
     category: IssueCategory  # type: ignore[valid-type]
     urgency: IssueUrgency = "normal"  # type: ignore[valid-type]
-    title: Annotated[str, Field(max_length=100)]
-    description: Text
+    # Empty is answered by the service's own words beside the field (services.filing_problems).
+    title: Annotated[str, Field(max_length=100)] = ""
+    description: Text = ""
     building: Annotated[str, Field(max_length=20)] = ""
     unit: Annotated[str, Field(max_length=20)] = ""
     location: Annotated[str, Field(max_length=100)] = ""

@@ -241,7 +241,9 @@ def _on_permission_denied(request: HttpRequest, exc: PermissionDenied) -> HttpRe
 
 @api.exception_handler(services.WorkflowError)
 def _on_workflow_error(request: HttpRequest, exc: services.WorkflowError) -> HttpResponse:
-    return _error(request, exc.status_code, str(exc.message))
+    # A refusal that belongs beside a field names it, as the page shows it beside the field.
+    fields = [(exc.field, str(exc.message))] if exc.field else []
+    return _error(request, exc.status_code, str(exc.message), fields)
 
 
 @api.exception_handler(PhotoError)

@@ -100,19 +100,17 @@ class PhotoPicker(forms.Widget):
 
 
 class PhotosField(forms.Field):
-    """Cleans to a list of ``photos.PreparedPhoto``: every file checked and converted once."""
+    """Cleans to a list of ``photos.PreparedPhoto``: every file checked and converted once. How
+    many a step needs is the service's rule (it answers beside the field)."""
 
     widget = PhotoPicker
 
-    def __init__(self, *, min_count: int = 0, **kwargs):
-        self.min_count = min_count
+    def __init__(self, **kwargs):
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
 
     def clean(self, value):
         files = [f for f in (value or []) if f]
-        if len(files) < self.min_count:
-            raise forms.ValidationError(_("请至少拍一张现场照片。"), code="required")
         try:
             return photo_intake.prepare_photos(files)
         except photo_intake.PhotoError as error:
@@ -166,7 +164,10 @@ class IssueForm(forms.Form):
 
     token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
     project = forms.ModelChoiceField(
-        label=_("项目"), queryset=Project.objects.none(), empty_label=_("请选择项目")
+        label=_("项目"),
+        queryset=Project.objects.none(),
+        empty_label=_("请选择项目"),
+        error_messages={"required": services.FILING_MESSAGES["project"]},
     )
     category = forms.ChoiceField(
         label=_("问题类别"), choices=Issue.Category.choices, widget=forms.RadioSelect
@@ -243,7 +244,16 @@ class IssueForm(forms.Form):
         self.fields["households"].widget.attrs["inputmode"] = "numeric"
 
     def submit(self, reporter) -> Issue:
-        """File the validated issue (the page and the API both come here)."""
+        """File the validated issue (the page, the JSON API and Open311 all come here). A refusal
+        that names a field is shown beside it, and raised for the caller's status code."""
+        try:
+            return self._submit(reporter)
+        except services.WorkflowError as error:
+            if error.field in self.fields:
+                self.add_error(error.field, error.message)
+            raise
+
+    def _submit(self, reporter) -> Issue:
         data = self.cleaned_data
         return services.submit_issue(
             reporter=reporter,
@@ -278,14 +288,29 @@ class IssueForm(forms.Form):
         return self.cleaned_data.get("token") or secrets.token_urlsafe(24)
 
     def clean(self):
+        """The rules that guard filing live in the service (``services.filing_problems``); the
+        form shows every one that applies at once, beside its field, before anything is filed."""
         data = super().clean()
-        if data.get("category") == Issue.Category.OPINION:
-            if not data.get("building"):
-                self.add_error("building", _("居民意见请写明是哪一幢楼的居民。"))
-            if not data.get("households") and "households" not in self.errors:
-                self.add_error("households", _("请写明代表多少户居民。"))
-        if services.needs_photo(data.get("category")) and "photos" in data and not data["photos"]:
-            self.add_error("photos", _("请至少拍一张现场照片。"))
+        problems = services.filing_problems(
+            category=data.get("category", ""),
+            urgency=data.get("urgency", Issue.Urgency.NORMAL),
+            title=data.get("title", ""),
+            description=data.get("description", ""),
+            building=data.get("building", ""),
+            households=data.get("households"),
+            photos_given=bool(data.get("photos")),
+            voice_given=bool(data.get("voice")),
+        )
+        for problem in problems:
+            name = problem.field
+            if name not in self.fields:
+                continue
+            if name in self.errors:
+                # A plain 「请填写这一项」 gives way to the rule's own words; other errors stay.
+                if any(error.code != "required" for error in self.errors.as_data()[name]):
+                    continue
+                del self._errors[name]
+            self.add_error(name, problem.message)
         return data
 
 
@@ -499,7 +524,7 @@ class TransferForm(DepartmentStepForm):
 class RectifyForm(StepForm):
     step, label, button_class = "rectify", _("报告整改完成"), "btn-success"
     text = _text_field(_("整改情况"), placeholder=_("做了什么、什么时候完成"))
-    photos = PhotosField(label=_("整改后照片"), min_count=1)
+    photos = PhotosField(label=_("整改后照片"))  # at least one: the service says so beside it
 
     def run(self):
         d = self.cleaned_data

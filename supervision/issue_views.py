@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from api.tokens import user_for_key
 
-from . import fragments, keyset, notifications, services
+from . import fragments, keyset, letters, notifications, services
 from .access import issue_for, watched_projects
 from .digest import daily_digest, sane_day
 from .filters import IssueFilter, projects_of
@@ -119,17 +119,20 @@ def me(request: HttpRequest) -> HttpResponse:
         .select_related("project")
         .order_by("closes_on")
     )
+    is_serving = services.is_serving_supervisor(user)
     return render(
         request,
         "supervision/me.html",
         {
             "supervisor": supervisor,
+            # 居民来信 waiting for the supervisors of my projects (one query).
+            "letters": letters.waiting_counts(user) if is_serving else None,
             "paper_ballots": paper_ballots,
             "projects": projects,
             "waiting": waiting,
             "open_issues": open_issues,
             "activity": activity,
-            "is_serving": services.is_serving_supervisor(user),
+            "is_serving": is_serving,
         },
     )
 
@@ -156,7 +159,8 @@ def issue_new(request: HttpRequest) -> HttpResponse:
             try:
                 issue = form.submit(user)
             except services.WorkflowError as error:
-                form.add_error(None, error.message)
+                if error.field not in form.fields:  # else the form shows it beside the field
+                    form.add_error(None, error.message)
                 status = error.status_code
             else:
                 messages.success(
@@ -175,7 +179,8 @@ def issue_new(request: HttpRequest) -> HttpResponse:
         elif projects.count() == 1:
             initial["project"] = projects.first().pk
         form = IssueForm(initial=initial, projects=projects)
-    return render(request, "supervision/issue_new.html", {"form": form}, status=status)
+    context = {"form": form, "rules": services.FILING_MESSAGES}
+    return render(request, "supervision/issue_new.html", context, status=status)
 
 
 # --- one issue ---------------------------------------------------------------------------------
@@ -254,8 +259,13 @@ def issue_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
         form.run()
     except services.WorkflowError as error:
         issue.refresh_from_db()
-        context = issue_page_context(request, issue)
-        context["refusal"] = error.message
+        if error.field in form.fields:  # what they sent: shown beside the field, kept
+            form.add_error(error.field, error.message)
+            context = issue_page_context(request, issue, {step: form})
+            context["refusal"] = _("请按提示修改后再提交。")
+        else:
+            context = issue_page_context(request, issue)
+            context["refusal"] = error.message
         return render(request, "supervision/issue_detail.html", context, status=error.status_code)
     messages.success(request, _("已%(step)s。") % {"step": form.label})
     return _done(request, issue)

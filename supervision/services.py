@@ -48,21 +48,23 @@ class WorkflowError(Exception):
     """A step that may not happen: who is asking, or the state the issue is in, forbids it.
 
     ``status_code`` is 403 when the person may not take this step at all, 409 when the issue is
-    not in a state that allows it, 400 when what they sent is incomplete.
+    not in a state that allows it, 400 when what they sent is incomplete. ``field`` names the
+    field the message belongs beside (the form's, the JSON API's or Open311's), when there is one.
     """
 
-    def __init__(self, message: str, *, status_code: int = 409) -> None:
+    def __init__(self, message: str, *, status_code: int = 409, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
+        self.field = field
 
 
 def _forbid(message: str) -> WorkflowError:
     return WorkflowError(message, status_code=403)
 
 
-def _invalid(message: str) -> WorkflowError:
-    return WorkflowError(message, status_code=400)
+def _invalid(message: str, field: str | None = None) -> WorkflowError:
+    return WorkflowError(message, status_code=400, field=field)
 
 
 def _not_withdrawable(issue: Issue) -> WorkflowError:
@@ -194,12 +196,12 @@ def _who_moved_it(issue: Issue) -> str:
     }
 
 
-def _text(text: str | None, *, required: str | None = None) -> str:
+def _text(text: str | None, *, required: str | None = None, field: str | None = None) -> str:
     text = (text or "").strip()
     if required and not text:
-        raise _invalid(required)
+        raise _invalid(required, field)
     if len(text) > MAX_TEXT:
-        raise _invalid(_("内容不能超过 %(n)d 个字。") % {"n": MAX_TEXT})
+        raise _invalid(_("内容不能超过 %(n)d 个字。") % {"n": MAX_TEXT}, field)
     return text
 
 
@@ -264,7 +266,7 @@ def _prepare_voice(voice) -> voice_intake.PreparedVoice | None:
     try:
         return voice_intake.prepare_voice(voice)
     except voice_intake.VoiceError as error:
-        raise _invalid(str(error)) from None
+        raise _invalid(str(error), "voice") from None
 
 
 def needs_photo(category: str) -> bool:
@@ -307,6 +309,59 @@ def bureau_department() -> Department | None:
     return Department.objects.filter(kind=Department.Kind.BUREAU, is_active=True).first()
 
 
+# What a person reads when a rule that guards filing is not met, by the field it belongs beside.
+# The page's phone-side checks show the same words (issue_new.html reads this table).
+FILING_MESSAGES = {
+    "project": gettext_lazy("请选择是哪个项目。"),
+    "category": gettext_lazy("请选择问题类别。"),
+    "urgency": gettext_lazy("请选择紧急程度。"),
+    "title": gettext_lazy("请用一句话说明问题。"),
+    "description": gettext_lazy("请描述问题，或按住说话录一段语音。"),
+    "building": gettext_lazy("居民意见请写明是哪一幢楼的居民。"),
+    "households": gettext_lazy("居民意见请写明代表多少户居民。"),
+    "households_min": gettext_lazy("涉及户数至少为 1。"),
+    "photos": gettext_lazy("请至少拍一张现场照片。"),
+}
+
+
+def filing_problems(
+    *,
+    category: str,
+    urgency: str = Issue.Urgency.NORMAL,
+    title: str = "",
+    description: str = "",
+    building: str = "",
+    households: int | None = None,
+    photos_given: bool,
+    voice_given: bool = False,
+) -> list[WorkflowError]:
+    """Every rule that guards filing, each as the refusal a person reads beside its field.
+
+    The one home of these rules: ``submit_issue`` raises the first, and the filing form (which the
+    page, the JSON API and Open311 all go through) shows all of them at once.
+    """
+    broken = []
+    if category not in Issue.Category.values:
+        broken.append(("category", "category"))
+    if urgency not in Issue.Urgency.values:
+        broken.append(("urgency", "urgency"))
+    if not (title or "").strip():
+        broken.append(("title", "title"))
+    # A voice note (语音) may stand in for the written details; the title is still needed.
+    if not (description or "").strip() and not voice_given:
+        broken.append(("description", "description"))
+    if category == Issue.Category.OPINION:
+        if not (building or "").strip():
+            broken.append(("building", "building"))
+        if not households or households < 1:
+            broken.append(("households", "households"))
+    elif households is not None and households < 1:
+        broken.append(("households", "households_min"))
+    if needs_photo(category) and not photos_given:
+        broken.append(("photos", "photos"))
+    return [_invalid(str(FILING_MESSAGES[rule]), field) for field, rule in broken]
+
+
 def _next_reference(year: int) -> tuple[int, str]:
     """The next sequence of ``year``, under a row lock held until the transaction ends."""
     IssueCounter.objects.bulk_create([IssueCounter(year=year, last=0)], ignore_conflicts=True)
@@ -347,32 +402,32 @@ def submit_issue(
         raise _forbid(_("只有在任的群众监督员可以反映问题。"))
     if not watches(reporter, project):
         raise _forbid(_("您没有受聘监督这个项目，不能在此反映问题。"))
-    if category not in Issue.Category.values:
-        raise _invalid(_("请选择问题类别。"))
-    if urgency not in Issue.Urgency.values:
-        raise _invalid(_("请选择紧急程度。"))
-    title = _text(title, required=_("请填写标题。"))[:100]
-    # A voice note (语音) may stand in for the written details; the title is still needed.
-    description = _text(description, required=None if voice else _("请描述问题。"))
     if idempotency_key:
         existing = Issue.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             if existing.reporter_id != reporter.pk:
                 raise _invalid(_("提交凭据无效，请刷新页面后重试。"))
-            return existing
-    building = (building or "").strip()[:20]
-    if category == Issue.Category.OPINION:
-        if not building:
-            raise _invalid(_("居民意见请写明是哪一幢楼的居民。"))
-        if not households or households < 1:
-            raise _invalid(_("居民意见请写明代表多少户居民。"))
-    elif households is not None and households < 1:
-        raise _invalid(_("涉及户数至少为 1。"))
+            return existing  # a retry of what was filed: that issue, once
     try:
         prepared = photo_intake.prepare_photos(photos)
     except photo_intake.PhotoError as error:
-        raise _invalid(str(error)) from None
+        raise _invalid(str(error), "photos") from None
     spoken = _prepare_voice(voice)
+    problems = filing_problems(
+        category=category,
+        urgency=urgency,
+        title=title,
+        description=description,
+        building=building,
+        households=households,
+        photos_given=bool(prepared),
+        voice_given=spoken is not None,
+    )
+    if problems:
+        raise problems[0]
+    title = _text(title, field="title")[:100]
+    description = _text(description, field="description")
+    building = (building or "").strip()[:20]
     if position_from_photos and latitude is None:
         position = next((p.position for p in prepared if p.position), None)
         if position:
@@ -575,12 +630,12 @@ def rectify_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> I
     try:
         prepared = photo_intake.prepare_photos(photos)
     except photo_intake.PhotoError as error:
-        raise _invalid(str(error)) from None
+        raise _invalid(str(error), "photos") from None
     with transaction.atomic():
         fresh = _lock(issue)
         _check("rectify", actor, fresh)
         if not prepared:
-            raise _invalid(_("请至少上传一张整改后的照片。"))
+            raise _invalid(_("请至少上传一张整改后的照片。"), "photos")
         now = timezone.now()
         from_status = fresh.status
         fresh.status = Status.RECTIFIED

@@ -108,6 +108,8 @@ class World:
         fields.setdefault("category", Issue.Category.QUALITY)
         fields.setdefault("title", "外墙涂料起皮")
         fields.setdefault("description", "北面外墙涂料起皮，一碰就掉。")
+        if services.needs_photo(fields["category"]):
+            fields.setdefault("photos", [image_file()])  # the service asks for one
         return services.submit_issue(
             reporter=reporter or self.alice, project=project or self.project, **fields
         )
