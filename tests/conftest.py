@@ -71,3 +71,23 @@ def demo(transactional_db, settings):
 
     settings.DEMO_DATA_ALLOWED = True
     call_command("load_demo", verbosity=0, stdout=io.StringIO())
+
+
+# `make test-fast` leaves these out (marker "slow"); `make test` and CI run everything. They are
+# the whole-world walks (every URL × role, every step × role × state on the pages, the fuzzers),
+# the property tests and the ones that drive a browser.
+SLOW_MODULES = {
+    "test_browser",
+    "test_accessibility",
+    "test_api_schemathesis",
+    "test_access_matrix",
+    "test_fuzz",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        hypothesis_test = getattr(getattr(item, "obj", None), "is_hypothesis_test", False)
+        if module in SLOW_MODULES or hypothesis_test or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
