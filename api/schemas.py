@@ -148,6 +148,8 @@ class IssueItem(Schema):
     deadline: datetime | None = Field(description="当前在走的时限：签收时限或整改期限")
     is_overdue: bool
     is_public: bool
+    support_count: int = Field(ge=0, description="附议数：其他监督员和居民来信说“我也遇到了”的次数")
+    from_residents: bool = Field(description="居民反映：监督员根据居民来信代为反映")
     thumbnail_urls: list[str]
     url: str
 
@@ -263,6 +265,10 @@ class ReasonIn(Input):
 
 class OptionalReasonIn(Input):
     reason: Text = ""
+
+
+class SupportIn(Input):
+    """附议 has no fields: an empty object."""
 
 
 class VerifyIn(Input):

@@ -372,6 +372,8 @@ def _issue_item(request: HttpRequest, issue: Issue, thumbnails: list[Photo] | No
         "deadline": issue.next_deadline,
         "is_overdue": issue.is_overdue,
         "is_public": issue.is_public,
+        "support_count": issue.support_count,
+        "from_residents": issue.from_residents,
         "thumbnail_urls": [_absolute(request, p.thumbnail_url) for p in thumbnails],
         "url": _absolute(request, issue.get_absolute_url()),
     }
@@ -750,6 +752,12 @@ _json_step("reopen", s.ReasonIn, "退回", "反映人退回整改或答复，写
 _json_step("withdraw", s.OptionalReasonIn, "撤回", "反映人在部门签收前撤回")
 _json_step("extend", s.ExtendIn, "申请延期", "承办部门或施工单位向住建局申请延期")
 _json_step("appeal", s.ReasonIn, "申诉", "反映人对不予受理向住建局申诉")
+_json_step(
+    "support",
+    s.SupportIn,
+    "附议",
+    "受聘监督这个项目的监督员（反映人本人除外）对未办结的问题附议，每人一次；再次附议返回 409",
+)
 
 
 @api.post(

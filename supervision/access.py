@@ -3,8 +3,9 @@
 Each rule has one home. Issues: ``Issue.objects.visible_to`` (the rule itself lives in
 ``models.issue_visibility``); events, photos and extension requests follow their issue
 (``IssueRelatedQuerySet.visible_to``). Projects: ``watched_projects`` / ``watches`` for a
-supervisor, ``models.department_projects`` for a department. The service functions check again
-under the row lock; these only decide what a person is shown and what answers 404.
+supervisor, ``models.department_projects`` for a department. Residents' letters: ``letters_for``
+(a supervisor's projects) and ``letter_escalations_for`` (the panel). The service functions
+check again under the row lock; these only decide what a person is shown and what answers 404.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from .models import Consultation, Issue, Patrol, Project, department_projects
+from .models import Consultation, Issue, Letter, Patrol, Project, department_projects
 
 
 def issue_for(user, pk: int, queryset: QuerySet[Issue] | None = None) -> Issue:
@@ -36,6 +37,28 @@ def watches(user, project: Project | int) -> bool:
     """Whether ``user`` was appointed to watch ``project``."""
     pk = project if isinstance(project, int) else project.pk
     return watched_projects(user).filter(pk=pk).exists()
+
+
+def letters_for(user) -> QuerySet[Letter]:
+    """The residents' letters a supervisor carries: those of the projects they watch. Nobody else
+    reaches a letter through the site (the subdistrict office sees the escalated ones in the
+    panel); the resident who wrote one follows it by its 查询码."""
+    return Letter.objects.filter(project__in=watched_projects(user))
+
+
+def letter_escalations_for(user) -> QuerySet[Letter]:
+    """Untriaged letters escalated past their limit (转街道督促): every one for the bureau; for a
+    subdistrict office, those of its subdistrict or of the projects it works on."""
+    escalated = Letter.objects.filter(escalated_at__isnull=False)
+    if user.is_active and user.is_bureau:
+        return escalated
+    department = user.department if user.is_active and user.is_department_staff else None
+    if department is None or department.kind != department.Kind.SUBDISTRICT_OFFICE:
+        return escalated.none()
+    return escalated.filter(
+        department_projects(department.pk, "project__")
+        | Q(project__neighbourhood__subdistrict=department.subdistrict_id)
+    ).distinct()
 
 
 def consultations_managed_by(user) -> QuerySet[Consultation]:

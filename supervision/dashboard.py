@@ -144,6 +144,8 @@ def dashboard_export(request: HttpRequest) -> HttpResponse:
     sheet.append([_("超期率（%）"), head["overdue_rate"]])
     sheet.append([_("退回率（%）"), head["reopen_rate"]])
     sheet.append([_("满意率（%）"), head["satisfied_share"]])
+    # .get: figures computed before supports were counted may still be in the cache.
+    sheet.append([_("有人附议的问题"), head.get("supported")])
     sheet.append([])
     header = [
         _("部门"),

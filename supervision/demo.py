@@ -26,10 +26,11 @@ from PIL import Image, ImageDraw
 
 from accounts.models import User
 
-from . import services
+from . import letters, services
 from .models import (
     Department,
     Issue,
+    Letter,
     Neighbourhood,
     Project,
     ResponseTemplate,
@@ -37,6 +38,7 @@ from .models import (
     ScopeItem,
     Subdistrict,
     Supervisor,
+    Support,
 )
 
 DEMO_FILE = Path(settings.BASE_DIR) / "fixtures" / "demo.json"
@@ -587,6 +589,10 @@ def load(*, now: datetime | None = None) -> dict[str, int]:
             created["issues"] = _issues(supervisors, departments, now or timezone.now())
         else:
             created["issues"] = 0
+        created["supports"] = _supports(now or timezone.now())
+    # Outside the block above: each letter commits before it is triaged, as on the site, so that
+    # its photos are in storage when a supervisor files it as an issue.
+    created["letters"] = _letters(projects, now or timezone.now())
     return created
 
 
@@ -756,6 +762,29 @@ def _issues(
     return made
 
 
+def _supports(now: datetime) -> int:
+    """附议: on every other open issue, one to three of the project's other supervisors say "me
+    too" a few hours after it was filed. Once: nothing is added when supporters exist."""
+    if Support.objects.filter(supporter__isnull=False).exists():
+        return 0
+    made = 0
+    issues = Issue.objects.filter(status__in=Issue.OPEN_STATUSES).order_by("created_at", "pk")
+    for number, issue in enumerate(issues):
+        if number % 2:
+            continue
+        others = (
+            Supervisor.objects.filter(projects=issue.project_id)
+            .exclude(user=issue.reporter_id)
+            .select_related("user")
+            .order_by("pk")
+        )
+        for k, supervisor in enumerate(others[: 1 + number % 3]):
+            with _clock(min(issue.created_at + timedelta(hours=2 + 3 * k), now)):
+                services.support_issue(issue, actor=supervisor.user)
+            made += 1
+    return made
+
+
 def _opinion_fields(category: str, location: str, seed: int, text: str = "") -> dict:
     """A residents' opinion names its building and how many households stand behind it."""
     if category != "opinion":
@@ -776,3 +805,170 @@ def _opinion_fields(category: str, location: str, seed: int, text: str = "") -> 
         "households": 6 + seed % 30,
         "area": area,
     }
+
+
+# Residents' letters (居民来信) on two projects, one of each subdistrict office:
+# (project, days ago, summary, details, building, unit, mobile, photos, what became of it).
+LETTERS = [
+    (
+        "兴业大厦",
+        9,
+        "3 幢门口的施工围挡倒了",
+        "昨晚刮大风，围挡倒在人行道上，老人和小孩只能绕到车道上走。",
+        "3 幢",
+        "1 单元",
+        "13967700101",
+        1,
+        "filed-closed",
+    ),
+    (
+        "兴业大厦",
+        6,
+        "楼道里的建筑垃圾一直没清",
+        "2 单元楼道堆了一周的碎砖和水泥袋，晚上看不清容易绊倒。",
+        "2 幢",
+        "2 单元",
+        "",
+        1,
+        "filed",
+    ),
+    (
+        "兴业大厦",
+        5,
+        "2 幢楼道的垃圾还在，我们也反映过",
+        "跟前面说的是同一件事，楼道还是没人清理。",
+        "2 幢",
+        "2 单元",
+        "13967700102",
+        0,
+        "supported",
+    ),
+    (
+        "兴业大厦",
+        4,
+        "外墙涂料是什么颜色？",
+        "想问一下外墙最后刷成什么颜色，能不能让居民一起商量。",
+        "",
+        "",
+        "13967700103",
+        0,
+        "answered",
+    ),
+    ("兴业大厦", 3, "希望小区门口多装一个快递柜", "", "", "", "", 0, "declined"),
+    (
+        "兴业大厦",
+        0,
+        "早上 6 点就开始打钻，太吵了",
+        "这几天每天早上 6 点就开始打钻，老人孩子都睡不好，能不能 8 点以后再施工？",
+        "5 幢",
+        "",
+        "13967700104",
+        0,
+        "new",
+    ),
+    (
+        "解放路公寓",
+        12,
+        "下水管道改造后厨房返臭",
+        "1 幢 3 单元好几户厨房下水返臭，改造前没有这个问题。",
+        "1 幢",
+        "3 单元",
+        "13967700105",
+        1,
+        "late",
+    ),
+    (
+        "解放路公寓",
+        1,
+        "绿化带里的树被挖掉了",
+        "小区东侧绿化带的两棵桂花树被挖走了，是不是改造方案里的？",
+        "",
+        "",
+        "",
+        1,
+        "new",
+    ),
+]
+
+
+def _letters(projects: dict[str, Project], now: datetime) -> int:
+    """Letters in every state: waiting, past their limit (reminded and escalated to the office),
+    answered, declined, filed as issues (one followed to 已办结 and made public), added as support."""
+    chosen = {name: projects[name] for name in {row[0] for row in LETTERS} if name in projects}
+    if len(chosen) < 2 or Letter.objects.filter(project__in=chosen.values()).exists():
+        return 0
+    bureau_user = User.objects.filter(role=User.Role.BUREAU, is_superuser=False).first()
+    made = 0
+    filed_open = None
+    for seed, row in enumerate(LETTERS, start=100):
+        name, days_ago, summary, details, building, unit, mobile, photos, outcome = row
+        project = chosen[name]
+        carrier = (
+            User.objects.filter(supervisor__projects=project, supervisor__is_active=True)
+            .order_by("username")
+            .first()
+        )
+        office = project.departments.filter(kind=Department.Kind.SUBDISTRICT_OFFICE).first()
+        handler = office.members.filter(role=User.Role.STAFF).first() if office else bureau_user
+        sent_at = now - timedelta(days=days_ago, hours=2)
+        with _clock(sent_at):
+            letter = letters.send_letter(
+                project=project,
+                summary=summary,
+                details=details,
+                building=building,
+                unit=unit,
+                mobile=mobile,
+                photos=[_image(seed * 10 + k, after=False) for k in range(photos)],
+                sender_address=f"demo-{seed}",
+            )
+        made += 1
+        if outcome in ("new", "late"):
+            continue
+        with _clock(sent_at + timedelta(hours=5)):
+            if outcome == "answered":
+                letters.answer_letter(
+                    letter,
+                    actor=carrier,
+                    text="已问过施工方：外墙颜色有三个方案，下周在小区公示栏和意愿征询里请大家投票。",
+                )
+            elif outcome == "declined":
+                letters.decline_letter(
+                    letter,
+                    actor=carrier,
+                    reason="快递柜不在这次改造的内容里，已转告社区，由社区和物业商量。",
+                )
+            elif outcome == "supported" and filed_open is not None:
+                if hasattr(services, "support_issue"):
+                    letters.add_letter_as_support(letter, actor=carrier, issue=filed_open)
+                else:  # 附议 not there yet: the same words become an answer
+                    letters.answer_letter(letter, actor=carrier, text="这件事已经转为问题在办。")
+            elif outcome in ("filed", "filed-closed"):
+                category = "safety" if outcome == "filed-closed" else "civilised"
+                # The letter's photos come along; the supervisor adds one taken on site (which
+                # is all the issue gets when the whole demo loads in one transaction, as in
+                # the tests: the letter's files are written only when that commits).
+                issue = letters.file_letter_as_issue(
+                    letter,
+                    actor=carrier,
+                    category=category,
+                    photos=[_image(seed * 10 + 5, after=False)],
+                )
+                filed_open = issue if outcome == "filed" else filed_open
+        if outcome == "filed-closed":
+            with _clock(sent_at + timedelta(days=1)):
+                issue = services.accept_issue(issue, actor=handler, text="已签收，马上到现场。")
+            with _clock(sent_at + timedelta(days=2)):
+                issue = services.rectify_issue(
+                    issue,
+                    actor=handler,
+                    text="围挡已扶正并加装斜撑，请监督员查看。",
+                    photos=[_image(seed * 10 + 7, after=True)],
+                )
+            with _clock(sent_at + timedelta(days=3)):
+                issue = services.verify_issue(
+                    issue, actor=carrier, rating="satisfied", text="现场看过了，围挡很牢固。"
+                )
+                services.publish_issue(issue, actor=bureau_user)
+    letters.sweep_letters(now=now)  # the late one: reminded, then escalated to the office
+    return made

@@ -4,6 +4,7 @@ from datetime import timedelta
 from django import forms
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -563,6 +564,20 @@ class AppealForm(ReasonForm):
         return services.appeal_issue(self.issue, actor=self.user, text=self.cleaned_data["reason"])
 
 
+class SupportForm(StepForm):
+    """附议: one tap, no fields; the page shows it beside the status, not among the steps."""
+
+    step, label, button_class = "support", _("附议"), "btn-outline-primary"
+
+    @cached_property
+    def already_supported(self) -> bool:
+        """Whether this person supported the issue before (the page then says so instead)."""
+        return self.issue.supports.filter(supporter=self.user.pk).exists()
+
+    def run(self):
+        return services.support_issue(self.issue, actor=self.user)
+
+
 STEP_FORMS: dict[str, type[StepForm]] = {
     form.step: form
     for form in (
@@ -579,5 +594,6 @@ STEP_FORMS: dict[str, type[StepForm]] = {
         ExtendForm,
         AppealForm,
         CommentForm,
+        SupportForm,
     )
 }

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Case, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -26,7 +26,8 @@ from django.views.decorators.http import require_POST, require_safe
 from api.tokens import user_for_key
 
 from . import fragments, keyset, letters, notifications, services
-from .access import issue_for, watched_projects
+from .access import issue_for, watched_projects, watches
+from .addresses import BUILDING_WORDS
 from .digest import daily_digest, sane_day
 from .filters import IssueFilter, projects_of
 from .forms import STEP_FORMS, IssueForm
@@ -39,6 +40,7 @@ from .models import (
     Project,
     ResponseTemplate,
     ScopeItem,
+    Support,
     VoiceNote,
 )
 from .security import as_id, serve_private_file
@@ -183,6 +185,61 @@ def issue_new(request: HttpRequest) -> HttpResponse:
     return render(request, "supervision/issue_new.html", context, status=status)
 
 
+SIMILAR_DAYS = 30
+SIMILAR_SHOWN = 5
+
+
+def _same_building(building: str) -> list[str]:
+    """The ways people write the building typed (「3」, 「3幢」, 「3 幢」, 「3栋」, 「3号楼」)."""
+    plain = building.strip()
+    for word in BUILDING_WORDS:
+        if plain.endswith(word):
+            plain = plain[: -len(word)].strip()
+            break
+    if not plain:
+        return []
+    return [plain, *(f"{plain}{space}{word}" for word in BUILDING_WORDS for space in ("", " "))]
+
+
+@login_required
+@never_cache
+@require_safe
+def issue_similar(request: HttpRequest) -> HttpResponse:
+    """The filing form's duplicate hint (是不是这个问题？附议即可): open issues of the same project
+    and category from the last 30 days, the same building first, each with a 附议 button.
+
+    Only a serving supervisor's own projects are answered; anything else is an empty answer.
+    The same few queries whatever the data: whether the project is theirs, then the issues (with
+    each one's first photo and whether this person supported it, as subqueries).
+    """
+    user = request.user
+    if not services.is_serving_supervisor(user):
+        raise Http404
+    project_id = as_id(request.GET.get("project"))
+    category = request.GET.get("category", "")
+    issues: list[Issue] = []
+    if project_id and category in Issue.Category.values and watches(user, project_id):
+        same = _same_building(request.GET.get("building", "")[:20])
+        first_photo = Photo.objects.filter(issue=OuterRef("pk"), kind=Photo.Kind.BEFORE)
+        issues = list(
+            Issue.objects.filter(
+                project_id=project_id,
+                category=category,
+                status__in=Issue.OPEN_STATUSES,
+                created_at__gte=timezone.now() - timedelta(days=SIMILAR_DAYS),
+            )
+            .annotate(
+                nearby=Case(When(building__in=same, then=Value(0)), default=Value(1)),
+                photo_id=Subquery(first_photo.order_by("pk").values("pk")[:1]),
+                supported=Exists(Support.objects.filter(issue=OuterRef("pk"), supporter=user.pk)),
+            )
+            .only("pk", "reference", "title", "building", "support_count", "reporter", "created_at")
+            .order_by("nearby", "-created_at", "-pk")[:SIMILAR_SHOWN]
+        )
+    return render(request, "supervision/_similar.html", {"issues": issues})
+
+
+# --- one issue ---------------------------------------------------------------------------------
 # --- one issue ---------------------------------------------------------------------------------
 
 

@@ -2,7 +2,8 @@
 
 Every event gives each person involved in the issue (the reporter, the staff of its department
 and of the contractor it was dispatched to; the bureau for escalations, appeals and extension
-requests) one ``Notification`` — never the person who acted. Email goes to those with an
+requests) one ``Notification`` — never the person who acted. A support (附议) is for the reporter
+only; the department reads the count in its queue. Email goes to those with an
 address; the department's WeCom group robot hears about new, overdue and closed issues. Both go
 out in background tasks, so a request never waits on a mail server or a webhook.
 """
@@ -49,6 +50,11 @@ def recipients(event: IssueEvent) -> list:
     involved = Q(pk=issue.reporter_id)
     if event.kind == Kind.VERIFY_REMINDED:  # only the reporter is asked to check
         return list(User.objects.filter(involved, is_active=True))
+    if event.kind == Kind.SUPPORTED:
+        # The reporter hears that others see it too. The department does not get a message for
+        # every "me too" (a busy issue would flood its mail): it sees the count in its queue.
+        users = User.objects.filter(involved, is_active=True)
+        return list(users.exclude(pk=event.actor_id) if event.actor_id else users)
     departments = [d for d in (issue.department_id, issue.contractor_id) if d]
     if departments:
         involved |= Q(department_id__in=departments, role=User.Role.STAFF)

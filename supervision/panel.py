@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy
 from accounts.models import User
 
 from . import residents, services
-from .access import consultation_projects, consultations_managed_by
+from .access import consultation_projects, consultations_managed_by, letter_escalations_for
 from .issue_views import issue_page_context
 from .models import (
     CalendarChange,
@@ -38,6 +38,7 @@ from .models import (
     Department,
     ExtensionRequest,
     Issue,
+    Letter,
     Project,
     ResponseTemplate,
     RoutingRule,
@@ -204,6 +205,7 @@ class IssuePanel(PanelAdmin):
         "category",
         "urgency",
         "status_badge",
+        "support_column",
         "waiting",
         "deadline",
     ]
@@ -291,6 +293,12 @@ class IssuePanel(PanelAdmin):
         return format_html(
             '<span class="status status-{}">{}</span>', issue.status, issue.get_status_display()
         )
+
+    # 附议: how many supervisors and residents said "me too"; sorting puts the most first. (Not
+    # named ``supports``: that is the reverse relation, which the admin would sort by, joined.)
+    @admin.display(description=gettext_lazy("附议"), ordering="-support_count")
+    def support_column(self, issue: Issue):
+        return issue.support_count or "—"
 
     @admin.display(description=gettext_lazy("已等待"), ordering="created_at")
     def waiting(self, issue: Issue):
@@ -575,6 +583,78 @@ class DeliveryPanel(PanelAdmin):
 
 def panel_issue_url(issue: Issue) -> str:
     return reverse("panel:supervision_issue_change", args=[issue.pk])
+
+
+# --- residents' letters ------------------------------------------------------------------------
+
+
+@admin.register(Letter, site=panel)
+class LetterPanel(PanelAdmin):
+    """转街道督促: residents' letters the supervisors left untriaged a working day past their
+    limit, for the subdistrict office to press on (and the bureau). Read-only; the reply number is
+    masked and there is no export: a letter holds personal data."""
+
+    list_display = [
+        "code",
+        "summary",
+        "project",
+        "status_badge",
+        "created_at",
+        "triage_due_at",
+        "escalated_at",
+        "mobile_masked",
+    ]
+    list_display_links = ["code", "summary"]
+    list_filter = ["status"]
+    search_fields = ["code", "summary", "project__name"]
+    list_select_related = ["project"]
+    list_per_page = 50
+    actions = None
+    readonly_fields = [
+        "code",
+        "project",
+        "status",
+        "summary",
+        "details",
+        "building",
+        "unit",
+        "mobile_masked",
+        "created_at",
+        "triage_due_at",
+        "reminded_at",
+        "escalated_at",
+        "handled_at",
+        "answer",
+        "decline_reason",
+        "issue",
+    ]
+    fields = readonly_fields
+
+    def has_module_permission(self, request):
+        user = request.user
+        return panel.has_permission(request) and (
+            user.is_bureau
+            or (user.department_id and user.department.kind == Department.Kind.SUBDISTRICT_OFFICE)
+        )
+
+    def has_view_permission(self, request, obj=None):
+        return self.has_module_permission(request)
+
+    def get_queryset(self, request):
+        return letter_escalations_for(request.user).select_related("project", "issue")
+
+    def get_ordering(self, request):
+        return ["-escalated_at", "-pk"]
+
+    @admin.display(description=gettext_lazy("状态"), ordering="status")
+    def status_badge(self, letter: Letter):
+        return format_html(
+            '<span class="status status-{}">{}</span>', letter.status, letter.get_status_display()
+        )
+
+    @admin.display(description=gettext_lazy("联系电话"))
+    def mobile_masked(self, letter: Letter) -> str:
+        return letter.masked_mobile or "—"
 
 
 # --- residents decide --------------------------------------------------------------------------

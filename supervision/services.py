@@ -34,6 +34,7 @@ from .models import (
     Project,
     RoutingRule,
     ScopeItem,
+    Support,
     issue_visible,
 )
 from .workdays import end_of_working_day, working_days_deadline
@@ -392,6 +393,7 @@ def submit_issue(
     longitude=None,
     position_from_photos: bool = False,
     voice=None,
+    from_residents: bool = False,
 ) -> Issue:
     """A supervisor files an issue on a project they watch (提交).
 
@@ -458,6 +460,7 @@ def submit_issue(
                 status=Status.SUBMITTED,
                 department=route_department(project, category),
                 idempotency_key=idempotency_key or None,
+                from_residents=from_residents,  # filed from a resident's letter (居民反映)
                 created_at=now,
             )
             issue.sign_for_due_at = sign_for_deadline(issue, now)
@@ -793,6 +796,62 @@ def comment_on_issue(
     return event
 
 
+def support_issue(issue: Issue, *, actor, letter=None) -> Support:
+    """附议: "me too" on an issue still being worked on, once per person.
+
+    Without ``letter``, a serving supervisor of the issue's project says it for themselves (not
+    the reporter: it is their own issue). With ``letter``, a supervisor of the project adds a
+    resident's letter as support (the letters service checks the letter's own state; this checks
+    the issue's side). Either way the count on the issue goes up by one and the thread shows it.
+    """
+    with transaction.atomic():
+        fresh = _lock(issue)
+        if letter is None:
+            _check("support", actor, fresh)
+        else:
+            _check_letter_support(actor, fresh, letter)
+        now = timezone.now()
+        try:
+            with transaction.atomic():  # a savepoint: the refusal below leaves nothing behind
+                support = Support.objects.create(
+                    issue=fresh,
+                    supporter=None if letter is not None else actor,
+                    letter=letter,
+                    created_at=now,
+                )
+        except IntegrityError:
+            if letter is not None:
+                raise WorkflowError(_("这封来信已经附议到一个问题了。")) from None
+            raise WorkflowError(_("您已经附议过这个问题。")) from None
+        fresh.support_count += 1  # the row is locked: no other support counts meanwhile
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.SUPPORTED,
+            from_status=fresh.status,
+            fields=["support_count"],
+            # Never the letter's words or its writer: the thread may be read widely.
+            text=_("居民来信反映了同样的问题。") if letter is not None else "",
+            now=now,
+        )
+    _sync(issue, fresh)
+    return support
+
+
+def _check_letter_support(actor, issue: Issue, letter) -> None:
+    """The issue's side of adding a letter as support: a serving supervisor of the project
+    (the reporter too: the support is the resident's), an issue of the letter's project, in a
+    state that takes support."""
+    if not (is_serving_supervisor(actor) and may_see(actor, issue)):
+        raise _forbid(_("只有受聘监督这个项目的群众监督员可以处理居民来信。"))
+    if not watches(actor, issue.project_id):
+        raise _forbid(_("您没有受聘监督这个项目，不能把来信附议到这个问题。"))
+    if letter.project_id != issue.project_id:
+        raise _invalid(_("只能附议到同一个项目的问题。"), "issue")
+    rule = STEP_RULES["support"]
+    _require_status(issue, rule.states, rule.name)
+
+
 def escalate_issue(issue: Issue, *, actor, text: str) -> Issue:
     """督办: the bureau presses on an open issue, or its department asks the bureau to.
 
@@ -1050,6 +1109,16 @@ def may_comment(user, issue: Issue) -> bool:
     return taking_part and may_see(user, issue)
 
 
+def may_support(user, issue: Issue) -> bool:
+    """附议: a serving supervisor who watches the issue's project, other than its reporter."""
+    return (
+        is_serving_supervisor(user)
+        and not is_reporter(user, issue)
+        and may_see(user, issue)
+        and watches(user, issue.project_id)
+    )
+
+
 def _handles_or_works_on(user, issue: Issue) -> bool:
     return handles(user, issue) or works_on(user, issue)
 
@@ -1152,6 +1221,13 @@ STEP_RULES: dict[str, Step] = {
         tuple(Status.values),
         gettext_lazy("您不能在这个问题下留言。"),
     ),
+    "support": Step(
+        gettext_lazy("附议"),
+        may_support,
+        # Still being worked on, or waiting for the reporter's check; not once it is finished.
+        (*Issue.OPEN_STATUSES, Status.RECTIFIED, Status.ANSWERED),
+        gettext_lazy("只有受聘监督这个项目的群众监督员可以附议。"),
+    ),
 }
 
 
@@ -1172,6 +1248,8 @@ def refusal(user, issue: Issue, step: str) -> WorkflowError | None:
     """
     rule = STEP_RULES[step]
     if not rule.who(user, issue):
+        if step == "support" and is_reporter(user, issue):
+            return _forbid(_("这是您自己反映的问题，不用附议；有新情况可以在下面留言补充。"))
         return _forbid(str(rule.forbidden))
     if issue.status not in rule.states:
         if step == "withdraw":

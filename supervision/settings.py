@@ -298,6 +298,14 @@ API_RATE_LIMIT = env_int("API_RATE_LIMIT", 120)
 # … and per client address for requests without a valid key (public projects, Open311 reads).
 API_ANONYMOUS_RATE_LIMIT = env_int("API_ANONYMOUS_RATE_LIMIT", 60)
 
+# Residents' letters (居民来信): how many one address and one project may send in an hour, the
+# supervisors' time to triage one (working days; one more and it goes to the subdistrict office's
+# panel), and the days a reply number is kept after the letter was handled.
+LETTERS_PER_ADDRESS_PER_HOUR = env_int("LETTERS_PER_ADDRESS_PER_HOUR", 5)
+LETTERS_PER_PROJECT_PER_HOUR = env_int("LETTERS_PER_PROJECT_PER_HOUR", 60)
+LETTER_TRIAGE_WORKING_DAYS = env_int("LETTER_TRIAGE_WORKING_DAYS", 2)
+LETTER_MOBILE_KEEP_DAYS = env_int("LETTER_MOBILE_KEEP_DAYS", 180)
+
 # Time limits of the issue's life, in working days of the official calendar (调休 included),
 # except URGENT_SIGN_FOR_HOURS which counts clock hours.
 SUPERVISION = {

@@ -240,6 +240,8 @@ def _rates(queryset: QuerySet, now: datetime) -> dict:
         satisfied=Count("pk", filter=Q(rating=Issue.Rating.SATISFIED)),
         # Closed without the reporter's check (逾期未评价): unrated, never counted as 满意.
         closed_unrated=Count("pk", filter=Q(status=S.CLOSED, rating="")),
+        # 附议: others (supervisors, residents' letters) said "me too" at least once.
+        supported=Count("pk", filter=Q(support_count__gt=0)),
     )
 
 
@@ -247,7 +249,8 @@ def _rates(queryset: QuerySet, now: datetime) -> dict:
 
 
 def headline(issues: QuerySet[Issue], now: datetime | None = None) -> dict:
-    """Issues filed and closed, median days to fix, share 满意, overdue and reopen rates."""
+    """Issues filed and closed, median days to fix, share 满意, overdue and reopen rates, and
+    how many issues others supported (附议)."""
     now = now or timezone.now()
     figures = _rates(issues, now)
     fix = medians(issues.filter(rectified_at__isnull=False), duration("rectified_at")).get(None)

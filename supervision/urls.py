@@ -6,7 +6,7 @@ from django.urls import include, path
 from accounts import two_factor
 from accounts import views as account_views
 
-from . import dashboard, issue_views, resident_views, views
+from . import dashboard, issue_views, letter_views, resident_views, views
 from .forms import STEP_FORMS
 from .panel import panel
 
@@ -15,6 +15,27 @@ urlpatterns = [
     path("projects/", views.project_list, name="project-list"),
     path("projects/<int:pk>/", views.project_detail, name="project-detail"),
     path("projects/<int:pk>/notice/", views.project_notice, name="project-notice"),
+    path("projects/<int:pk>/letters/new/", letter_views.letter_new, name="letter-new"),
+    path("projects/<int:pk>/letters/sent/", letter_views.letter_sent, name="letter-sent"),
+    path("letters/<str:code>/", letter_views.letter_track, name="letter-track"),
+    path("letters/<str:code>/photos/<int:pk>/", letter_views.letter_photo, name="letter-photo"),
+    path(
+        "letters/<str:code>/photos/<int:pk>/thumb/",
+        letter_views.letter_photo,
+        {"thumbnail": True},
+        name="letter-photo-thumbnail",
+    ),
+    path("me/letters/", letter_views.letter_inbox, name="letter-inbox"),
+    path("me/letters/<int:pk>/", letter_views.letter_triage, name="letter-triage"),
+    *(
+        path(
+            f"me/letters/<int:pk>/{action}/",
+            letter_views.letter_step,
+            {"action": action},
+            name=f"letter-{action}",
+        )
+        for action in letter_views.STEP_FORMS
+    ),
     path("healthz", views.healthz, name="healthz"),
     path("offline/", views.offline, name="offline"),
     path("sw.js", views.service_worker, name="service-worker"),
@@ -23,6 +44,7 @@ urlpatterns = [
     path("me/settings/", issue_views.account_settings, name="settings"),
     path("issues/", issue_views.issue_list, name="issue-list"),
     path("issues/new/", issue_views.issue_new, name="issue-new"),
+    path("issues/similar/", issue_views.issue_similar, name="issue-similar"),
     path("issues/<int:pk>/", issue_views.issue_detail, name="issue-detail"),
     *(
         path(

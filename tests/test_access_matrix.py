@@ -37,7 +37,7 @@ from django.utils import timezone
 from openpyxl import load_workbook
 
 from accounts.models import User
-from supervision import residents, services
+from supervision import letters, residents, services
 from supervision.models import (
     CalendarChange,
     Consultation,
@@ -47,6 +47,7 @@ from supervision.models import (
     Household,
     Issue,
     IssueEvent,
+    Letter,
     Notification,
     Patrol,
     PatrolPhoto,
@@ -58,7 +59,7 @@ from supervision.models import (
 from supervision.panel import panel
 from supervision.urls import urlpatterns
 
-from .factories import World, image_file
+from .factories import World, image_file, make_supervisor
 
 S = Issue.Status
 ROLES = ("anon", "alice", "bob", "handler", "other_staff", "builder", "bureau")
@@ -160,6 +161,7 @@ class Scene:
     day_off: CalendarChange
     delivery: Delivery
     voices: dict[str, VoiceNote] = field(default_factory=dict)
+    letters: dict[str, Letter] = field(default_factory=dict)  # a: 安阳's, b: 玉海's
 
     def user(self, role: str) -> User | None:
         return None if role == "anon" else getattr(self.world, role)
@@ -167,9 +169,8 @@ class Scene:
 
 def _y_issue(world: World, status: str, key: str) -> Issue:
     """Bob's issue on the 玉海 project, brought to ``status`` by the 玉海 office."""
-    photos = [image_file()] if status == S.SUBMITTED else []
-    issue = world.submit(
-        reporter=world.bob, project=world.other_project, title=SECRET.format(key), photos=photos
+    issue = world.submit(  # with the photo filing asks for (world.submit gives one)
+        reporter=world.bob, project=world.other_project, title=SECRET.format(key)
     )
     if status == S.SUBMITTED:
         return issue
@@ -221,6 +222,27 @@ def _consultation(project, title: str) -> Consultation:
             code=residents.new_code(),
         )
     return consultation
+
+
+# Residents' letters, one on each side, with a photo and a reply number, escalated past their
+# limit (so that the offices' panel lists them). No page may ever show a number whole.
+LETTER_MOBILES = {"a": "13911110001", "b": "13922220002"}
+
+
+def _letters(world: World) -> dict[str, Letter]:
+    sent = {
+        side: letters.send_letter(
+            project=project,
+            summary=f"围挡倒了 {side}",
+            mobile=LETTER_MOBILES[side],
+            photos=[image_file()],
+            sender_address=f"10.0.0.{n}",
+        )
+        for n, (side, project) in enumerate((("a", world.project), ("b", world.other_project)))
+    }
+    for letter in sent.values():
+        letters.escalate_letter(letter, now=letters.escalation_due(letter) + timedelta(minutes=1))
+    return sent
 
 
 @pytest.fixture
@@ -284,7 +306,10 @@ def scene(world: World, django_capture_on_commit_callbacks) -> Scene:
         )
         for key, name in (("x", "x_sub"), ("y", "y_sub"), ("pub", "x_pub"))
     }
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = _letters(world)
     return Scene(
+        letters=sent,
         voices=voices,
         world=world,
         issues=issues,
@@ -348,6 +373,10 @@ STEPS = {
     "extend": (S.IN_PROGRESS, DEPT_X | {"builder"}, DEPT_Y),
     "appeal": (S.REJECTED, {"alice"}, {"bob"}),
     "comment": (S.SUBMITTED, {"alice", "bob", "handler", "bureau"}, {"alice", "bob"} | DEPT_Y),
+    # 附议 is for the project's other supervisors: Alice reported the x issues and Bob does not
+    # watch their project (and the other way round for the y issues), so nobody of the matrix may;
+    # test_a_supervisor_of_the_project_supports_its_issue below is the control.
+    "support": (S.SUBMITTED, set(), set()),
 }
 STATE_KEY = {
     S.SUBMITTED: "sub",
@@ -393,6 +422,7 @@ def step_data(scene: Scene, step: str, issue: Issue) -> dict:
         },
         "appeal": {"reason": "不是重复的问题"},
         "comment": {"text": "补充一张照片"},
+        "support": {},
     }[step]
     smuggled = {
         **SMUGGLED,
@@ -432,6 +462,8 @@ def foreign(scene: Scene, role: str) -> dict:
         "routingrule": scene.rule,
         "calendarchange": scene.day_off,
         "delivery": scene.delivery,
+        "letter": scene.letters[side],
+        "letter_photo": scene.letters[side].photos.get(),
     }
 
 
@@ -504,6 +536,8 @@ SITE = {
     "me": for_supervisors(OK, TO_ISSUES),
     "issue-list": logged_in(OK),
     "issue-new": for_supervisors(OK, FORBIDDEN),
+    # The filing form's duplicate hint: only a supervisor's own projects answer (empty otherwise).
+    "issue-similar": for_supervisors(OK, NOT_FOUND),
     "feed": logged_in(OK),
     "digest": for_departments(OK),
     "consultation": everyone(OK),  # participation and results are public; voting needs a code
@@ -545,6 +579,20 @@ SITE = {
     "bench-bare": everyone(OK),  # routed only with BENCHMARK_BARE_VIEW=1 (make bench)
     "api-keys": logged_in(OK),  # one's own API keys
     "api-key-revoke": logged_in(NOT_ALLOWED),  # POST only; tests/test_api.py posts it
+    # 居民来信: anyone writes to a project (no account); the 查询码 is the key to a letter, as a
+    # voting code is to a ballot, so whoever holds one reads the letter and its photos. Only the
+    # project's serving supervisors find a letter by its id and triage it.
+    "letter-new": everyone(OK),
+    "letter-sent": everyone(to("/projects/")),  # nothing sent from this browser: the project
+    "letter-track": everyone(OK),
+    "letter-photo": everyone(OK),
+    "letter-photo-thumbnail": everyone(OK),
+    "letter-inbox": for_supervisors(OK, FORBIDDEN),
+    "letter-triage": row(LOGIN, *[NOT_FOUND] * 6),
+    "letter-answer": logged_in(NOT_ALLOWED),  # POST only (the POSTs are below)
+    "letter-file": logged_in(NOT_ALLOWED),
+    "letter-support": logged_in(NOT_ALLOWED),
+    "letter-decline": logged_in(NOT_ALLOWED),
 }
 # Routes of other includes that are public by design (the JSON API has its own tests,
 # tests/test_api.py: every other operation there answers 401 without a key).
@@ -562,6 +610,13 @@ SITE_POSTS = {
     "elder-mode": everyone(to("/")),  # a cookie, for anyone; back to a page of this site
     "login-otp": everyone(to("/accounts/login/", denial=True)),
     "otp-setup": row(LOGIN, *[FORBIDDEN] * 5, Expect(frozenset({200, 400}))),
+    # Anyone may write a letter; it lands on the project of the address, whatever else is posted.
+    "letter-new": everyone(to("/projects/")),
+    # Another project's letter: not found, whatever is posted.
+    "letter-answer": logged_in(NOT_FOUND),
+    "letter-file": logged_in(NOT_FOUND),
+    "letter-support": logged_in(NOT_FOUND),
+    "letter-decline": logged_in(NOT_FOUND),
 }
 
 # Known bugs: (role, route name) → reason. The matrix accepts the buggy answer there (and counts
@@ -629,6 +684,14 @@ def panel_expect(role: str, route: Route) -> Expect:
         if view in ("changelist", "add"):
             return OK if office else FORBIDDEN
         return NOT_FOUND  # change, history, delete, import: not their subdistrict's
+    if model == "letter":  # escalated letters: the bureau's, and each office's own; read-only
+        if view == "add":
+            return FORBIDDEN
+        if bureau:
+            return FORBIDDEN if view == "delete" else OK
+        if view == "changelist":
+            return OK if role in ("handler", "other_staff") else FORBIDDEN
+        return NOT_FOUND  # change, history, delete: not their subdistrict's
     if model == "supervisor":  # the bureau appoints and dismisses
         if bureau:
             return FORBIDDEN if view == "delete" else OK
@@ -716,7 +779,8 @@ class Matrix:
         self.tally = Tally()
 
     def hidden_titles(self, role: str) -> list[str]:
-        return [SECRET.format(k) for k, who in VISIBLE.items() if role not in who]
+        hidden = [SECRET.format(k) for k, who in VISIBLE.items() if role not in who]
+        return hidden + list(LETTER_MOBILES.values())  # a letter's number: never whole
 
     def send(self, role, method, url, data, expect: Expect, label, after=None, bug=None):
         """One request in a savepoint: compare with ``expect``; ``after(response)`` inspects the
@@ -803,11 +867,22 @@ class Matrix:
             "photo": "photo",
             "photo-thumbnail": "photo",
             "voice-note": "voice_note",
+            "letter-new": "project",
+            "letter-sent": "project",
+            "letter-triage": "letter",
+            "letter-answer": "letter",
+            "letter-file": "letter",
+            "letter-support": "letter",
+            "letter-decline": "letter",
+            "letter-photo": "letter_photo",
+            "letter-photo-thumbnail": "letter_photo",
         }
         values = {}
         for param in params(route.route):
             if param == "check":
                 values[param] = objects["check"].pk
+            elif param == "code":  # a letter's 查询码
+                values[param] = objects["letter"].code
             elif name in kinds:
                 values[param] = objects[kinds[name]].pk
             else:
@@ -819,6 +894,21 @@ class Matrix:
             return {"next": "//evil.example/"}  # not followed off the site
         if name in ("login-otp", "otp-setup"):
             return {"code": "123456"}
+        if name.startswith("letter-"):
+            w = self.scene.world
+            ours = objects["letter"].project_id == w.project.pk
+            issue = self.scene.issues["x_sub" if ours else "y_sub"]
+            elsewhere = w.other_project if objects["project"] == w.project else w.project
+            return {
+                "summary": "楼道灯坏了",
+                "text": "已答复",
+                "reason": "不予采纳",
+                "category": Issue.Category.SAFETY,
+                "title": "围挡倒了",
+                "issue": issue.pk,
+                "status": "answered",
+                "project": elsewhere.pk,  # not taken: the address names the project
+            }
         if name == "consultation-paper":
             consultation = objects["consultation"]
             item = consultation.items.get()
@@ -845,6 +935,22 @@ class Matrix:
                 else None
             )
 
+        def letters_untouched(response):
+            if Letter.objects.exclude(status=Letter.Status.NEW).exists():
+                return "a letter of another project was triaged"
+            if Issue.objects.filter(from_residents=True).exists():
+                return "a letter of another project became an issue"
+            return None
+
+        def one_letter_on_the_project(response):
+            new = Letter.objects.exclude(pk__in=[x.pk for x in self.scene.letters.values()])
+            if response.status_code != 302:
+                return None
+            project = int(response["Location"].split("/")[2])  # /projects/<id>/letters/sent/
+            if list(new.values_list("project", "status")) != [(project, Letter.Status.NEW)]:
+                return "not one new letter on the project of the address"
+            return None
+
         def stays_on_the_site(response):
             if response.status_code == 302 and response["Location"] != "/":
                 return f"redirected to {response['Location']}"
@@ -855,6 +961,11 @@ class Matrix:
             "notifications-read": unread_of_others,
             "consultation-paper": nothing_cast,
             "patrol-check-issue": no_issue_made,
+            **dict.fromkeys(
+                ("letter-answer", "letter-file", "letter-support", "letter-decline"),
+                letters_untouched,
+            ),
+            "letter-new": one_letter_on_the_project,
         }.get(name)
 
     def step_route(self, role: str, route: Route, step: str) -> None:
@@ -1069,6 +1180,10 @@ def test_own_objects_are_reachable(scene, client):
             200,
         ),
         ("alice", "POST", f"/notifications/{scene.notifications['alice'].pk}/", 302),
+        ("alice", "GET", f"/me/letters/{scene.letters['a'].pk}/", 200),
+        ("bob", "GET", f"/me/letters/{scene.letters['b'].pk}/", 200),
+        ("handler", "GET", f"/panel/supervision/letter/{scene.letters['a'].pk}/change/", 200),
+        ("other_staff", "GET", f"/panel/supervision/letter/{scene.letters['b'].pk}/change/", 200),
     ]
     patrol = scene.patrols["a"]
     check = patrol.checks.get(ok=False)
@@ -1078,6 +1193,29 @@ def test_own_objects_are_reachable(scene, client):
         response = client.post(url) if method == "POST" else client.get(url)
         assert response.status_code == expected, f"{role} {method} {url}"
     assert w.alice.notifications.get(pk=scene.notifications["alice"].pk).read_at is not None
+
+
+def test_a_supervisor_of_the_project_supports_its_issue(scene, client):
+    """The control of the support row: a third supervisor who watches the 安阳 project supports
+    Alice's issue there, and not Bob's on the 玉海 project (which she may read)."""
+    w = scene.world
+    carol = make_supervisor("carol", w.project.neighbourhood, [w.project])
+    client.force_login(carol)
+    mine, other = scene.issues["x_sub"], scene.issues["y_sub"]
+
+    response = client.post(f"/issues/{mine.pk}/support/", step_data(scene, "support", mine))
+    refused = client.post(f"/issues/{other.pk}/support/", step_data(scene, "support", other))
+
+    assert response.status_code == 302 and response["Location"] == mine.get_absolute_url()
+    assert refused.status_code == 403
+    mine.refresh_from_db()
+    other.refresh_from_db()
+    assert (mine.support_count, other.support_count) == (1, 0)
+    assert mine.status == S.SUBMITTED and mine.reporter_id == w.alice.pk
+    assert mine.events.order_by("pk").last().kind == IssueEvent.Kind.SUPPORTED
+    # Another project's hint answers nothing, even to a supervisor who reads every issue.
+    hint = client.get("/issues/similar/", {"project": w.other_project.pk, "category": "quality"})
+    assert hint.status_code == 200 and SECRET.format("y_sub") not in hint.content.decode()
 
 
 # --- fields a role may not set -----------------------------------------------------------------

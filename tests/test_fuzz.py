@@ -1126,3 +1126,151 @@ def test_nul_is_refused_everywhere(world, client, method, url, data):
     client.force_login(world.bureau)
     response = client.post(url, data) if method == "POST" else client.get(url, data)
     assert response.status_code == 400
+
+
+# --- residents' letters ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def letter(fuzzer):
+    """A letter on Alice's project, with a reply number."""
+    from supervision import letters
+
+    return letters.send_letter(
+        project=fuzzer.world.project,
+        summary="3 幢门口的围挡倒了",
+        mobile="13911112222",
+        sender_address="10.0.0.99",
+    )
+
+
+ADDRESSES = st.sampled_from(["10.0.0.1", "10.0.0.2", "::1"])
+
+
+@fuzz(40)
+@given(data=st.data())
+def test_fuzz_letter_form(fuzzer, data):
+    """Anyone may post anything to a project's letter form: never a server error."""
+    example()
+    w = fuzzer.world
+    form = drop_none(
+        {
+            "summary": data.draw(maybe(ANYTHING)),
+            "details": data.draw(maybe(ANYTHING)),
+            "building": data.draw(maybe(ANYTHING)),
+            "unit": data.draw(maybe(ANYTHING)),
+            "mobile": data.draw(
+                maybe(
+                    st.sampled_from(["13912345678", "１３９１２３４５６７８", "1391234"]) | ANYTHING
+                )
+            ),
+            "website": data.draw(maybe(st.sampled_from(["", "", "http://spam.example/"]) | TEXT)),
+            "project": data.draw(maybe(ANYTHING)),
+            "status": data.draw(maybe(ANYTHING)),
+        }
+    )
+    photos = data.draw(st.lists(FILES, max_size=4))
+    if photos:
+        form["photos"] = photos
+    extra = {"REMOTE_ADDR": data.draw(ADDRESSES)}
+    if data.draw(st.booleans()):
+        extra["HTTP_X_REQUESTED_WITH"] = "XMLHttpRequest"
+    project = data.draw(st.sampled_from([w.project, w.other_project]))
+    role = data.draw(st.sampled_from(["anon", "anon", "alice", "handler"]))
+    url = f"/projects/{project.pk}/letters/new/"
+    response = fuzzer.send(role, "POST", url, form, **extra)
+    assert response.status_code in (200, 302, 400, 409, 429), response.status_code
+    if response.status_code == 302:
+        assert_local(response["Location"])
+    if "X-Location" in response:
+        assert_local(response["X-Location"])
+
+
+@fuzz(40)
+@given(
+    role=ROLE,
+    code=ANYTHING | st.text(alphabet="ABCDEFGHJKMNPQRSTUVWXYZ23456789abc -", max_size=12),
+    photo=maybe(NUMBERS | st.integers(0, 10**6).map(str)),
+)
+def test_fuzz_letter_codes(fuzzer, letter, role, code, photo):
+    """Any 查询码 in the address, with or without a photo: a page, a 404 or a 429."""
+    from urllib.parse import quote
+
+    example()
+    cache.clear()  # wrong codes are counted per address
+    for value in (code, letter.code.lower(), f" {letter.code} "):
+        quoted = quote(value, safe="")
+        if not quoted:
+            continue
+        response = fuzzer.send(role, "GET", f"/letters/{quoted}/")
+        assert response.status_code in (200, 404, 429), response.status_code
+        if photo is not None:
+            response = fuzzer.send(
+                role, "GET", f"/letters/{quoted}/photos/{quote(photo, safe='')}/"
+            )
+            assert response.status_code in (200, 404, 429), response.status_code
+
+
+@fuzz(60)
+@given(data=st.data())
+def test_fuzz_letter_triage(fuzzer, letter, data):
+    """Random fields posted to the four triage steps, by anyone logged in."""
+    example()
+    step = data.draw(st.sampled_from(["answer", "file", "support", "decline"]))
+    issues = [issue.pk for issue in fuzzer.issues.values()]
+    form = drop_none(
+        {
+            "text": data.draw(maybe(ANYTHING)),
+            "reason": data.draw(maybe(ANYTHING)),
+            "category": data.draw(maybe(st.sampled_from(Issue.Category.values) | ANYTHING)),
+            "urgency": data.draw(maybe(st.sampled_from(Issue.Urgency.values) | ANYTHING)),
+            "title": data.draw(maybe(ANYTHING)),
+            "description": data.draw(maybe(ANYTHING)),
+            "building": data.draw(maybe(ANYTHING)),
+            "households": data.draw(maybe(NUMBERS | ANYTHING)),
+            "issue": data.draw(maybe(st.sampled_from(issues) | ANYTHING)),
+            "status": data.draw(maybe(ANYTHING)),
+        }
+    )
+    photos = data.draw(st.lists(FILES, max_size=2))
+    if photos:
+        form["photos"] = photos
+    extra = {}
+    if data.draw(st.booleans()):
+        extra["HTTP_X_REQUESTED_WITH"] = "XMLHttpRequest"
+    role = data.draw(st.sampled_from(["alice", "alice", "alice", "bob", "handler", "bureau"]))
+    pk = data.draw(st.sampled_from([letter.pk, letter.pk, 999_999]))
+    response = fuzzer.send(role, "POST", f"/me/letters/{pk}/{step}/", form, **extra)
+    assert response.status_code in (200, 302, 400, 403, 404, 409), response.status_code
+    if response.status_code == 302:
+        assert_local(response["Location"])
+
+
+def test_a_letter_is_shown_escaped_everywhere(world, client, django_capture_on_commit_callbacks):
+    """Payloads in every field a resident types, on every page that shows a letter."""
+    from supervision import letters
+
+    client.raise_request_exception = False
+    world.project.departments.add(world.office)
+    response = client.post(
+        f"/projects/{world.project.pk}/letters/new/",
+        {"summary": PAYLOAD[:100], "details": PAYLOAD, "building": SHORT, "unit": TINY},
+    )
+    assert response.status_code == 302
+    letter = letters.Letter.objects.get()
+    refused = client.post(
+        f"/projects/{world.project.pk}/letters/new/",
+        {"summary": "", "details": PAYLOAD, "mobile": PAYLOAD},
+        REMOTE_ADDR="10.0.0.7",
+    )
+    assert refused.status_code == 400
+    assert_escaped(refused, "refused letter form")
+    assert_escaped(client.get(f"/letters/{letter.code}/"), "tracking page")
+    client.force_login(world.alice)
+    assert_escaped(client.get(f"/me/letters/{letter.pk}/"), "triage page")
+    assert_escaped(client.get("/me/letters/"), "inbox", shows=False)
+    letters.escalate_letter(letter, now=letters.escalation_due(letter) + timedelta(minutes=1))
+    client.force_login(world.handler)
+    assert_escaped(client.get("/panel/supervision/letter/"), "panel letters", shows=False)
+    change = client.get(f"/panel/supervision/letter/{letter.pk}/change/")
+    assert_escaped(change, "panel letter")

@@ -13,18 +13,29 @@ from supervision import services
 from supervision.models import Issue, IssueEvent, Photo
 from supervision.services import WorkflowError
 
-from .factories import image_file
+from .factories import image_file, make_supervisor
 
 S = Issue.Status
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
-ROLES = ["reporter", "other_supervisor", "handler", "other_staff", "builder", "bureau", "anonymous"]
+ROLES = [
+    "reporter",
+    "project_supervisor",  # watches the issue's project too: may support (附议) it
+    "other_supervisor",
+    "handler",
+    "other_staff",
+    "builder",
+    "bureau",
+    "anonymous",
+]
 STATES = list(S.values)
 # States reached through a dispatch to the project's contractor: its staff can see and work them.
 DISPATCHED = {S.IN_PROGRESS, S.RECTIFIED, S.CLOSED}
 
 
 def actor_for(world, role):
+    if role == "project_supervisor":
+        return make_supervisor("carol", world.project.neighbourhood, [world.project])
     return {
         "reporter": world.alice,
         "other_supervisor": world.bob,
@@ -66,6 +77,8 @@ def call(step, world, issue, actor):
         return services.request_extension(issue, actor=actor, until=until, text="材料未到货")
     if step == "appeal":
         return services.appeal_issue(issue, actor=actor, text="不是重复问题，请住建局复核")
+    if step == "support":
+        return services.support_issue(issue, actor=actor)
     raise AssertionError(step)
 
 
@@ -82,13 +95,19 @@ RULES = {
     "reopen": ({"reporter"}, {S.RECTIFIED, S.ANSWERED}, "reopened"),
     "withdraw": ({"reporter"}, {S.SUBMITTED}, S.WITHDRAWN),
     "comment": (
-        {"reporter", "other_supervisor", "handler", "bureau", "builder"},
+        {"reporter", "project_supervisor", "other_supervisor", "handler", "bureau", "builder"},
         set(STATES),
         None,
     ),
     "escalate": (HANDLERS, {S.SUBMITTED, S.ACCEPTED, S.IN_PROGRESS}, None),
     "extend": (HANDLERS | {"builder"}, {S.ACCEPTED, S.IN_PROGRESS}, None),
     "appeal": ({"reporter"}, {S.REJECTED}, S.SUBMITTED),
+    # Not the reporter (their own issue), not a supervisor of another project.
+    "support": (
+        {"project_supervisor"},
+        {S.SUBMITTED, S.ACCEPTED, S.IN_PROGRESS, S.RECTIFIED, S.ANSWERED},
+        None,
+    ),
 }
 
 

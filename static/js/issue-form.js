@@ -516,6 +516,51 @@
     }
   }
 
+  // --- 是不是这个问题？附议即可 (the duplicate hint) --------------------------------------------
+
+  // Once a project and a category are chosen, and whenever they or the building change, ask for
+  // the open issues like it. Their 附议即可 buttons post small forms kept just after this form
+  // (forms cannot nest), so choosing one records a support instead of a new issue.
+  function initSimilar(form) {
+    var box = form.querySelector("[data-similar]");
+    if (!box || !window.fetch || !window.DOMParser || !window.URLSearchParams) { return; }
+    var forms = document.createElement("div");
+    forms.hidden = true;
+    form.after(forms);
+    var asked = null;
+    var timer = null;
+    function value(name) {
+      var checked = form.querySelector("input[name=" + name + "]:checked");
+      if (checked) { return checked.value; }
+      var field = form.querySelector("[name=" + name + "]:not([type=radio])");
+      return field ? field.value.trim() : "";
+    }
+    function ask() {
+      var project = value("project");
+      var category = value("category");
+      var query = project && category ? new URLSearchParams(
+        { project: project, category: category, building: value("building") }).toString() : "";
+      if (query === asked) { return; }
+      asked = query;
+      if (!query) { box.replaceChildren(); forms.replaceChildren(); return; }
+      fetch(box.getAttribute("data-similar") + "?" + query, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : ""; })
+        .then(function (html) {
+          if (query !== asked) { return; } // a later choice is being answered
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          forms.replaceChildren.apply(forms, doc.querySelectorAll("form[data-similar-support]"));
+          box.replaceChildren.apply(box, Array.prototype.slice.call(doc.body.childNodes));
+        }, function () { asked = null; }); // no signal: no hint; the form works as before
+    }
+    function soon() { clearTimeout(timer); timer = setTimeout(ask, 300); }
+    form.addEventListener("change", function (event) {
+      if (/^(project|category|building)$/.test(event.target.name || "")) { soon(); }
+    });
+    var building = form.querySelector("input[name=building]");
+    if (building) { building.addEventListener("input", soon); }
+    ask();
+  }
+
   // --- wiring ----------------------------------------------------------------------------------
 
   function toggleOpinion(form) {
@@ -556,6 +601,7 @@
         });
       form.querySelectorAll("[data-voice-recorder]").forEach(initRecorder);
       toggleOpinion(form);
+      initSimilar(form);
       form.addEventListener("submit", function (event) { upload(form, event); });
       // 常用回复: one tap puts the department's standard text into the form's text field.
       form.querySelectorAll("[data-insert-text]").forEach(function (button) {

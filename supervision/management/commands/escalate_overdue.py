@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand
 
+from supervision.letters import sweep_letters
 from supervision.services import escalate_overdue, sweep_unverified
 from supervision.tasks import schedule_sweep
 
@@ -32,3 +33,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  {issue.reference} {issue.title}")
         reminded, closed = sweep_unverified()
         self.stdout.write(f"已提醒评价 {len(reminded)} 个，逾期未评价办结 {len(closed)} 个。")
+        reminded, escalated, erased = sweep_letters()
+        self.stdout.write(
+            f"居民来信：提醒处理 {len(reminded)} 封，转街道督促 {len(escalated)} 封，"
+            f"删除联系电话 {len(erased)} 封。"
+        )
