@@ -48,12 +48,19 @@
     return Array.prototype.slice.call(form.querySelectorAll("[data-photo-picker]"));
   }
 
+  // A form may take fewer (a resident's letter: three), said by data-max-photos around it.
+  function maxPhotos(picker) {
+    var holder = picker.closest("[data-max-photos]");
+    return holder ? parseInt(holder.getAttribute("data-max-photos"), 10) || MAX_PHOTOS : MAX_PHOTOS;
+  }
+
   function addPhotos(picker, files) {
     var photos = photosOf(picker);
+    var max = maxPhotos(picker);
     var problems = [];
     Array.prototype.forEach.call(files, function (file) {
-      if (photos.length >= MAX_PHOTOS) {
-        problems.push("最多 " + MAX_PHOTOS + " 张照片，多选的没有加上。");
+      if (photos.length >= max) {
+        problems.push("最多 " + max + " 张照片，多选的没有加上。");
         return;
       }
       if (file.size > MAX_BYTES) {
@@ -101,7 +108,7 @@
     });
     var count = picker.querySelector("[data-photo-count]");
     if (count) {
-      text(count, photos.length ? "已选 " + photos.length + " 张，最多 " + MAX_PHOTOS + " 张" : "");
+      text(count, photos.length ? "已选 " + photos.length + " 张，最多 " + maxPhotos(picker) + " 张" : "");
     }
     var note = picker.querySelector("[data-photo-problems]");
     if (note) { text(note, (problems || []).join(" ")); }
