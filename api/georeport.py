@@ -822,10 +822,10 @@ def _filing(params: dict[str, str], files: list, user) -> IssueForm:
             errors.extend(error.errors)
             return None
 
-    raw_code = params.get("service_code", "").strip()
-    if not raw_code:
-        raise _fail(400, "service_code", _("必填"))
-    code = _category(raw_code)
+    code = params.get("service_code", "").strip()
+    if code not in Issue.Category.values:
+        # The filing rule's words (a service's attributes depend on it, so it is checked first).
+        raise _fail(400, "service_code", str(services.FILING_MESSAGES["category"]))
     attributes = _attributes(params, code)
     lat = check(_decimal, params, "lat", 90)
     long = check(_decimal, params, "long", 180)

@@ -26,6 +26,18 @@ def _literal(choices: type) -> object:
     return Literal[tuple(choices.values)]
 
 
+def _listed(choices: type) -> object:
+    """One of ``choices`` as the document lists it, but checked by the service, not here."""
+    values = list(choices.values)
+
+    def document(schema: dict) -> None:
+        schema["enum"] = values
+        if schema.get("default") not in values:  # "": not given, which the service refuses
+            schema.pop("default", None)
+
+    return Annotated[str, Field(json_schema_extra=document)]
+
+
 IssueStatus = _literal(Issue.Status)
 IssueCategory = _literal(Issue.Category)
 IssueUrgency = _literal(Issue.Urgency)
@@ -33,6 +45,9 @@ IssueRating = _literal(Issue.Rating)
 EventKind = _literal(IssueEvent.Kind)
 ProjectStatus = _literal(Project.Status)
 AreaCode = _literal(ScopeItem.Area)
+# For filing: an unknown value is refused by services.filing_problems, in its words.
+FilingCategory = _listed(Issue.Category)
+FilingUrgency = _listed(Issue.Urgency)
 
 
 class Input(Schema):
@@ -217,15 +232,17 @@ class IssueIn(Input):
     """反映问题 (multipart/form-data, with the photos as ``photos`` files)."""
 
     project: Id
-    category: IssueCategory  # type: ignore[valid-type]
-    urgency: IssueUrgency = "normal"  # type: ignore[valid-type]
-    # Empty is answered by the service's own words beside the field (services.filing_problems).
+    # What the rules that guard filing check (services.filing_problems) is left to them, so that
+    # a missing or unknown category, an unknown urgency, an empty title or description and fewer
+    # than one household are answered in the service's words beside the field, as on the page.
+    category: FilingCategory = ""  # type: ignore[valid-type]
+    urgency: FilingUrgency = "normal"  # type: ignore[valid-type]
     title: Annotated[str, Field(max_length=100)] = ""
     description: Text = ""
     building: Annotated[str, Field(max_length=20)] = ""
     unit: Annotated[str, Field(max_length=20)] = ""
     location: Annotated[str, Field(max_length=100)] = ""
-    households: Annotated[int, Field(ge=1, le=10000)] | None = None
+    households: Annotated[int, Field(le=10000)] | None = None
     area: AreaCode | Literal[""] = ""  # type: ignore[valid-type]
     share_position: bool = False
     token: Annotated[str, Field(max_length=64)] = Field(

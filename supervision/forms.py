@@ -160,6 +160,10 @@ class VoiceField(forms.FileField):
 # --- filing an issue ---------------------------------------------------------------------------
 
 
+# Django's own refusals that say no more than a filing rule does (services.filing_problems).
+REPLACED_BY_THE_RULE = {"required", "invalid_choice"}
+
+
 class IssueForm(forms.Form):
     """What a supervisor fills in on the phone. The token makes a double tap file one issue."""
 
@@ -202,9 +206,9 @@ class IssueForm(forms.Form):
     )
     households = forms.IntegerField(
         label=_("代表多少户居民"),
-        min_value=1,
-        max_value=10000,
+        max_value=10000,  # at least 1: the service's rule, in its words (filing_problems)
         required=False,
+        widget=forms.NumberInput(attrs={"min": 1}),
         help_text=_("居民意见填写：有多少户居民这样反映。"),
     )
     area = forms.ChoiceField(
@@ -293,8 +297,9 @@ class IssueForm(forms.Form):
         form shows every one that applies at once, beside its field, before anything is filed."""
         data = super().clean()
         problems = services.filing_problems(
+            # Missing or not one of the choices: the rule's words, not Django's.
             category=data.get("category", ""),
-            urgency=data.get("urgency", Issue.Urgency.NORMAL),
+            urgency=data.get("urgency", ""),
             title=data.get("title", ""),
             description=data.get("description", ""),
             building=data.get("building", ""),
@@ -307,8 +312,10 @@ class IssueForm(forms.Form):
             if name not in self.fields:
                 continue
             if name in self.errors:
-                # A plain 「请填写这一项」 gives way to the rule's own words; other errors stay.
-                if any(error.code != "required" for error in self.errors.as_data()[name]):
+                # Django's plain 「请填写这一项」 or 「选择一个有效的选项」 gives way to the rule's own
+                # words; other errors (too long, not a number) stay.
+                codes = {error.code for error in self.errors.as_data()[name]}
+                if not codes <= REPLACED_BY_THE_RULE:
                     continue
                 del self._errors[name]
             self.add_error(name, problem.message)

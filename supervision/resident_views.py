@@ -333,10 +333,26 @@ def patrol_new(request: HttpRequest) -> HttpResponse:
     return render(request, "supervision/patrol_new.html", {"form": form}, status=status)
 
 
-@login_required
-@never_cache
-@require_safe
-def patrol_detail(request: HttpRequest, pk: int) -> HttpResponse:
+class PatrolIssueForm(forms.Form):
+    """转为问题反映 for a problem the patrol took no photo of: the photo its issue needs, added now
+    (whether one is needed is the service's rule: it answers beside the field)."""
+
+    photos = PhotosField(
+        label=gettext_lazy("现场照片"),
+        help_text=gettext_lazy("巡查时没有拍照；反映问题需要至少一张现场照片。"),
+    )
+
+    def __init__(self, *args, check: PatrolCheck, **kwargs):
+        super().__init__(*args, prefix=f"check-{check.pk}", **kwargs)
+        self.patrol_check = check
+
+
+def _patrol_page(
+    request: HttpRequest, pk: int, *, bound: PatrolIssueForm | None = None, status: int = 200
+) -> HttpResponse:
+    """A patrol and its checks; each problem of mine not yet an issue has its 转为问题 form, with
+    a photo picker where the issue needs a photo the patrol did not take (``bound``: the one sent
+    back with what to correct beside its field)."""
     patrol = get_object_or_404(
         patrols_for(request.user)
         .select_related("project", "supervisor")
@@ -348,22 +364,53 @@ def patrol_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         pk=pk,
     )
-    return render(request, "supervision/patrol_detail.html", {"patrol": patrol})
+    checks = list(patrol.checks.all())
+    for check in checks:
+        check.photo_form = None
+        if bound is not None and bound.patrol_check.pk == check.pk:
+            check.photo_form = bound
+        elif (
+            not check.ok
+            and not check.issue_id
+            and patrol.supervisor_id == request.user.pk
+            and residents.patrol_needs_photo(check)
+        ):
+            check.photo_form = PatrolIssueForm(check=check)
+    context = {"patrol": patrol, "checks": checks}
+    return render(request, "supervision/patrol_detail.html", context, status=status)
 
 
 @login_required
+@never_cache
+@require_safe
+def patrol_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _patrol_page(request, pk)
+
+
+@login_required
+@never_cache
 @require_POST
 def patrol_check_to_issue(request: HttpRequest, pk: int, check: int) -> HttpResponse:
+    """One tap, with the photo the issue needs when the patrol took none. A refusal about the
+    photo is shown beside that problem's picker; any other goes above the patrol."""
     item = get_object_or_404(
         PatrolCheck.objects.select_related("patrol__project", "issue"), pk=check, patrol_id=pk
     )
     if item.patrol.supervisor_id != request.user.pk:
         raise Http404
+    form = PatrolIssueForm(request.POST, request.FILES, check=item)
+    if not form.is_valid():
+        return _patrol_page(request, pk, bound=form, status=400)
     try:
-        issue = residents.patrol_problem_to_issue(item, actor=request.user)
+        issue = residents.patrol_problem_to_issue(
+            item, actor=request.user, photos=form.cleaned_data["photos"]
+        )
     except services.WorkflowError as refusal:
-        messages.error(request, refusal.message)
-        return redirect(item.patrol)
+        if refusal.field not in form.fields:
+            messages.error(request, refusal.message)
+            return redirect(item.patrol)
+        form.add_error(refusal.field, refusal.message)
+        return _patrol_page(request, pk, bound=form, status=refusal.status_code)
     messages.success(
         request, _("已转为问题 %(ref)s，承办部门会在时限内签收。") % {"ref": issue.reference}
     )

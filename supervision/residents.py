@@ -362,8 +362,28 @@ def log_patrol(
     return patrol
 
 
-def patrol_problem_to_issue(check: PatrolCheck, *, actor) -> Issue:
-    """One tap: the problem found on patrol becomes an issue, with its note and photos."""
+def _stored_patrol_photos(check: PatrolCheck) -> list:
+    """The check's photos as files again, read from storage (their web copies)."""
+    files = []
+    for photo in check.photos.all():
+        try:
+            with default_storage.open(photo.image.name) as handle:
+                files.append(photo_intake.named(handle.read(), "patrol.jpg"))
+        except OSError:
+            continue  # a file lost from storage: the issue goes without it
+    return files
+
+
+def patrol_needs_photo(check: PatrolCheck) -> bool:
+    """Whether turning the problem into an issue asks for a photo the patrol did not take: the
+    issue's category needs one (``services.needs_photo``) and the check has none."""
+    return services.needs_photo(CHECK_CATEGORY[check.item]) and not check.photos.all()
+
+
+def patrol_problem_to_issue(check: PatrolCheck, *, actor, photos: Sequence = ()) -> Issue:
+    """One tap: the problem found on patrol becomes an issue, with its note and photos, and any
+    photo the supervisor adds now. Held to the rules that guard filing (``submit_issue``): a
+    problem whose category needs a photo is refused without one, beside ``photos``."""
     patrol = check.patrol
     if actor.pk != patrol.supervisor_id:
         raise WorkflowError(_("只有记录这次巡查的监督员可以把问题转为反映。"), status_code=403)
@@ -371,19 +391,19 @@ def patrol_problem_to_issue(check: PatrolCheck, *, actor) -> Issue:
         raise WorkflowError(_("这一项巡查正常，没有问题可以反映。"), status_code=400)
     if check.issue_id:
         return check.issue
-    stored = []
-    for photo in check.photos.all():
-        with default_storage.open(photo.image.name) as handle:
-            stored.append(
-                photo_intake.prepare_photo(photo_intake.named(handle.read(), "patrol.jpg"))
-            )
+    try:
+        prepared = photo_intake.prepare_photos(
+            [*_stored_patrol_photos(check), *(f for f in photos if f is not None)]
+        )
+    except photo_intake.PhotoError as error:
+        raise WorkflowError(str(error), status_code=400, field="photos") from None
     issue = services.submit_issue(
         reporter=actor,
         project=patrol.project,
         category=CHECK_CATEGORY[check.item],
         title=_("巡查发现：%(item)s") % {"item": check.get_item_display()},
         description=check.note,
-        photos=stored,
+        photos=prepared,
         idempotency_key=f"patrol-check-{check.pk}",
     )
     PatrolCheck.objects.filter(pk=check.pk, issue__isnull=True).update(issue=issue)
