@@ -31,7 +31,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The inner loop: everything but the whole-world walks, fuzzers, property and browser tests.
+# The inner loop (about a minute): everything but the whole-world walks, the demo-world loads,
+# fuzzers, property and browser tests (marker slow, set in tests/conftest.py).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 

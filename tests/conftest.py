@@ -74,14 +74,21 @@ def demo(transactional_db, settings):
 
 
 # `make test-fast` leaves these out (marker "slow"); `make test` and CI run everything. They are
-# the whole-world walks (every URL × role, every step × role × state on the pages, the fuzzers),
-# the property tests and the ones that drive a browser.
+# the whole-world walks (every URL × role, every panel address × role, every step × role × state
+# of the workflow: half the suite's tests on its own), the tests that load the whole demo world,
+# the fuzzers, the property tests, the schema-driven API run and the ones that drive a browser.
 SLOW_MODULES = {
     "test_browser",
     "test_accessibility",
     "test_api_schemathesis",
     "test_access_matrix",
     "test_fuzz",
+    "test_demo",
+}
+SLOW_TESTS = {
+    ("test_workflow", "test_step_role_state"),
+    ("test_panel", "test_every_panel_address_keeps_to_the_users_scope"),
+    ("test_letters", "test_the_demo_has_letters_in_every_state_on_two_projects"),
 }
 
 
@@ -89,5 +96,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
         hypothesis_test = getattr(getattr(item, "obj", None), "is_hypothesis_test", False)
-        if module in SLOW_MODULES or hypothesis_test or item.get_closest_marker("browser"):
+        if (
+            module in SLOW_MODULES
+            or (module, item.originalname) in SLOW_TESTS
+            or "demo" in item.fixturenames
+            or hypothesis_test
+            or item.get_closest_marker("browser")
+        ):
             item.add_marker(pytest.mark.slow)
