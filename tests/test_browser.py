@@ -7,7 +7,9 @@ render. Runs whenever /usr/bin/chromium exists (``.ci/run`` installs it).
 from __future__ import annotations
 
 import io
+import json
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,10 +17,13 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.utils import timezone
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageStat
+from playwright.sync_api import expect
 
 from supervision import services
-from supervision.models import Issue, IssueEvent, Project
+from supervision.models import Issue, IssueEvent, Photo, Project
+
+from .conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -57,9 +62,10 @@ def phone(browser_instance):
     context.close()
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, *, full_page: bool = True) -> None:
+    """The whole page, or with ``full_page=False`` just what the screen shows."""
     SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
 def log_in(page, base: str, username: str) -> None:
@@ -87,7 +93,7 @@ def test_supervisor_files_an_issue_with_two_photos_and_follows_it(
     page.check("text=质量")
     page.fill("input[name=title]", "3 幢楼道扶手松动")
     page.fill("textarea[name=description]", "三楼到四楼的扶手一推就晃，老人上下楼很危险。")
-    page.set_input_files("input[name=photos]", [str(evil)])
+    page.set_input_files("#id_photos", [str(evil)])
     page.click("[data-submit]")
     page.wait_for_selector(".invalid-feedback:has-text('evil.svg')")
     assert "不是支持的照片格式" in page.inner_text("form#issue-form")
@@ -97,7 +103,7 @@ def test_supervisor_files_an_issue_with_two_photos_and_follows_it(
 
     # Two photos — a portrait JPEG with GPS and an iPhone HEIC — with the position consent.
     photos = [portrait_jpeg_with_gps(tmp_path / "IMG_0001.jpg"), heic(tmp_path / "IMG_2041.HEIC")]
-    page.set_input_files("input[name=photos]", [str(p) for p in photos])
+    page.set_input_files("#id_photos", [str(p) for p in photos])
     page.wait_for_selector("[data-photo-previews] figure >> nth=1")
     page.fill("input[name=building]", "3 幢")
     page.fill("input[name=location]", "三楼楼道")
@@ -174,7 +180,7 @@ def test_an_issue_through_the_departments_to_closed(demo, live_server, phone, de
     phone.check("text=安全")
     phone.fill("input[name=title]", "脚手架踏板松动")
     phone.fill("textarea[name=description]", "2 幢东侧脚手架第三层踏板松动，工人走过时晃得厉害。")
-    phone.set_input_files("input[name=photos]", [str(heic(tmp_path / "IMG_3001.HEIC"))])
+    phone.set_input_files("#id_photos", [str(heic(tmp_path / "IMG_3001.HEIC"))])
     phone.click("[data-submit]")
     phone.wait_for_url(re.compile(r"/issues/\d+/$"))
     issue = Issue.objects.get(title="脚手架踏板松动")
@@ -398,3 +404,415 @@ def test_the_public_follows_the_qr_and_the_bureau_reads_the_figures(
     assert desk.locator(".figure").first.inner_text() == str(anyang)
     assert "玉海街道办事处" not in desk.inner_text("main")
     shot(desk, "department-06-dashboard-anyang")
+
+
+# --- 群众监督员 on their own phones: WeChat's browser on Android (issue 16) ----------------------
+
+WECHAT_ANDROID = (
+    "Mozilla/5.0 (Linux; Android 13; V2183A Build/TP1A.220624.014; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36 XWEB/1160065 "
+    "MMWEBSDK/20231202 MicroMessenger/8.0.47.2560(0x28002F30) WeChat/arm64 Weixin "
+    "NetType/WIFI Language/zh_CN ABI/arm64"
+)
+# jiandu06 watches it; it is 安阳街道办事处's, so anyang sees what is filed on it.
+PROJECT = "西山花园老旧小区改造工程"
+MB = 1024 * 1024
+
+# Every FormData the page sends through XMLHttpRequest: the size of each file in it, kept in
+# sessionStorage so that it can still be read on the page the form leads to.
+RECORD_UPLOADS = """(() => {
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (body) {
+    if (body instanceof FormData) {
+      const files = [];
+      for (const [field, value] of body.entries()) {
+        if (value instanceof Blob) {
+          files.push({field: field, name: value.name || "", type: value.type, size: value.size});
+        }
+      }
+      const sent = JSON.parse(sessionStorage.getItem("uploads") || "[]");
+      sent.push(files);
+      sessionStorage.setItem("uploads", JSON.stringify(sent));
+    }
+    return send.call(this, body);
+  };
+})();"""
+
+
+def uploads(page) -> list[list[dict]]:
+    return json.loads(page.evaluate("sessionStorage.getItem('uploads') || '[]'"))
+
+
+def wait_until(page, script: str, timeout: float = 20):
+    """Poll an expression (the pages' CSP forbids the eval behind ``wait_for_function``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(script)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {script}")
+        page.wait_for_timeout(100)
+
+
+RED, GREEN, BLUE = (200, 40, 40), (40, 160, 60), (40, 60, 200)
+
+
+def camera_photo(path: Path, color, *, size=(4000, 3000), exif: bytes | None = None) -> Path:
+    """A 12-megapixel phone photo: a busy scene (lines and sensor noise) that a phone saves at
+    2–3 MB, mostly one colour so that it can be told apart once stored."""
+    width, height = size
+    image = Image.new("RGB", size, color)
+    draw = ImageDraw.Draw(image)
+    for x in range(0, width, 97):
+        draw.line([(x, 0), (width - x, height)], fill=(250, 250, 250), width=9)
+    image = Image.blend(image, Image.effect_noise(size, 16).convert("RGB"), 0.1)
+    image.save(path, "JPEG", quality=90, **({"exif": exif} if exif else {}))
+    return path
+
+
+def upright_camera_photo_with_gps(path: Path) -> Path:
+    """Like ``portrait_jpeg_with_gps`` at 12 megapixels, all red: stored 4000 × 3000 sideways
+    with EXIF orientation 6 (a phone held upright) and the position where it was taken."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "PhoneMaker"
+    exif[0x8825] = {1: "N", 2: (27.0, 46.0, 48.0), 3: "E", 4: (120.0, 39.0, 36.0)}
+    return camera_photo(path, RED, exif=exif.tobytes())
+
+
+@pytest.fixture(scope="session")
+def camera_photos(tmp_path_factory):
+    """Three 12-megapixel photos, one red, one green, one blue (made once: each takes a second)."""
+    folder = tmp_path_factory.mktemp("camera")
+    return {
+        name: camera_photo(folder / f"IMG_{name}.jpg", color)
+        for name, color in (("red", RED), ("green", GREEN), ("blue", BLUE))
+    }
+
+
+def dominant_colour(field) -> str:
+    with default_storage.open(field.name) as stored:
+        means = ImageStat.Stat(Image.open(stored).convert("RGB")).mean
+    return ("red", "green", "blue")[means.index(max(means))]
+
+
+@pytest.fixture
+def wechat(browser_instance):
+    """Opens a page in WeChat's browser on an Android phone of the given size."""
+    contexts = []
+
+    def open_page(width=375, height=740, *, browser=None, **options):
+        context = (browser or browser_instance).new_context(
+            viewport={"width": width, "height": height},
+            is_mobile=True,
+            has_touch=True,
+            locale="zh-CN",
+            user_agent=WECHAT_ANDROID,
+            **options,
+        )
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def browser_with_microphone(browser_instance):
+    """A second Chromium whose microphone is Chromium's fake one (a beep), allowed without a
+    prompt: the session's browser has no such device."""
+    browser = browser_instance.browser_type.launch(
+        executable_path=CHROMIUM,
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+        ],
+    )
+    yield browser
+    browser.close()
+
+
+def thumbnails(page):
+    return page.locator("[data-photo-previews] figure")
+
+
+def wait_for_decoded_thumbnails(page, count: int) -> list[int]:
+    """The thumbnails are real pictures: each has been decoded and has a width."""
+    expect(page.locator("[data-photo-previews] img")).to_have_count(count)
+    return wait_until(
+        page,
+        "(() => { const widths = [...document.querySelectorAll('[data-photo-previews] img')]"
+        ".map(img => img.complete ? img.naturalWidth : 0);"
+        " return widths.every(w => w > 0) && widths; })()",
+    )
+
+
+def fill_in_the_issue(
+    page, title: str, description: str = "", category: str = "质量", project: str | None = None
+) -> None:
+    """Chooses the project (the named one, or the first of theirs), a category pill and types."""
+    select = page.locator("#id_project")
+    if select.count():  # one watched project only: the form names it instead of asking
+        select.select_option(**({"label": project} if project else {"index": 1}))
+    page.locator("[data-field=category] label", has_text=category).click()
+    page.fill("#id_title", title)
+    if description:
+        page.fill("#id_description", description)
+
+
+def file_it(page) -> Issue:
+    page.click("[data-submit]")
+    page.wait_for_url(re.compile(r"/issues/\d+/$"), timeout=30_000)
+    return Issue.objects.get(pk=int(page.url.rstrip("/").rsplit("/", 1)[1]))
+
+
+def issue_page_photos(page):
+    return page.locator("section", has=page.locator("h2", has_text="问题照片")).locator("img")
+
+
+def loaded_widths(page, images) -> list[int]:
+    """Scrolls each (lazy-loaded) image into view and returns the widths it decoded to."""
+    widths = []
+    for index in range(images.count()):
+        image = images.nth(index)
+        image.scroll_into_view_if_needed()
+        expect(image).to_be_visible()
+        deadline = time.monotonic() + 10
+        while not (width := image.evaluate("img => img.complete ? img.naturalWidth : 0")):
+            assert time.monotonic() < deadline, "a photo on the issue page did not load"
+            page.wait_for_timeout(100)
+        widths.append(width)
+    return widths
+
+
+@pytest.mark.parametrize("width,height", [(375, 740), (320, 700)], ids=["375px", "320px"])
+def test_photos_from_the_camera_and_the_album_add_up_and_one_can_be_taken_out(
+    demo, live_server, wechat, camera_photos, width, height
+):
+    page, base = wechat(width, height), live_server.url
+    page.add_init_script(RECORD_UPLOADS)
+    log_in(page, base, "jiandu03")
+    page.goto(f"{base}/issues/new/")
+
+    # 拍照 adds one; 从相册选 adds two more to it rather than replacing it.
+    page.set_input_files("#id_photos-camera", str(camera_photos["red"]))
+    wait_for_decoded_thumbnails(page, 1)
+    page.set_input_files("#id_photos", [str(camera_photos["green"]), str(camera_photos["blue"])])
+    assert len(wait_for_decoded_thumbnails(page, 3)) == 3
+    expect(page.locator("[data-photo-count]")).to_have_text("已选 3 张，最多 9 张")
+    shot(page, f"photos-{width}-01-three-thumbnails")
+
+    # The × on the second (green) one takes it out; the other two stay.
+    thumbnails(page).nth(1).locator(".photo-remove").click()
+    assert len(wait_for_decoded_thumbnails(page, 2)) == 2
+    expect(page.locator("[data-photo-count]")).to_have_text("已选 2 张，最多 9 张")
+    shot(page, f"photos-{width}-02-one-taken-out")
+
+    fill_in_the_issue(page, "北面外墙脚手架没有安全网", "3 幢北面，工人在上面作业，下面是通道。")
+    issue = file_it(page)
+    photos = issue_page_photos(page)
+    expect(photos).to_have_count(2)
+    assert all(w > 0 for w in loaded_widths(page, photos))
+    shot(page, f"photos-{width}-03-filed")
+
+    stored = list(Photo.objects.filter(issue=issue).order_by("pk"))
+    assert [photo.kind for photo in stored] == [Photo.Kind.BEFORE] * 2
+    assert [dominant_colour(photo.image) for photo in stored] == ["red", "blue"]
+    # Each 12-megapixel photo went up shrunk on the phone.
+    (sent,) = uploads(page)
+    chosen = [camera_photos[c].stat().st_size for c in ("red", "blue")]
+    print(f"\n{width}px: chosen {chosen} bytes, sent {[f['size'] for f in sent]} bytes")
+    assert len(sent) == 2 and all(f["type"] == "image/jpeg" and f["size"] <= MB for f in sent)
+
+
+def test_sending_without_a_photo_keeps_the_text_and_shows_what_is_missing_in_view(
+    demo, live_server, wechat
+):
+    page, base = wechat(320, 700), live_server.url
+    log_in(page, base, "jiandu03")
+    page.goto(f"{base}/issues/new/")
+    fill_in_the_issue(page, "楼道里堆满了建筑垃圾", "二单元一楼到三楼的楼道堆了好几天的碎砖。")
+    page.locator("[data-submit]").scroll_into_view_if_needed()  # 提交 is at the bottom
+    page.click("[data-submit]")
+
+    summary = page.locator("[data-error-summary]")
+    expect(summary).to_be_visible()
+    expect(summary).to_be_focused()
+    expect(summary).to_contain_text("请至少拍一张现场照片")
+    box = summary.bounding_box()
+    assert -1 <= box["y"] <= 700, f"the summary is out of sight: {box}"
+    assert page.input_value("#id_title") == "楼道里堆满了建筑垃圾"
+    assert page.input_value("#id_description") == "二单元一楼到三楼的楼道堆了好几天的碎砖。"
+    assert page.locator("[data-field=category] input:checked").count() == 1
+    assert not Issue.objects.filter(title="楼道里堆满了建筑垃圾").exists()
+    shot(page, "photos-320-04-summary-in-view", full_page=False)
+
+    # Its line leads to the photo buttons.
+    summary.get_by_role("link", name="请至少拍一张现场照片").click()
+    camera = page.locator("label[for=id_photos-camera]")
+    expect(camera).to_be_in_viewport()
+
+
+def test_a_12_megapixel_photo_goes_up_under_1_mb_upright_without_gps_and_heic_files(
+    demo, live_server, wechat, camera_photos, tmp_path
+):
+    page, base = wechat(375, 740), live_server.url
+    page.add_init_script(RECORD_UPLOADS)
+    log_in(page, base, "jiandu03")
+
+    # One photo as the phone saved it: 4000 × 3000 sideways, turned by EXIF, with GPS.
+    original = upright_camera_photo_with_gps(tmp_path / "IMG_20240312_101500.jpg")
+    page.goto(f"{base}/issues/new/")
+    page.set_input_files("#id_photos-camera", str(original))
+    wait_for_decoded_thumbnails(page, 1)
+    fill_in_the_issue(page, "3 幢外墙保温板脱落", "三楼窗边的保温板掉下来一块，楼下是小区通道。")
+    issue = file_it(page)
+    (sent,) = uploads(page)
+    print(f"\none photo: {original.stat().st_size} bytes chosen, sent {[f['size'] for f in sent]}")
+    assert [f["type"] for f in sent] == ["image/jpeg"] and sent[0]["size"] <= MB
+    (photo,) = issue.photos.all()
+    assert photo.height > photo.width  # upright
+    assert dominant_colour(photo.image) == "red"
+    for field in (photo.image, photo.thumbnail):
+        data = default_storage.open(field.name).read()
+        assert b"GPS" not in data
+        assert not Image.open(io.BytesIO(data)).getexif().get_ifd(0x8825)
+    assert issue.latitude is None  # no consent was given to share the position
+
+    # An iPhone's HEIC among two 12-megapixel photos: a labelled tile, and it files.
+    page.goto(f"{base}/issues/new/")
+    page.set_input_files(
+        "#id_photos",
+        [
+            str(heic(tmp_path / "IMG_2041.HEIC")),
+            str(camera_photos["green"]),
+            str(camera_photos["blue"]),
+        ],
+    )
+    expect(thumbnails(page)).to_have_count(3)
+    expect(page.locator("[data-photo-previews] .photo-heic")).to_have_text("HEIC 照片")
+    wait_for_decoded_thumbnails(page, 2)
+    shot(page, "photos-375-05-heic-tile")
+    fill_in_the_issue(page, "新装的雨水管接口漏水", "5 幢西侧雨水管接口处一下雨就往墙上流水。")
+    issue = file_it(page)
+    sent = uploads(page)[-1]
+    chosen = [tmp_path.joinpath("IMG_2041.HEIC").stat().st_size] + [
+        camera_photos[c].stat().st_size for c in ("green", "blue")
+    ]
+    print(f"three photos: {chosen} bytes chosen, sent {[f['size'] for f in sent]}")
+    assert len(sent) == 3 and all(f["size"] <= MB for f in sent)
+    assert issue.photos.count() == 3
+    expect(issue_page_photos(page)).to_have_count(3)
+
+
+def draft_banner(page):
+    return page.locator("#draft-banner")
+
+
+def drafts_on_the_phone(page) -> int:
+    return page.evaluate("window.Drafts.mine().then(drafts => drafts.length)")
+
+
+def write_offline(page, base: str, title: str, photo: Path) -> None:
+    page.goto(f"{base}/issues/new/")
+    page.set_input_files("#id_photos", [str(photo)])
+    wait_for_decoded_thumbnails(page, 1)
+    fill_in_the_issue(page, title, "没有信号，先存在手机上。", category="安全")
+    page.context.set_offline(True)
+    page.click("[data-submit]")
+    expect(draft_banner(page)).to_contain_text("有 1 条反映还没发出去")
+    page.context.set_offline(False)
+
+
+def test_an_issue_written_offline_is_kept_and_sent_once_and_logging_out_clears_drafts(
+    demo, live_server, wechat, tmp_path
+):
+    page, base = wechat(320, 700), live_server.url
+    photo = portrait_after_photo(tmp_path / "IMG_0420.jpg")
+    log_in(page, base, "jiandu03")
+    title = "断网时写的反映：脚手架下没有围挡"
+    write_offline(page, base, title, photo)
+    expect(page.locator("[data-upload-status]")).to_contain_text("已保存在手机上")
+    shot(page, "offline-320-01-kept-on-the-phone")
+    assert not Issue.objects.filter(title=title).exists()
+
+    # Back online, even after a reload, it is still there; 现在发送 (tapped twice) files it once.
+    page.reload()
+    expect(draft_banner(page)).to_contain_text("有 1 条反映还没发出去")
+    page.locator("[data-send-drafts]").dblclick()
+    page.wait_for_url(re.compile(r"/issues/\d+/$"), timeout=30_000)
+    expect(page.locator("h1")).to_contain_text(title)
+    shot(page, "offline-320-02-sent")
+    page.goto(f"{base}/me/")
+    assert drafts_on_the_phone(page) == 0
+    expect(draft_banner(page)).to_have_count(0)
+    assert Issue.objects.filter(title=title).count() == 1
+    assert Issue.objects.get(title=title).photos.count() == 1
+
+    # A second draft is still on the phone when its owner logs out: logging out clears it.
+    write_offline(page, base, "退出前没发出去的反映", photo)
+    page.goto(f"{base}/me/")
+    expect(draft_banner(page)).to_contain_text("有 1 条反映还没发出去")
+    page.click(".navbar-toggler")
+    page.click("form[data-logout] button")
+    page.wait_for_url(f"{base}/")
+    log_in(page, base, "jiandu03")
+    page.goto(f"{base}/me/")
+    assert drafts_on_the_phone(page) == 0
+    expect(draft_banner(page)).to_have_count(0)
+    assert not Issue.objects.filter(title="退出前没发出去的反映").exists()
+
+
+def test_a_voice_note_recorded_on_the_phone_plays_for_the_department(
+    demo, live_server, wechat, browser_with_microphone, browser_instance, tmp_path
+):
+    page = wechat(375, 740, browser=browser_with_microphone, permissions=["microphone"])
+    base = live_server.url
+    log_in(page, base, "jiandu06")
+    page.goto(f"{base}/issues/new/")
+    record = page.locator("[data-voice-record]")
+    expect(record).to_have_text("按住说话")
+    page.set_input_files("#id_photos", [str(portrait_after_photo(tmp_path / "IMG_0501.jpg"))])
+    fill_in_the_issue(page, "进度拖了半个月，说一下情况", category="进度", project=PROJECT)
+
+    record.click()  # a tap starts it …
+    expect(record).to_have_attribute("aria-pressed", "true")
+    page.wait_for_timeout(2200)
+    record.click()  # … and a second tap ends it
+    expect(page.locator("[data-voice-preview]")).to_be_visible()
+    expect(page.locator("[data-voice-status]")).to_contain_text(re.compile(r"已录 [23] 秒"))
+    expect(record).to_have_text("重新录")
+    shot(page, "voice-375-01-recorded")
+    issue = file_it(page)
+    (note,) = issue.events.get(kind=IssueEvent.Kind.SUBMITTED).voice_notes.all()
+    assert note.seconds > 1
+
+    # anyang at the desk hears it.
+    desk = browser_instance.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+    try:
+        office = desk.new_page()
+        log_in(office, base, "anyang")
+        office.goto(f"{base}{issue.get_absolute_url()}")
+        audio = office.locator(".voice-note audio")
+        expect(audio).to_have_count(1)
+        expect(audio).to_be_visible()
+        audio.evaluate("audio => audio.load()")
+        duration = wait_until(
+            office,
+            "(() => { const a = document.querySelector('.voice-note audio');"
+            " return a.readyState >= 1 && a.duration; })()",
+        )
+        assert 1 < duration < 10
+        box = audio.bounding_box()
+        audio.click(position={"x": 20, "y": box["height"] / 2})  # the ▶ at the left of the player
+        played = wait_until(
+            office, "document.querySelector('.voice-note audio').currentTime > 0.3", timeout=10
+        )
+        assert played
+        shot(office, "voice-1366-02-anyang-listens")
+        print(f"\nvoice note: {note.seconds} s stored, {duration:.2f} s in the browser")
+    finally:
+        desk.close()
