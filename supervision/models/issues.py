@@ -179,6 +179,10 @@ class Issue(TimestampedModel):
     sign_for_due_at = models.DateTimeField(_("签收时限"), null=True, blank=True)
     reply_due_at = models.DateTimeField(_("答复时限"), null=True, blank=True)
     rectify_due_at = models.DateTimeField(_("整改期限"), null=True, blank=True)
+    # The department's clock, kept by ``save()`` from the two above: the limit the issue runs
+    # against now (``next_deadline``), empty once it waits on the reporter or is finished. The
+    # queue sorts and filters on it through an index (urgent first, then the nearest deadline).
+    due_at = models.DateTimeField(_("下一期限"), null=True, blank=True, editable=False)
     accepted_at = models.DateTimeField(_("签收时间"), null=True, blank=True)
     first_reply_at = models.DateTimeField(_("首次答复时间"), null=True, blank=True)
     rectified_at = models.DateTimeField(_("整改完成时间"), null=True, blank=True)
@@ -258,10 +262,32 @@ class Issue(TimestampedModel):
             models.Index(
                 fields=["contractor", "-created_at"], name="supervision_issue_con_rec_idx"
             ),
+            # The work queue: what waits on a department, urgent first, then the nearest
+            # deadline (the most overdue first), then the oldest (admin adds -pk to break ties).
+            models.Index(
+                F("urgency").desc(),  # 「urgent」 sorts after 「normal」
+                F("due_at").asc(),
+                F("created_at").asc(),
+                F("id").desc(),
+                name="supervision_issue_queue_idx",
+                condition=Q(status__in=["submitted", "accepted", "in_progress"]),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.reference} {self.title}"
+
+    # The fields ``due_at`` follows.
+    CLOCK_FIELDS = frozenset({"status", "sign_for_due_at", "rectify_due_at"})
+
+    def save(self, *args, **kwargs) -> None:
+        """Keep ``due_at`` equal to ``next_deadline`` (derived data, not a step: the steps live in
+        services and save with ``update_fields``, which gains ``due_at`` when its inputs change)."""
+        self.due_at = self.next_deadline
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and self.CLOCK_FIELDS.intersection(update_fields):
+            kwargs["update_fields"] = {*update_fields, "due_at"}
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("issue-detail", args=[self.pk])
@@ -511,6 +537,19 @@ class RoutingRule(TimestampedModel):
         return f"{self.subdistrict or _('所有街道')} · {self.get_category_display() or _('所有类别')} → {self.department}"
 
 
+# The department's steps that carry a message, as the issue page names them.
+STEP_CHOICES = [
+    ("accept", _("签收")),
+    ("answer", _("答复")),
+    ("dispatch", _("派单整改")),
+    ("rectify", _("报告整改完成")),
+    ("transfer", _("转派")),
+    ("reject", _("不予受理")),
+    ("escalate", _("督办")),
+    ("comment", _("留言")),
+]
+
+
 class ResponseTemplate(models.Model):
     """常用回复: text a department inserts into a reply with one tap."""
 
@@ -523,6 +562,9 @@ class ResponseTemplate(models.Model):
         related_name="response_templates",
         help_text=_("留空表示所有部门都可用"),
     )
+    # The step a template is written for: 「感谢反映」 suits a reply, not a rectification report.
+    # Empty: offered with every step that takes a message.
+    step = models.CharField(_("用于"), max_length=20, choices=STEP_CHOICES, blank=True)
     title = models.CharField(_("名称"), max_length=30)
     text = models.TextField(_("内容"), max_length=1000)
     position = models.PositiveSmallIntegerField(_("排序"), default=0)

@@ -325,6 +325,9 @@ class Command(BaseCommand):
                     )[0]
                 if status == Issue.Status.SUBMITTED and overdue:
                     issue.sign_for_due_at = now - timedelta(hours=3)
+                if issue.category == Issue.Category.SAFETY and rng.random() < 0.2:
+                    issue.urgency = Issue.Urgency.URGENT
+                issue.due_at = issue.next_deadline  # bulk_create skips save(), which keeps it
                 batch.append(issue)
                 plans.append((history, steps))
             with transaction.atomic():
