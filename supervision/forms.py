@@ -349,6 +349,13 @@ class StepForm(forms.Form):
         kwargs.setdefault("auto_id", f"{self.step}-%s")
         super().__init__(*args, **kwargs)
 
+    # The 常用回复 written for this step (the issue page sets them for staff).
+    response_templates: list = []
+
+    def applies(self) -> bool:
+        """Whether the page offers this form now (a step may be allowed yet pointless)."""
+        return True
+
     def run(self):  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
@@ -497,8 +504,18 @@ class DispatchForm(DepartmentStepForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["department"].label = _("施工单位")
-        if self.issue.project.contractor_id:
+        if self.issue.contractor_id:
+            # Already dispatched: this is 改派, to one of the other contractors.
+            self.label = _("改派施工单位")
+            self.button_class = "btn-outline-primary"
+            self.fields["department"].queryset = self.fields["department"].queryset.exclude(
+                pk=self.issue.contractor_id
+            )
+        elif self.issue.project.contractor_id:
             self.fields["department"].initial = self.issue.project.contractor_id
+
+    def applies(self) -> bool:
+        return not self.issue.contractor_id or self.fields["department"].queryset.exists()
 
     def run(self):
         d = self.cleaned_data

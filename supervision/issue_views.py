@@ -29,6 +29,7 @@ from . import fragments, keyset, letters, notifications, services
 from .access import issue_for, watched_projects, watches
 from .addresses import BUILDING_WORDS
 from .digest import daily_digest, sane_day
+from .feed import feed_page
 from .filters import IssueFilter, projects_of
 from .forms import STEP_FORMS, IssueForm
 from .models import (
@@ -42,6 +43,7 @@ from .models import (
     ScopeItem,
     Support,
     VoiceNote,
+    issue_visible,
 )
 from .security import as_id, serve_private_file
 
@@ -49,16 +51,16 @@ FEED_PAGE = 30
 ISSUES_PAGE = 20
 
 
-def _done(request: HttpRequest, target) -> HttpResponse:
+def _done(request: HttpRequest, target, *, back: bool = True) -> HttpResponse:
     """After a successful POST: a redirect, or for the upload script the address to go to (the
     message then shows on that page rather than being used up by the script's request). A form
     in the panel asks to come back to the panel with ``next``."""
     url = target if isinstance(target, str) else target.get_absolute_url()
-    back = request.POST.get("next", "")
-    if back.startswith("/panel/") and url_has_allowed_host_and_scheme(
-        back, allowed_hosts={request.get_host()}
+    asked = request.POST.get("next", "") if back else ""
+    if asked.startswith("/panel/") and url_has_allowed_host_and_scheme(
+        asked, allowed_hosts={request.get_host()}
     ):
-        url = back
+        url = asked
     if request.headers.get("X-Requested-With") == "XMLHttpRequest":
         response = HttpResponse(status=200)
         response["X-Location"] = url
@@ -244,33 +246,39 @@ def issue_similar(request: HttpRequest) -> HttpResponse:
 
 
 def issue_page_context(request: HttpRequest, issue: Issue, forms: dict | None = None) -> dict:
+    """The issue page (and the panel's issue page): the thread, the photos, and the step forms
+    this person may use, the one the work calls for first and open (``services.next_step``),
+    each with the response templates written for it."""
     user = request.user
     events = list(_events(issue.events.all()).order_by("created_at", "pk"))
     photos = list(issue.photos.all())
     steps = services.allowed_steps(user, issue)
+    first = services.next_step(issue, steps)
     forms = forms or {}
     step_forms = [
         forms.get(step) or STEP_FORMS[step](issue=issue, user=user)
-        for step in steps
+        for step in sorted(steps, key=lambda step: step != first)
         if step in STEP_FORMS
     ]
-    templates = []
+    # 改派: a dispatched issue is offered the other contractors, or no dispatch at all.
+    step_forms = [form for form in step_forms if form.applies()]
     if user.is_department_staff or user.is_bureau:
         templates = list(
             ResponseTemplate.objects.filter(
                 Q(department__isnull=True) | Q(department_id=user.department_id)
             )
         )
+        for form in step_forms:
+            form.response_templates = [t for t in templates if t.step in ("", form.step)]
     return {
         "issue": issue,
         "events": events,
-        "response_templates": templates,
         "before": [p for p in photos if p.kind == Photo.Kind.BEFORE],
         "after": [p for p in photos if p.kind == Photo.Kind.AFTER],
         "step_forms": step_forms,
-        "open_step": next(iter(forms), ""),
-        # The forms shown open: the step people most likely came to take.
-        "primary_steps": ("accept", "rectify", "verify", "comment"),
+        "next_step": first,
+        # Open on the page: the step sent back with errors, else the one the work calls for.
+        "open_step": next(iter(forms), first or ""),
     }
 
 
@@ -324,8 +332,23 @@ def issue_step(request: HttpRequest, pk: int, step: str) -> HttpResponse:
             context = issue_page_context(request, issue)
             context["refusal"] = error.message
         return render(request, "supervision/issue_detail.html", context, status=error.status_code)
+    if not issue_visible(request.user, issue):
+        # Transferred away: the issue is no longer theirs to see; back to their queue.
+        messages.success(
+            request,
+            _("已转派给%(department)s，这个问题不再在您的待办中。")
+            % {"department": issue.department.name},
+        )
+        return _done(request, _queue_url(request), back=False)
     messages.success(request, _("已%(step)s。") % {"step": form.label})
     return _done(request, issue)
+
+
+def _queue_url(request: HttpRequest) -> str:
+    """Where a member of staff's work is listed: the panel's queue when they came from the panel."""
+    if request.POST.get("next", "").startswith("/panel/"):
+        return reverse("panel:supervision_issue_changelist")
+    return reverse("issue-list")
 
 
 # --- the list ----------------------------------------------------------------------------------
@@ -377,18 +400,23 @@ def issue_list(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_safe
 def feed(request: HttpRequest) -> HttpResponse:
-    """Every event the viewer may see, newest first; keyset pages, never OFFSET.
+    """Every event the viewer may see, newest first; keyset pages, never OFFSET. What the
+    system does by itself (督办 by the sweep, 提醒评价) is one line per day and kind.
 
     ``?after=<cursor>`` answers the poll for newer events; ``?before=<cursor>`` loads older ones.
     """
     events = _events(IssueEvent.objects.visible_to(request.user))
     after, before = request.GET.get("after"), request.GET.get("before")
-    page = keyset.stream_page(events, after=after, before=before, size=FEED_PAGE)
+    page = feed_page(events, after=after, before=before, size=FEED_PAGE)
+    context = {
+        "items": page.items,
+        "events": page.events,
+        "groups": page.groups,
+        "older": page.older or "",
+        "newest": page.newest,
+    }
     if keyset.parse_cursor(after):
-        return render(
-            request, "supervision/_feed_new.html", {"events": page.rows, "newest": page.newest}
-        )
-    context = {"events": page.rows, "older": page.older or "", "newest": page.newest}
+        return render(request, "supervision/_feed_new.html", context)
     if keyset.parse_cursor(before):
         return render(request, "supervision/_feed_page.html", context)
     return render(request, "supervision/feed.html", context)

@@ -1240,6 +1240,29 @@ def allowed_steps(user, issue: Issue) -> list[str]:
     ]
 
 
+# The step each state calls for, in order of preference: what the page offers first and open.
+NEXT_STEPS: dict[str, tuple[str, ...]] = {
+    Status.SUBMITTED: ("accept",),
+    Status.ACCEPTED: ("dispatch", "rectify"),
+    Status.IN_PROGRESS: ("rectify",),
+    Status.RECTIFIED: ("verify",),
+    Status.ANSWERED: ("verify",),
+    Status.REJECTED: ("appeal",),
+}
+
+
+def next_step(issue: Issue, steps: Sequence[str]) -> str | None:
+    """Of the ``steps`` a person may take (``allowed_steps``), the one the work calls for now:
+    签收 a new issue; then 派单整改 to a contractor, unless it has one already or the person
+    rectifies it themselves; then 报告整改完成; the reporter's check; else a message."""
+    for step in NEXT_STEPS.get(issue.status, ()):
+        if step == "dispatch" and issue.contractor_id is not None:
+            continue
+        if step in steps:
+            return step
+    return "comment" if "comment" in steps else None
+
+
 def refusal(user, issue: Issue, step: str) -> WorkflowError | None:
     """Why ``user`` may not take ``step`` on ``issue`` now, or None when they may.
 

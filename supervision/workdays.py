@@ -74,3 +74,54 @@ def working_days_deadline(start: datetime, days: int) -> datetime:
     """
     local = timezone.localtime(start)
     return end_of_working_day(add_working_days(local.date(), days))
+
+
+def working_days_elapsed(since: datetime, now: datetime) -> int:
+    """Whole working days that went by after ``since``: the working days strictly between the
+    two dates, and today once its working day has ended. A deadline at Friday 17:30 is 0 working
+    days late on Monday morning, 1 on Monday evening; 28 minutes past midnight is 0."""
+    start, end = timezone.localtime(since), timezone.localtime(now)
+    if end.date() <= start.date():
+        return 0
+    days = _working_days_in(start.date() + timedelta(days=1), end.date() - timedelta(days=1))
+    if is_working_day(end.date()) and end >= end_of_working_day(end.date()):
+        days += 1
+    return days
+
+
+# Per year, how many working days there are up to each day of it: counting the working days
+# between two dates is then a subtraction, however long ago the first one was (a queue of issues
+# years overdue reads 50 of them a page). Rebuilt whenever the local changes are reloaded.
+_counts: dict[int, list[int]] = {}
+_counts_of: dict | None = None
+
+
+def _counts_by_day(year: int) -> list[int]:
+    global _counts, _counts_of
+    changes = _local_changes()
+    with _lock:
+        if changes is not _counts_of:
+            _counts, _counts_of = {}, changes
+        counts = _counts.get(year)
+    if counts is None:
+        counts, total, day = [], 0, date(year, 1, 1)
+        while day.year == year:
+            total += is_working_day(day)
+            counts.append(total)
+            day += timedelta(days=1)
+        with _lock:
+            _counts[year] = counts
+    return counts
+
+
+def _working_days_in(first: date, last: date) -> int:
+    """Working days from ``first`` to ``last``, both included."""
+    total = 0
+    for year in range(first.year, last.year + 1):
+        counts = _counts_by_day(year)
+        upto = counts[(last - date(year, 1, 1)).days] if year == last.year else counts[-1]
+        before = counts[(first - date(year, 1, 1)).days - 1] if year == first.year else 0
+        if year == first.year and first == date(year, 1, 1):
+            before = 0
+        total += upto - before
+    return max(total, 0)

@@ -640,9 +640,9 @@ def panel_expect(role: str, route: Route) -> Expect:
     name, model = route.name, model_of(route)
     if role == "anon":
         return to("/panel/", denial=True) if name == "logout" else LOGIN
-    if role in SUPERVISORS:  # the panel is not theirs: to its login, which is a 404 for them
+    if role in SUPERVISORS:  # the panel is not theirs: its login sends them to 我的
         if name == "login":
-            return NOT_FOUND
+            return to("/me/")
         return to("/panel/", denial=True) if name == "logout" else LOGIN
     site_pages = {
         "index": OK,
@@ -981,6 +981,8 @@ class Matrix:
                 expect = LOGIN
             elif role not in VISIBLE[key]:
                 expect = NOT_FOUND
+            elif role in may and step == "transfer" and role in STAFF:
+                expect = to("/issues/")  # transferred away: back to their queue
             elif role in may:
                 expect = to(issue.get_absolute_url())
             else:

@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
                 models.OrderBy(models.F("due_at")),
                 models.OrderBy(models.F("created_at")),
                 models.OrderBy(models.F("id"), descending=True),
-                condition=models.Q(("status__in", ["submitted", "accepted", "in_progress"])),
+                condition=models.Q(("due_at__isnull", False)),
                 name="supervision_issue_queue_idx",
             ),
         ),

@@ -262,15 +262,17 @@ class Issue(TimestampedModel):
             models.Index(
                 fields=["contractor", "-created_at"], name="supervision_issue_con_rec_idx"
             ),
-            # The work queue: what waits on a department, urgent first, then the nearest
-            # deadline (the most overdue first), then the oldest (admin adds -pk to break ties).
+            # The work queue: what waits on a department (what has a deadline running), urgent
+            # first, then the nearest deadline (the most overdue first), then the oldest (admin
+            # adds -pk to break ties). The condition has no parameter, so that SQLite can prove
+            # the query's ``due_at IS NOT NULL`` implies it (a bound ``status IN (?)`` cannot).
             models.Index(
                 F("urgency").desc(),  # 「urgent」 sorts after 「normal」
                 F("due_at").asc(),
                 F("created_at").asc(),
                 F("id").desc(),
                 name="supervision_issue_queue_idx",
-                condition=Q(status__in=["submitted", "accepted", "in_progress"]),
+                condition=Q(due_at__isnull=False),
             ),
         ]
 

@@ -12,6 +12,8 @@ from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ..workdays import working_days_elapsed
+
 register = template.Library()
 
 # The addresses the layout links to on every page, by the name base.html uses.
@@ -77,18 +79,14 @@ def ago(moment: datetime | None) -> str:
 
 
 @register.filter
-def due(deadline: datetime | None) -> str:
-    """「今天 17:30 前」「明天 17:30 前」「11月30日 17:30 前」, or 「已超期 2 天」."""
+def due(deadline: datetime | None, urgent: bool = False) -> str:
+    """「今天 17:30 前」「明天 17:30 前」「11月30日 17:30 前」, or how late: ``overdue_by``."""
     if not deadline:
         return ""
     now = timezone.localtime()
     local = timezone.localtime(deadline)
     if local < now:
-        days = (now.date() - local.date()).days
-        if days >= 1:
-            return _("已超期 %(n)d 天") % {"n": days}
-        hours = int((now - local).total_seconds() // 3600)
-        return _("已超期 %(n)d 小时") % {"n": max(hours, 1)}
+        return overdue_by(local, now, urgent=urgent)
     time = local.strftime("%H:%M")
     days = (local.date() - now.date()).days
     if days == 0:
@@ -102,6 +100,29 @@ def due(deadline: datetime | None) -> str:
         "day": local.day,
         "time": time,
     }
+
+
+def overdue_by(deadline: datetime, now: datetime, *, urgent: bool = False) -> str:
+    """How late, in the unit of the limit: urgent limits are hours (「已超期 3 小时」), the others
+    working days (「已超期 2 个工作日」); under one working day, the minutes or hours of the same
+    day, or 「已超期，不到 1 个工作日」 across a night or a weekend."""
+    minutes = int((now - deadline).total_seconds() // 60)
+    if minutes < 60:
+        return _("已超期 %(n)d 分钟") % {"n": max(minutes, 1)}
+    if urgent:
+        return _("已超期 %(n)d 小时") % {"n": minutes // 60}
+    days = working_days_elapsed(deadline, now)
+    if days >= 1:
+        return _("已超期 %(n)d 个工作日") % {"n": days}
+    if timezone.localtime(deadline).date() == timezone.localtime(now).date():
+        return _("已超期 %(n)d 小时") % {"n": minutes // 60}
+    return _("已超期，不到 1 个工作日")
+
+
+@register.filter
+def deadline_text(issue) -> str:
+    """The issue's running limit as people say it, late in the limit's own unit."""
+    return due(issue.next_deadline, issue.urgency == issue.Urgency.URGENT)
 
 
 @register.filter
