@@ -20,11 +20,17 @@ class PlainSelect(forms.Select):
 
     def render(self, name, value, attrs=None, renderer=None) -> str:
         chosen = set(self.format_value(value))
-        options = "".join(
-            f'<option value="{escape(key)}"{" selected" if str(key) in chosen else ""}>'
-            f"{escape(label)}</option>"
-            for key, label in self.choices
-        )
+
+        def options(choices) -> str:
+            return "".join(
+                f'<optgroup label="{escape(key)}">{options(label)}</optgroup>'
+                if isinstance(label, (list, tuple))
+                else f'<option value="{escape(key)}"{" selected" if str(key) in chosen else ""}>'
+                f"{escape(label)}</option>"
+                for key, label in choices
+            )
+
+        options = options(self.choices)
         attributes = flatatt(self.build_attrs(self.attrs, {**(attrs or {}), "name": name}))
         return format_html("<select{}>{}</select>", attributes, mark_safe(options))
 
@@ -36,7 +42,9 @@ def projects_of(user) -> tuple[QuerySet[Project], str]:
     if user is None or not user.is_authenticated or user.is_bureau:
         return projects, "all"
     if user.is_supervisor and hasattr(user, "supervisor"):
-        return projects.filter(supervisors=user.supervisor), f"supervisor-{user.supervisor.pk}"
+        # The group is transparent: every project's issues are listed, so every project can be
+        # chosen; their own come first (``IssueFilter``).
+        return projects, f"supervisor-{user.supervisor.pk}"
     if user.department_id:
         mine = department_projects(user.department_id)
         return projects.filter(mine).distinct(), f"department-{user.department_id}"
@@ -93,8 +101,25 @@ class IssueFilter(django_filters.FilterSet):
                     if isinstance(field, forms.ModelChoiceField)
                     else field.widget.choices
                 )
+                if name == "project":
+                    choices = self._own_projects_first(choices)
                 field.widget = PlainSelect(attrs=field.widget.attrs, choices=choices)
             field.widget.attrs.setdefault("class", css)
+
+    def _own_projects_first(self, choices: list) -> list:
+        """A supervisor's projects in a group of their own above all the others."""
+        user = getattr(self.request, "user", None)
+        if not (user and user.is_authenticated and user.is_supervisor):
+            return choices
+        own = {str(pk) for pk in user.supervisor.projects.values_list("pk", flat=True)}
+        if not own:
+            return choices
+        empty, rows = choices[:1], choices[1:]
+        return [
+            *empty,
+            (_("我监督的项目"), [row for row in rows if row[0] in own]),
+            (_("其他项目"), [row for row in rows if row[0] not in own]),
+        ]
 
     def search(self, queryset: QuerySet[Issue], name: str, value: str) -> QuerySet[Issue]:
         value = value.strip()

@@ -322,3 +322,23 @@ def test_due_at_follows_every_step(world):
     issue = services.rectify_issue(issue, actor=world.handler, text="好了", photos=[image_file()])
     issue.refresh_from_db()
     assert issue.due_at is None
+
+
+# --- the issue list for a supervisor -----------------------------------------------------------
+
+
+def test_a_supervisor_can_filter_the_list_by_any_project_theirs_first(world, client):
+    """The list shows every issue of the programme, so any project can be chosen."""
+    others = world.submit(reporter=world.bob, project=world.other_project, title="玉海的问题")
+    world.submit(title="兴业的问题")
+    client.force_login(world.alice)
+
+    response = client.get("/issues/", {"project": world.other_project.pk})
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert [issue.pk for issue in response.context["page"]] == [others.pk]
+    mine = page.index('<optgroup label="我监督的项目">')
+    rest = page.index('<optgroup label="其他项目">')
+    assert mine < page.index(world.project.name, mine) < rest
+    assert page.index(world.other_project.name, rest) > rest
