@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import django_filters
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.forms.utils import flatatt
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from .fragments import model_choices
+from .fragments import cached_rows, model_choices
 from .models import Department, Issue, Project, Subdistrict, department_projects
 
 
@@ -96,29 +98,42 @@ class IssueFilter(django_filters.FilterSet):
             )
             if type(field.widget) is forms.Select:
                 # Projects, subdistricts and departments: their rows are read once per change.
-                choices = (
-                    model_choices(field)
-                    if isinstance(field, forms.ModelChoiceField)
-                    else field.widget.choices
-                )
-                if name == "project":
-                    choices = self._own_projects_first(choices)
+                if name == "project" and self._supervisor():
+                    # Read when the form is shown (the API only validates).
+                    choices = partial(self._own_projects_first, field.empty_label)
+                elif isinstance(field, forms.ModelChoiceField):
+                    choices = model_choices(field)
+                else:
+                    choices = field.widget.choices
                 field.widget = PlainSelect(attrs=field.widget.attrs, choices=choices)
             field.widget.attrs.setdefault("class", css)
 
-    def _own_projects_first(self, choices: list) -> list:
-        """A supervisor's projects in a group of their own above all the others."""
+    def _supervisor(self):
         user = getattr(self.request, "user", None)
-        if not (user and user.is_authenticated and user.is_supervisor):
-            return choices
-        own = {str(pk) for pk in user.supervisor.projects.values_list("pk", flat=True)}
-        if not own:
-            return choices
-        empty, rows = choices[:1], choices[1:]
+        if user and user.is_authenticated and user.is_supervisor:
+            return getattr(user, "supervisor", None)
+        return None
+
+    def _own_projects_first(self, empty_label: str) -> list:
+        """Every project, a supervisor's own in a group of their own above the others (one
+        query, kept with the catalogue's version like the other choices)."""
+        own = Exists(
+            Project.supervisors.through.objects.filter(
+                project=OuterRef("pk"), supervisor=self._supervisor()
+            )
+        )
+        rows = cached_rows(
+            Project.objects.annotate(own=own).order_by("name").values_list("pk", "name", "own")
+        )
+        groups: dict[bool, list] = {True: [], False: []}
+        for pk, name, is_own in rows:
+            groups[bool(is_own)].append((str(pk), name))
+        if not groups[True]:
+            return [("", empty_label), *groups[False]]
         return [
-            *empty,
-            (_("我监督的项目"), [row for row in rows if row[0] in own]),
-            (_("其他项目"), [row for row in rows if row[0] not in own]),
+            ("", empty_label),
+            (_("我监督的项目"), groups[True]),
+            (_("其他项目"), groups[False]),
         ]
 
     def search(self, queryset: QuerySet[Issue], name: str, value: str) -> QuerySet[Issue]:

@@ -128,6 +128,17 @@ def model_choices(field: ModelChoiceField) -> list[tuple[str, str]]:
     return [("", field.empty_label), *rows]
 
 
+def cached_rows(queryset: QuerySet) -> list[tuple]:
+    """A ``values_list`` queryset's rows, read once per catalogue version and query."""
+    sql, params = queryset.query.sql_with_params()
+    key = f"rows:{_key(queryset.model._meta.label_lower, sql, params, catalogue_version())}"
+    rows = _get_many([key]).get(key)
+    if rows is None:
+        rows = [tuple(row) for row in queryset]
+        _set_many({key: rows}, CHOICES_SECONDS)
+    return rows
+
+
 def cached_html(
     parts: tuple, build: Callable[[], str], seconds: int = CHOICES_SECONDS
 ) -> SafeString:
