@@ -485,7 +485,9 @@ class AnswerForm(StepForm):
 
 
 class DepartmentStepForm(StepForm):
-    department = forms.ModelChoiceField(label=_("单位"), queryset=Department.objects.none())
+    department = forms.ModelChoiceField(
+        label=_("单位"), queryset=Department.objects.none(), empty_label=_("请选择")
+    )
     kinds: tuple[str, ...] = ()
 
     def __init__(self, *args, **kwargs):

@@ -585,8 +585,9 @@ class ResponseTemplatePanel(PlainChoices, PanelAdmin):
 
     count_word = gettext_lazy("条")
 
-    list_display = ["title", "department", "position"]
-    fields = ["title", "text", "department", "position"]
+    list_display = ["title", "step", "department", "position"]
+    list_filter = ["step"]
+    fields = ["title", "step", "text", "department", "position"]
 
     def get_queryset(self, request):
         templates = super().get_queryset(request)
@@ -613,7 +614,7 @@ class ResponseTemplatePanel(PlainChoices, PanelAdmin):
     def get_fields(self, request, obj=None):
         if request.user.is_bureau:
             return self.fields
-        return ["title", "text", "position"]
+        return ["title", "step", "text", "position"]
 
     def save_model(self, request, obj, form, change):
         if not request.user.is_bureau:

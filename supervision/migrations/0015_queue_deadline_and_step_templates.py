@@ -33,6 +33,7 @@ class Migration(migrations.Migration):
                     ("escalate", "督办"),
                     ("comment", "留言"),
                 ],
+                help_text="留空表示所有办理步骤都可用",
                 max_length=20,
                 verbose_name="用于",
             ),

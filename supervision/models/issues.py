@@ -566,7 +566,13 @@ class ResponseTemplate(models.Model):
     )
     # The step a template is written for: 「感谢反映」 suits a reply, not a rectification report.
     # Empty: offered with every step that takes a message.
-    step = models.CharField(_("用于"), max_length=20, choices=STEP_CHOICES, blank=True)
+    step = models.CharField(
+        _("用于"),
+        max_length=20,
+        choices=STEP_CHOICES,
+        blank=True,
+        help_text=_("留空表示所有办理步骤都可用"),
+    )
     title = models.CharField(_("名称"), max_length=30)
     text = models.TextField(_("内容"), max_length=1000)
     position = models.PositiveSmallIntegerField(_("排序"), default=0)
