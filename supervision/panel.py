@@ -333,12 +333,24 @@ class IssuePanel(PanelAdmin):
         context.update(extra_context or {})
         return super().change_view(request, object_id, form_url, context)
 
+    def get_object(self, request, object_id, from_field=None):
+        """Read once per request, with what the page shows beside it (the change view asks
+        twice: for the steps' context, then for the form)."""
+        cached = getattr(request, "_panel_issue", None)
+        if cached is not None and str(cached.pk) == str(object_id):
+            return cached
+        issue = super().get_object(request, object_id, from_field)
+        request._panel_issue = issue
+        return issue
+
     # The work order, served by ``supervision_issue_queue_idx``: urgent first, then the nearest
     # deadline (the most overdue first), then the oldest. Other views list the newest first.
     WORK_ORDER = ["-urgency", "due_at", "created_at"]
 
     def get_queryset(self, request):
-        return Issue.objects.visible_to(request.user)
+        return Issue.objects.visible_to(request.user).select_related(
+            "project__neighbourhood__subdistrict", "project__contractor", "department", "contractor"
+        )
 
     def get_list_display(self, request):
         """An office's issues are all in its own subdistrict: no column to say so."""
