@@ -342,3 +342,14 @@ def test_a_supervisor_can_filter_the_list_by_any_project_theirs_first(world, cli
     rest = page.index('<optgroup label="其他项目">')
     assert mine < page.index(world.project.name, mine) < rest
     assert page.index(world.other_project.name, rest) > rest
+
+
+@pytest.mark.parametrize("status", [S.SUBMITTED, S.ACCEPTED, S.IN_PROGRESS])
+def test_the_panels_issue_page_answers_in_at_most_12_queries(
+    world, client, status, django_assert_max_num_queries
+):
+    issue = world.issue_in(status)
+    client.force_login(world.handler)
+    panel_page(client, issue)
+    with django_assert_max_num_queries(12):
+        assert panel_page(client, issue).status_code == 200
