@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from . import residents, services
 from .access import consultations_managed_by, patrols_for, watched_projects, watches
@@ -118,20 +118,61 @@ def _household_for(request: HttpRequest, consultation: Consultation, code: str):
     return household, "", 200
 
 
+# A household that proved its code is remembered in the session, per consultation, so that
+# the code travels once, in a POST body, and never in an address (history, logs, Referer).
+VOTER_SESSION_KEY = "consultation-voters"
+
+
+def _session_household(request: HttpRequest, consultation: Consultation) -> Household | None:
+    pk = request.session.get(VOTER_SESSION_KEY, {}).get(str(consultation.pk))
+    if not pk:
+        return None
+    return (
+        Household.objects.filter(consultation=consultation, pk=pk).select_related("ballot").first()
+    )
+
+
+def _remember_household(request: HttpRequest, consultation: Consultation, household) -> None:
+    voters = dict(request.session.get(VOTER_SESSION_KEY, {}))
+    voters[str(consultation.pk)] = household.pk
+    request.session[VOTER_SESSION_KEY] = voters
+
+
+def _forget_household(request: HttpRequest, consultation: Consultation) -> None:
+    voters = dict(request.session.get(VOTER_SESSION_KEY, {}))
+    if voters.pop(str(consultation.pk), None) is not None:
+        request.session[VOTER_SESSION_KEY] = voters
+
+
 @never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def consultation(request: HttpRequest, pk: int) -> HttpResponse:
-    """Anyone sees participation n/N, approval per item and the outcome; a household with its
-    code votes (and may change its vote until the close)."""
+    """Anyone sees participation n/N, approval per item and, once closed, the outcome. A
+    household posts its code (never in the address), is remembered in the session, and votes
+    (and may change its vote until the close). A wrong code is shown back in its field, with
+    why beside it."""
     item = get_object_or_404(Consultation.objects.select_related("project"), pk=pk)
-    code = (request.POST.get("code") or request.GET.get("code") or "").strip()
-    household, error, status = (None, "", 200)
+    household = _session_household(request, item)
+    typed, code_error, error, status = "", "", "", 200
     form = None
-    if code:
-        household, error, status = _household_for(request, item, code)
-    if household is not None:
-        ballot = getattr(household, "ballot", None)
-        if request.method == "POST":
-            form = BallotForm(request.POST, consultation=item, ballot=ballot)
+    if request.method == "POST":
+        if request.POST.get("leave"):
+            _forget_household(request, item)
+            return redirect(item)
+        typed = (request.POST.get("code") or "").strip()[:40]
+        if typed:
+            found, code_error, status = _household_for(request, item, typed)
+            household = found
+            if found is not None:
+                _remember_household(request, item, found)
+        elif household is None:
+            code_error, status = _("请输入投票码。"), 400
+        if household is not None:
+            if not any(key.startswith("item-") for key in request.POST):
+                return redirect(item)  # the code alone: its ballot is on the page now
+            form = BallotForm(
+                request.POST, consultation=item, ballot=getattr(household, "ballot", None)
+            )
             if form.is_valid():
                 try:
                     residents.cast_ballot(item, household, form.answers())
@@ -141,13 +182,11 @@ def consultation(request: HttpRequest, pk: int) -> HttpResponse:
                     messages.success(
                         request, _("已收到 %(h)s 的选票，截止前可以修改。") % {"h": household}
                     )
-                    return redirect(f"{item.get_absolute_url()}?code={household.code}")
+                    return redirect(item)
             else:
                 status = 400
-        else:
-            form = BallotForm(consultation=item, ballot=ballot)
-    elif request.method == "POST" and not code:
-        error, status = _("请输入投票码。"), 400
+    elif household is not None and item.is_open():
+        form = BallotForm(consultation=item, ballot=getattr(household, "ballot", None))
     return render(
         request,
         "supervision/consultation.html",
@@ -156,7 +195,8 @@ def consultation(request: HttpRequest, pk: int) -> HttpResponse:
             "result": residents.results(item),
             "household": household,
             "form": form,
-            "code": code if household else "",
+            "code": typed if code_error else "",
+            "code_error": code_error,
             "error": error,
             "is_open": item.is_open(),
         },
@@ -216,21 +256,21 @@ def consultation_paper(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 @require_safe
 def consultation_slips(request: HttpRequest, pk: int) -> HttpResponse:
-    """Printable slips: each household's code and a QR to its ballot."""
+    """Printable slips: each household's code, and a QR code of the consultation's page (the
+    same on every slip: the code is typed there, never carried in an address)."""
     item = get_object_or_404(
         consultations_managed_by(request.user).select_related("project"), pk=pk
     )
-    base = request.build_absolute_uri(item.get_absolute_url())
-    slips = [
-        {
-            "household": h,
-            "url": f"{base}?code={h.code}",
-            "qr": qr_svg(f"{base}?code={h.code}", scale=2),
-        }
-        for h in item.households.all()
-    ]
+    url = request.build_absolute_uri(item.get_absolute_url())
     return render(
-        request, "supervision/consultation_slips.html", {"consultation": item, "slips": slips}
+        request,
+        "supervision/consultation_slips.html",
+        {
+            "consultation": item,
+            "households": item.households.all(),
+            "url": url,
+            "qr": qr_svg(url, scale=2),
+        },
     )
 
 

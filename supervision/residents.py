@@ -216,8 +216,12 @@ class ItemResult:
     item: ConsultationItem
     agree: int
     approval: Fraction | None
+    # The rule applied to the ballots counted so far: what adopting the result would take.
     adopted: bool
     options: list[tuple[str, int]]
+    # What a person is told: ``pending`` while the vote has not closed (never 「未通过」 for a
+    # vote still open, or not yet open), then ``adopted`` or ``rejected``.
+    verdict: str
 
 
 @dataclass(frozen=True)
@@ -228,10 +232,27 @@ class Result:
     quorum: bool
     items: list[ItemResult]
     paper_ballots: int
+    # ``upcoming``, ``open`` or ``closed``: only a closed consultation has a result.
+    state: str
+
+    @property
+    def closed(self) -> bool:
+        return self.state == "closed"
+
+
+def consultation_state(consultation: Consultation, today: date | None = None) -> str:
+    """``upcoming`` before the first day, ``open`` through the last, ``closed`` after it."""
+    if consultation.is_closed(today):
+        return "closed"
+    return "open" if consultation.is_open(today) else "upcoming"
 
 
 def results(consultation: Consultation) -> Result:
-    """Participation n/N and approval per item, by the consultation's rule (SQL counts)."""
+    """Participation n/N and approval per item, by the consultation's rule (SQL counts).
+
+    Items are 通过 or 未通过 only once the consultation has closed; until then each one's
+    ``verdict`` is ``pending`` and the figures are the live count."""
+    state = consultation_state(consultation)
     households = consultation.households.count()
     ballots = consultation.ballots.aggregate(
         n=Count("pk"), paper=Count("pk", filter=Q(entered_by__isnull=False))
@@ -262,8 +283,11 @@ def results(consultation: Consultation) -> Result:
         agree = agree_counts.get(item.pk, 0)
         approval = Fraction(agree, n) if n else None
         adopted = quorum and approval is not None and approval >= approval_needed
-        items.append(ItemResult(item, agree, approval, adopted, option_counts.get(item.pk, [])))
-    return Result(households, n, participation, quorum, items, ballots["paper"])
+        verdict = "pending" if state != "closed" else ("adopted" if adopted else "rejected")
+        items.append(
+            ItemResult(item, agree, approval, adopted, option_counts.get(item.pk, []), verdict)
+        )
+    return Result(households, n, participation, quorum, items, ballots["paper"], state)
 
 
 def apply_result(consultation: Consultation, *, actor) -> list[ScopeItem]:

@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from openpyxl import Workbook
 
-from supervision import residents, services
+from supervision import residents, services, views
 from supervision.models import (
     Ballot,
     BallotAnswer,
@@ -473,7 +473,7 @@ def test_anyone_sees_participation_and_the_result_table(world, client, consultat
     row = re.search(r"<tr>\s*<th scope=\"row\">外墙翻新</th>(.*?)</tr>", page, re.S).group(1)
     assert "<td>4</td>" in row
     assert "67%" in row
-    assert "通过" in row and "未通过" not in row
+    assert "投票中" in row and "通过" not in row  # a verdict only once the vote has closed
     assert 'name="code"' in page  # the code box, not a ballot
     assert 'name="item-' not in page
     assert not any(h.code in page for h in households)
@@ -483,19 +483,20 @@ def test_a_valid_code_opens_the_households_ballot(world, client, consultation):
     (household,) = add_households(consultation, 1)
     item = consultation.items.get()
 
-    response = client.get(consultation.get_absolute_url(), {"code": household.code})
-    assert response.status_code == 200
-    page = page_of(response)
+    response = client.post(consultation.get_absolute_url(), {"code": household.code})
+    assert response.status_code == 302
+    assert response["Location"] == consultation.get_absolute_url()  # no code in the address
+    page = page_of(client.get(response["Location"]))
     assert "1幢1单元101室 的选票" in page
     assert f'name="item-{item.pk}"' in page
     assert f'name="option-{item.pk}"' in page
-    assert f'<input type="hidden" name="code" value="{household.code}">' in page
+    assert household.code not in page  # remembered in the session, not written into the page
 
 
 def test_a_code_typed_in_lower_case_with_dashes_is_recognised(world, client, consultation):
     (household,) = add_households(consultation, 1)
     typed = "-".join(household.code[i : i + 4] for i in (0, 4, 8)).lower()
-    response = client.get(consultation.get_absolute_url(), {"code": typed})
+    response = client.post(consultation.get_absolute_url(), {"code": typed}, follow=True)
     assert response.status_code == 200
     assert response.context["household"] == household
 
@@ -509,7 +510,7 @@ def test_posting_the_ballot_records_it_and_returns_to_the_ballot(world, client, 
         ballot_form(consultation, household.code, **{str(item.pk): "真石漆"}),
     )
     assert response.status_code == 302
-    assert response["Location"] == f"{consultation.get_absolute_url()}?code={household.code}"
+    assert response["Location"] == consultation.get_absolute_url()
     ballot = Ballot.objects.get()
     assert (ballot.household, ballot.consultation, ballot.entered_by) == (
         household,
@@ -550,7 +551,7 @@ def test_after_ten_wrong_codes_the_address_is_locked_out_even_with_a_valid_code(
     (household,) = add_households(consultation, 1)
     url = consultation.get_absolute_url()
     for i in range(10):
-        response = client.get(url, {"code": f"WRONG{i:07d}"}, REMOTE_ADDR="10.0.0.7")
+        response = client.post(url, {"code": f"WRONG{i:07d}"}, REMOTE_ADDR="10.0.0.7")
         assert response.status_code == 400, i
 
     response = client.post(url, ballot_form(consultation, household.code), REMOTE_ADDR="10.0.0.7")
@@ -568,8 +569,147 @@ def test_nine_wrong_codes_still_let_the_right_one_in(world, client, consultation
     (household,) = add_households(consultation, 1)
     url = consultation.get_absolute_url()
     for i in range(9):
-        client.get(url, {"code": f"WRONG{i:07d}"})
-    assert client.get(url, {"code": household.code}).status_code == 200
+        client.post(url, {"code": f"WRONG{i:07d}"})
+    assert client.post(url, {"code": household.code}).status_code == 302
+
+
+# --- issue 18: no verdict before the close; a wrong code stays; codes never in an address ------
+
+
+def result_cells(page: str) -> list[str]:
+    """The 结果 column of the result table, as text."""
+    rows = re.findall(r"<tr>\s*<th scope=\"row\">.*?</tr>", page, re.S)
+    return [re.sub(r"<[^>]+>", "", re.findall(r"<td>(.*?)</td>", row, re.S)[-1]) for row in rows]
+
+
+def test_an_open_vote_with_no_ballots_is_in_progress_not_rejected(world, client, consultation):
+    add_households(consultation, 9)
+
+    page = page_of(client.get(consultation.get_absolute_url()))
+    assert result_cells(page) == ["投票中"]
+    assert "未通过" not in page
+    assert "投票进行中" in page
+    assert "目前投票情况（实时）" in page
+    assert "截止后公布是否通过" in page
+    (item,) = residents.results(consultation).items
+    assert item.verdict == "pending"
+
+
+def test_an_open_vote_already_past_the_rule_is_still_only_in_progress(world, client, consultation):
+    households = add_households(consultation, 3)
+    vote(consultation, households, agreeing=3)
+
+    page = page_of(client.get(consultation.get_absolute_url()))
+    assert result_cells(page) == ["投票中"]
+    assert "参与率已达到要求" in page  # the live figures are shown, the verdict is not
+    (item,) = residents.results(consultation).items
+    assert item.adopted and item.verdict == "pending"
+
+
+def test_an_upcoming_vote_shows_no_verdict(world, client):
+    consultation = make_consultation(world.project, state="upcoming")
+    add_item(consultation)
+    add_households(consultation, 4)
+
+    page = page_of(client.get(consultation.get_absolute_url()))
+    assert result_cells(page) == ["未开始"]
+    assert "未通过" not in page and 'name="code"' not in page
+
+
+def test_only_a_closed_vote_says_adopted_or_not(world, client, decided):
+    page = page_of(client.get(decided.get_absolute_url()))
+    assert "征询结果" in page and "已截止" in page
+    assert result_cells(page) == ["通过", "通过", "未通过", "通过"]
+    verdicts = [r.verdict for r in residents.results(decided).items]
+    assert verdicts == ["adopted", "adopted", "rejected", "adopted"]
+
+
+def test_a_closed_vote_with_no_ballots_is_not_adopted(world, client):
+    consultation = close(make_consultation(world.project))
+    add_item(consultation)
+    add_households(consultation, 4)
+
+    page = page_of(client.get(consultation.get_absolute_url()))
+    assert result_cells(page) == ["未通过"]
+    assert "参与率未达 2/3" in page
+
+
+def test_a_wrong_code_stays_in_the_field_with_the_reason_beside_it(world, client, consultation):
+    add_households(consultation, 1)
+    typed = "abcd-efgh-jkm"
+
+    response = client.post(consultation.get_absolute_url(), {"code": typed})
+    assert response.status_code == 400
+    page = page_of(response)
+    field = re.search(r"<input id=\"code\"[^>]*>", page).group(0)
+    assert f'value="{typed}"' in field
+    assert "is-invalid" in field and 'aria-describedby="code-error"' in field
+    feedback = re.search(r'<div id="code-error"[^>]*>(.*?)</div>', page, re.S).group(1)
+    assert feedback == "投票码不正确，请核对通知单上的 12 位投票码。"
+    assert 'name="item-' not in page
+    assert not Ballot.objects.exists()
+
+
+def test_an_empty_code_is_asked_for_beside_the_field(world, client, consultation):
+    response = client.post(consultation.get_absolute_url(), {"code": "  "})
+    assert response.status_code == 400
+    feedback = re.search(r'<div id="code-error"[^>]*>(.*?)</div>', page_of(response), re.S)
+    assert feedback.group(1) == "请输入投票码。"
+
+
+def test_the_code_box_posts_with_csrf_and_never_puts_the_code_in_an_address(world, consultation):
+    from django.test import Client
+
+    (household,) = add_households(consultation, 1)
+    client = Client(enforce_csrf_checks=True)
+    url = consultation.get_absolute_url()
+
+    page = page_of(client.get(url))
+    form = re.search(r"<form[^>]*>(?:(?!</form>).)*name=\"code\"", page, re.S).group(0)
+    assert 'method="post"' in form
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    assert client.post(url, {"code": household.code}).status_code == 403  # no CSRF token
+
+    response = client.post(url, {"code": household.code, "csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and "code" not in response["Location"]
+    page = page_of(client.get(response["Location"]))
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = client.post(url, {**ballot_form(consultation), "csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and "code" not in response["Location"]
+    assert Ballot.objects.get().household == household
+    assert household.code not in page_of(client.get(url))
+
+
+def test_a_code_in_the_address_opens_nothing(world, client, consultation):
+    (household,) = add_households(consultation, 1)
+    response = client.get(consultation.get_absolute_url(), {"code": household.code})
+    assert response.status_code == 200
+    assert response.context["household"] is None
+    assert 'name="item-' not in page_of(response)
+
+
+def test_another_household_on_the_same_phone_starts_over(world, client, consultation):
+    first, second = add_households(consultation, 2)
+    url = consultation.get_absolute_url()
+    client.post(url, ballot_form(consultation, first.code))
+
+    response = client.post(url, {"leave": "1"})
+    assert response.status_code == 302
+    page = page_of(client.get(url))
+    assert 'name="item-' not in page and 'name="code"' in page
+    client.post(url, ballot_form(consultation, second.code, agree="no"))
+    assert sorted(Ballot.objects.values_list("household", flat=True)) == [first.pk, second.pk]
+
+
+def test_a_wrong_code_does_not_fall_back_to_the_household_remembered(world, client, consultation):
+    (household,) = add_households(consultation, 1)
+    url = consultation.get_absolute_url()
+    client.post(url, {"code": household.code})
+
+    response = client.post(url, ballot_form(consultation, "WRONGWRONGWR"))
+    assert response.status_code == 400
+    assert "投票码不正确" in page_of(response)
+    assert not Ballot.objects.exists()
 
 
 def test_unknown_consultation_is_404(db, client):
@@ -662,8 +802,11 @@ def test_staff_and_bureau_print_a_slip_with_every_code(world, client, consultati
     page = page_of(response)
     for household in households:
         assert household.code in page
-        assert f"?code={household.code}" in page
+    assert "?code=" not in page
     assert page.count("<svg") >= len(households)
+    # Every slip's QR code carries the consultation's own address, and nothing else.
+    url = f"http://testserver{consultation.get_absolute_url()}"
+    assert page.count(views.qr_svg(url, scale=2)) == len(households)
 
 
 def test_a_supervisor_cannot_print_the_slips(world, client, consultation):
