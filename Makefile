@@ -20,6 +20,7 @@ venv: $(STAMP)
 
 # The background worker (emails, WeCom webhooks, the 15-minute overdue sweep) runs beside the
 # development server and stops with it.
+run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo

@@ -15,13 +15,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
-from openpyxl import Workbook
-from openpyxl.styles import Font
+from django.views.decorators.http import require_http_methods, require_safe
 
-from . import charts, stats
-from .models import Issue
-from .xlsx import issues_sheet, safe
+from . import charts, export_views, exports, stats
+from .models import ExportJob, Issue
+from .xlsx import CONTENT_TYPE
 
 PRESETS = [
     ("30", gettext_lazy("近 30 天")),
@@ -29,14 +27,18 @@ PRESETS = [
     ("365", gettext_lazy("近一年")),
     ("all", gettext_lazy("全部")),
 ]
+DEFAULT_PRESET = "90"
 
 
 class PeriodForm(forms.Form):
+    """The period of the figures: a preset (``?preset=30``) or dates (``?start=&end=``, which
+    win when both are given). The page shows the presets as buttons and the dates as a form of
+    their own, both filled from the period computed: what it shows is what it counted."""
+
     preset = forms.ChoiceField(
         label=gettext_lazy("时间"),
         choices=PRESETS,
         required=False,
-        widget=forms.Select(attrs={"class": "form-select"}),
     )
     start = forms.DateField(
         label=gettext_lazy("从"),
@@ -51,8 +53,7 @@ class PeriodForm(forms.Form):
 
     def period(self) -> tuple[stats.Period, str]:
         """The chosen period and a note when part of the request was ignored."""
-        today = timezone.localdate()
-        default = stats.Period(today - timedelta(days=89), today, str(PRESETS[1][1]))
+        default = preset_period(DEFAULT_PRESET)
         if not self.is_bound:
             return default, ""
         if not self.is_valid():
@@ -64,13 +65,35 @@ class PeriodForm(forms.Form):
         if start or end:
             if start and end and start > end:
                 return default, _("开始日期晚于结束日期，已按近 90 天统计。")
-            label = f"{start or '…'} — {end or '…'}"
-            return stats.Period(start, end, label), ""
-        preset = self.cleaned_data["preset"] or "90"
-        if preset == "all":
-            return stats.Period(None, None, str(dict(PRESETS)["all"])), ""
-        days = int(preset)
-        return stats.Period(today - timedelta(days=days - 1), today, str(dict(PRESETS)[preset])), ""
+            return stats.Period(start, end, span(start, end)), ""
+        return preset_period(self.cleaned_data["preset"] or DEFAULT_PRESET), ""
+
+
+def span(start: date | None, end: date | None) -> str:
+    """「2026-01-07 至 2026-04-06」; an open end reads 「…」."""
+    return _("%(start)s 至 %(end)s") % {
+        "start": start.isoformat() if start else "…",
+        "end": end.isoformat() if end else "…",
+    }
+
+
+def preset_period(preset: str) -> stats.Period:
+    """The days of a preset, ending today, labelled with its name and its dates."""
+    name = str(dict(PRESETS)[preset])
+    if preset == "all":
+        return stats.Period(None, None, name, preset=preset)
+    today = timezone.localdate()
+    start = today - timedelta(days=int(preset) - 1)
+    label = _("%(name)s（%(span)s）") % {"name": name, "span": span(start, today)}
+    return stats.Period(start, today, label, preset=preset)
+
+
+def period_choices(period: stats.Period) -> list[dict]:
+    """The preset buttons, the one in use marked."""
+    return [
+        {"value": value, "label": label, "current": value == period.preset}
+        for value, label in PRESETS
+    ]
 
 
 def _scope(request: HttpRequest) -> str:
@@ -90,10 +113,11 @@ def figures(scope: str, period: stats.Period) -> dict:
     )
 
 
-def _charts(data: dict) -> dict:
+def _charts(data: dict, period: stats.Period) -> dict:
     categories = dict(Issue.Category.choices)
+    weeks = stats.fill_weeks(data["weekly"], period.start, period.end or timezone.localdate())
     return {
-        "weekly_chart": charts.stacked_columns(data["weekly"], list(Issue.Status.choices)),
+        "weekly_chart": charts.stacked_columns(weeks, list(Issue.Status.choices)),
         "category_chart": charts.bars(
             [
                 (str(categories.get(r["category"], r["category"])), r["count"])
@@ -115,83 +139,111 @@ def _charts(data: dict) -> dict:
 @require_safe
 def dashboard(request: HttpRequest) -> HttpResponse:
     scope = _scope(request)
-    form = PeriodForm(request.GET or None)
-    period, note = form.period()
+    period, note = PeriodForm(request.GET or None).period()
     data = figures(scope, period)
-    context = {"form": form, "period": period, "note": note, **data, **_charts(data)}
+    # The date fields show the dates counted, whatever was asked for.
+    form = PeriodForm(initial={"start": period.start, "end": period.end})
+    context = {
+        "form": form,
+        "period": period,
+        "presets": period_choices(period),
+        "note": note,
+        **data,
+        **_charts(data, period),
+    }
     context["query"] = request.GET.urlencode()
     return render(request, "supervision/dashboard.html", context)
 
 
+def summary_rows(data: dict, period: stats.Period) -> dict:
+    """The export's 统计 sheet: the headline figures, then the departments' table (its header row
+    in bold); plain values, so that a background export can carry them as the person saw them."""
+    head = data["headline"]
+    rows = [
+        [_("统计期间"), str(period.label)],
+        [_("反映问题"), head["filed"]],
+        [_("已办结"), head["closed"]],
+        [_("办理中"), head["open"]],
+        [_("整改用时中位数（天）"), head["median_days_to_fix"]],
+        [_("签收用时中位数（小时）"), head["median_hours_to_sign"]],
+        [_("超期率（%）"), head["overdue_rate"]],
+        [_("退回率（%）"), head["reopen_rate"]],
+        [_("满意率（%）"), head["satisfied_share"]],
+        # .get: figures computed before supports were counted may still be in the cache.
+        [_("有人附议的问题"), head.get("supported")],
+        [],
+        [
+            _("部门"),
+            _("问题数"),
+            _("已办结"),
+            _("签收用时中位数（小时）"),
+            _("整改用时中位数（天）"),
+            _("超期率（%）"),
+            _("退回率（%）"),
+            _("满意率（%）"),
+        ],
+    ]
+    bold = [len(rows) - 1]
+    rows += [
+        [
+            row["department__name"],
+            row["filed"],
+            row["closed"],
+            row["median_hours_to_sign"],
+            row["median_days_to_fix"],
+            row["overdue_rate"],
+            row["reopen_rate"],
+            row["satisfied_share"],
+        ]
+        for row in data["departments"]
+    ]
+    return {"rows": rows, "bold": bold}
+
+
 @login_required
 @never_cache
-@require_safe
+@require_http_methods(["GET", "HEAD", "POST"])
 def dashboard_export(request: HttpRequest) -> HttpResponse:
-    """The figures and the period's issue list in one workbook, Chinese headers, real dates."""
+    """The figures and the period's issue list in one workbook, Chinese headers, real dates.
+
+    Up to ``EXPORT_INLINE_MAX_ROWS`` issues: the file at once. More: a page that says how many,
+    whose button (a POST) starts a background export and leads to its progress page.
+    """
     scope = _scope(request)
     period, _note = PeriodForm(request.GET or None).period()
-    data = figures(scope, period)
-    book = Workbook()
-    sheet = book.active
-    sheet.title = _("统计")
-    head = data["headline"]
-    sheet.append([_("统计期间"), period.label])
-    sheet.append([_("反映问题"), head["filed"]])
-    sheet.append([_("已办结"), head["closed"]])
-    sheet.append([_("办理中"), head["open"]])
-    sheet.append([_("整改用时中位数（天）"), head["median_days_to_fix"]])
-    sheet.append([_("签收用时中位数（小时）"), head["median_hours_to_sign"]])
-    sheet.append([_("超期率（%）"), head["overdue_rate"]])
-    sheet.append([_("退回率（%）"), head["reopen_rate"]])
-    sheet.append([_("满意率（%）"), head["satisfied_share"]])
-    # .get: figures computed before supports were counted may still be in the cache.
-    sheet.append([_("有人附议的问题"), head.get("supported")])
-    sheet.append([])
-    header = [
-        _("部门"),
-        _("问题数"),
-        _("已办结"),
-        _("签收用时中位数（小时）"),
-        _("整改用时中位数（天）"),
-        _("超期率（%）"),
-        _("退回率（%）"),
-        _("满意率（%）"),
-    ]
-    sheet.append(header)
-    sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True)
-    for row in data["departments"]:
-        sheet.append(
-            [
-                safe(row["department__name"]),
-                row["filed"],
-                row["closed"],
-                row["median_hours_to_sign"],
-                row["median_days_to_fix"],
-                row["overdue_rate"],
-                row["reopen_rate"],
-                row["satisfied_share"],
-            ]
+    total = exports.dashboard_issues(scope, period).count()
+    filename = f"dashboard-{timezone.localtime().strftime('%Y%m%d')}.xlsx"
+    if exports.is_large(total):
+        if request.method != "POST":
+            return render(
+                request,
+                "supervision/exports/confirm.html",
+                {
+                    "total": total,
+                    "period": period,
+                    "action": request.get_full_path(),
+                    "query": request.GET.urlencode(),
+                    "recent": export_views.recent_exports(request.user),
+                },
+            )
+        job, created = exports.start_export(
+            requester=request.user,
+            kind=ExportJob.Kind.DASHBOARD,
+            issues=exports.dashboard_issues(scope, period),
+            total=total,
+            filename=filename,
+            params={
+                **exports.period_params(scope, period),
+                "summary": summary_rows(figures(scope, period), period),
+            },
         )
-    sheet.column_dimensions["A"].width = 28
-    rows = period.apply(stats.scope_issues(scope)).select_related(
-        "project__neighbourhood__subdistrict", "department", "contractor"
-    )
-    issues_sheet(book.create_sheet(_("问题清单")), rows.order_by("created_at"))
-    activity = book.create_sheet(_("监督员活跃度"))
-    activity.append([_("月份"), _("监督员"), _("反映问题"), _("巡查")])
-    scoped = period.apply(stats.scope_issues(scope))
-    for row in stats.supervisor_activity(scoped, period.apply(stats.scope_patrols(scope))):
-        activity.append(
-            [row["month"].strftime("%Y-%m"), safe(row["name"]), row["issues"], row["patrols"]]
-        )
+        return export_views.started(request, job, created)
     out = io.BytesIO()
-    book.save(out)
-    response = HttpResponse(
-        out.getvalue(),
-        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    exports.write_dashboard(
+        out, summary=summary_rows(figures(scope, period), period), scope=scope, period=period
     )
-    stamp = timezone.localtime().strftime("%Y%m%d")
-    response["Content-Disposition"] = f'attachment; filename="dashboard-{stamp}.xlsx"'
+    response = HttpResponse(out.getvalue(), content_type=CONTENT_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
@@ -220,5 +272,5 @@ def monthly_report(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "supervision/monthly_report.html",
-        {"period": period, "note": note, "month": start, **data, **_charts(data)},
+        {"period": period, "note": note, "month": start, **data, **_charts(data, period)},
     )

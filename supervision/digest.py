@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .models import Issue
+from .notifications import absolute_url
 
 
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -68,4 +68,4 @@ def daily_digest(day: date, issues: QuerySet[Issue] | None = None) -> str:
 
 
 def _link(issue: Issue) -> str:
-    return f"{settings.SITE_URL}{reverse('issue-detail', args=[issue.pk])}"
+    return absolute_url(reverse("issue-detail", args=[issue.pk]))

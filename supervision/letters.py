@@ -39,6 +39,7 @@ from . import services
 from .access import letters_for, watches
 from .deliveries import enqueue_delivery
 from .models import Delivery, Issue, Letter, LetterEvent, LetterPhoto, Project
+from .notifications import absolute_url
 from .residents import CODE_ALPHABET
 from .services import WorkflowError
 from .workdays import working_days_deadline
@@ -519,7 +520,7 @@ def _email_reminder(letter_id: int) -> None:
             _("项目：%(project)s") % {"project": letter.project},
             _("来信：%(summary)s") % {"summary": letter.summary},
             _("这封居民来信已超过处理时限，请尽快答复、转为问题、附议或说明不予采纳的原因。"),
-            f"{settings.SITE_URL}{reverse('letter-triage', args=[letter.pk])}",
+            absolute_url(reverse("letter-triage", args=[letter.pk])),
         ]
     )
     for user in _supervisors_of(letter.project_id).exclude(email="").order_by("pk"):

@@ -116,8 +116,14 @@ def issue_changed(issue_id: int, event_id: int) -> None:
         enqueue_delivery(delivery.pk)
 
 
+def absolute_url(path: str) -> str:
+    """A link for a message read outside the site (email, WeCom, the digest pasted into the
+    group): the site's own address (``settings.SITE_URL``) and ``path``."""
+    return f"{settings.SITE_URL}{path}"
+
+
 def link(event: IssueEvent) -> str:
-    return f"{settings.SITE_URL}{reverse('issue-detail', args=[event.issue_id])}"
+    return absolute_url(reverse("issue-detail", args=[event.issue_id]))
 
 
 def describe(event: IssueEvent) -> tuple[str, str]:

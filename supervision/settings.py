@@ -265,7 +265,10 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = 5
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "群众监督 <noreply@localhost>")
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The address people open the site at, for the links in emails, WeCom messages and the daily
+# digest (sent by the worker, which has no request to ask). Set it in production; `make run`
+# sets it to the port it serves on; the default is runserver's.
+SITE_URL = env_str("SITE_URL").strip().rstrip("/") or "http://127.0.0.1:8000"
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
@@ -292,6 +295,11 @@ SESSION_COOKIE_HTTPONLY = True
 # Stale figures (home, dashboard) are shown while a background task recomputes them; "inline"
 # recomputes them in the request instead (the test suite, and sites without a worker).
 STATS_REFRESH = env_str("STATS_REFRESH", "background")
+
+# Excel exports of up to this many issues are written inside the request; larger ones by the
+# background worker into a private file under MEDIA_ROOT/private/exports/, kept this many days.
+EXPORT_INLINE_MAX_ROWS = env_int("EXPORT_INLINE_MAX_ROWS", 5000)
+EXPORT_KEEP_DAYS = env_int("EXPORT_KEEP_DAYS", 7)
 
 # Requests per minute per API key (JSON API and Open311), counted in the cache.
 API_RATE_LIMIT = env_int("API_RATE_LIMIT", 120)

@@ -26,7 +26,7 @@ from django.db.models import (
     QuerySet,
     Window,
 )
-from django.db.models.functions import RowNumber, TruncMonth, TruncWeek
+from django.db.models.functions import RowNumber, TruncDate, TruncMonth, TruncWeek
 from django.utils import timezone
 from django_tasks import task
 
@@ -166,6 +166,13 @@ class WeekOf(_LocalTruncOnSQLite, TruncWeek):
         super().__init__(expression, output_field=DateField())
 
 
+class DayOf(_LocalTruncOnSQLite, TruncDate):
+    """The local date (Django's TruncDate, without a Python call per row on SQLite)."""
+
+    def __init__(self, expression):
+        super().__init__(expression, output_field=DateField())
+
+
 class MonthOf(_LocalTruncOnSQLite, TruncMonth):
     """The local date of the first of the month (Django's TruncMonth, as a date)."""
 
@@ -209,6 +216,19 @@ def hours(amount: timedelta | None) -> float | None:
 
 def percent(part: int, whole: int) -> int | None:
     return round(100 * part / whole) if whole else None
+
+
+NO_FIGURE = "—"
+
+
+def format_rate(value: float | None) -> str:
+    """How every page writes a rate: 「12.5%」, 「57%」, or 「—」 alone when there is no figure
+    (nothing to divide by). The one place rates are formatted (the ``rate`` template filter)."""
+    if value is None or value == "":
+        return NO_FIGURE
+    number = float(value)
+    text = f"{number:.1f}".removesuffix(".0")
+    return f"{text}%"
 
 
 def missed_a_limit(now: datetime) -> Q:
@@ -302,6 +322,34 @@ def weekly_by_status(issues: QuerySet[Issue]) -> list[dict]:
         week = row["week"].date() if isinstance(row["week"], datetime) else row["week"]
         weeks.setdefault(week, {status: 0 for status in S.values})[row["status"]] = row["count"]
     return [{"week": week, "counts": counts} for week, counts in weeks.items()]
+
+
+# A chart of more weeks than this starts at the first week with issues and ends at the last.
+FILLED_WEEKS_MAX = 260
+
+
+def fill_weeks(weeks: list[dict], start: date | None, end: date | None) -> list[dict]:
+    """``weekly_by_status`` with the weeks of no issues too, from the week of ``start`` (or the
+    first week with issues) to the week of ``end`` (or the last): a chart of the period shows the
+    whole period, quiet weeks included."""
+    if not weeks and start is None:
+        return []
+    counts = {week["week"]: week["counts"] for week in weeks}
+    first = _monday(start) if start else min(counts)
+    last = _monday(end) if end else max(counts)
+    if counts and (last - first).days > 7 * FILLED_WEEKS_MAX:
+        # Dates from 2000 to 2100: the weeks that have issues, and the quiet ones between.
+        first, last = max(first, min(counts)), min(last, max(counts))
+    filled = []
+    week = first
+    while week <= last:
+        filled.append({"week": week, "counts": counts.get(week, dict.fromkeys(S.values, 0))})
+        week += timedelta(days=7)
+    return filled
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
 
 
 def department_table(issues: QuerySet[Issue], now: datetime | None = None) -> list[dict]:
@@ -427,6 +475,7 @@ class Period:
     start: date | None
     end: date | None
     label: str
+    preset: str = ""  # the dashboard's preset it stands for ("30", "all"), "" for dates
 
     def apply(self, issues: QuerySet[Issue]) -> QuerySet[Issue]:
         if self.start:

@@ -6,7 +6,7 @@ from django.urls import include, path
 from accounts import two_factor
 from accounts import views as account_views
 
-from . import dashboard, issue_views, letter_views, resident_views, views
+from . import dashboard, export_views, issue_views, letter_views, resident_views, views
 from .forms import STEP_FORMS
 from .panel import panel
 
@@ -90,6 +90,18 @@ urlpatterns = [
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("dashboard/export.xlsx", dashboard.dashboard_export, name="dashboard-export"),
     path("dashboard/report/", dashboard.monthly_report, name="monthly-report"),
+    path(
+        "exports/",
+        include(
+            (
+                [
+                    path("<int:pk>/", export_views.export_detail, name="detail"),
+                    path("<int:pk>/download/", export_views.export_download, name="download"),
+                ],
+                "exports",
+            )
+        ),
+    ),
     path("notifications/", issue_views.notification_list, name="notifications"),
     path("notifications/read/", issue_views.notifications_read, name="notifications-read"),
     path("notifications/<int:pk>/", issue_views.notification_open, name="notification-open"),

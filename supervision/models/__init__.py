@@ -19,6 +19,7 @@ from .catalogue import (
     department_projects,
     weighted_progress,
 )
+from .exports import ExportJob
 from .issues import (
     ExtensionRequest,
     Issue,
@@ -60,6 +61,7 @@ __all__ = [
     "Delivery",
     "Department",
     "Eligibility",
+    "ExportJob",
     "ExtensionRequest",
     "Household",
     "Issue",

@@ -14,7 +14,11 @@ from .issues import IssueEvent, issue_visibility
 class NotificationQuerySet(models.QuerySet):
     def for_reader(self, user) -> NotificationQuerySet:
         """``user``'s own notifications, about issues they may still read."""
-        return self.filter(recipient=user).readable_by(user)
+        return self.filter(recipient=user, event__isnull=False).readable_by(user)
+
+    def exports_for(self, user) -> NotificationQuerySet:
+        """``user``'s notifications that an export of theirs is ready to download."""
+        return self.filter(recipient=user, export__isnull=False)
 
     def readable_by(self, user) -> NotificationQuerySet:
         """Those about issues ``user`` may still read: after a transfer, the old department's
@@ -24,7 +28,8 @@ class NotificationQuerySet(models.QuerySet):
 
 
 class Notification(models.Model):
-    """One recipient's copy of one event: the bell counts the unread ones."""
+    """One recipient's copy of one event, or word that their export is ready: the bell counts
+    the unread ones."""
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -33,7 +38,20 @@ class Notification(models.Model):
         related_name="notifications",
     )
     event = models.ForeignKey(
-        IssueEvent, verbose_name=_("处理记录"), on_delete=models.CASCADE, related_name="+"
+        IssueEvent,
+        verbose_name=_("处理记录"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    export = models.ForeignKey(
+        "supervision.ExportJob",
+        verbose_name=_("导出任务"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
     )
     created_at = models.DateTimeField(_("时间"), default=timezone.now)
     read_at = models.DateTimeField(_("已读时间"), null=True, blank=True)
@@ -48,6 +66,12 @@ class Notification(models.Model):
             models.UniqueConstraint(
                 fields=["recipient", "event"], name="supervision_notification_once"
             ),
+            # About an issue event or about an export, never both, never neither.
+            models.CheckConstraint(
+                condition=models.Q(event__isnull=False, export__isnull=True)
+                | models.Q(event__isnull=True, export__isnull=False),
+                name="supervision_notification_event_or_export",
+            ),
         ]
         indexes = [
             models.Index(fields=["recipient", "read_at"], name="supervision_notif_unread_idx"),
@@ -58,7 +82,7 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.recipient} · {self.event}"
+        return f"{self.recipient} · {self.event or self.export}"
 
 
 class Delivery(models.Model):

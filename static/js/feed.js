@@ -1,0 +1,17 @@
+// 监督群: a poll that brings new automatic events brings their day's line again, at the top,
+// with the new count (「今日系统自动督办 9 件」). Keep the newest copy of each day's line.
+(function () {
+  "use strict";
+  function keepNewestDayLines() {
+    var seen = {};
+    document.querySelectorAll("#feed [data-day-group]").forEach(function (line) {
+      var slot = line.getAttribute("data-day-group");
+      if (seen[slot]) {
+        line.remove();
+      } else {
+        seen[slot] = true;
+      }
+    });
+  }
+  document.addEventListener("htmx:load", keepNewestDayLines);
+})();
