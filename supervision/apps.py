@@ -3,6 +3,7 @@ from functools import partialmethod
 from django.apps import AppConfig, apps
 from django.db.models.signals import post_delete, post_save
 from django.utils.encoding import force_str
+from django.utils.translation import gettext_lazy as _
 
 
 def _quick_display(field):
@@ -33,7 +34,7 @@ def quicken_choice_labels(app_labels: tuple[str, ...]) -> None:
 
 class SupervisionConfig(AppConfig):
     name = "supervision"
-    verbose_name = "群众监督"
+    verbose_name = _("群众监督")
 
     def ready(self) -> None:
         quicken_choice_labels(("supervision", "accounts"))

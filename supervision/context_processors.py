@@ -13,7 +13,7 @@ def unread_notifications(request: HttpRequest) -> dict:
         return {}
     return {
         "unread_notifications": SimpleLazyObject(
-            lambda: Notification.objects.for_reader(user).filter(read_at__isnull=True).count()
+            lambda: Notification.objects.shown_to(user).filter(read_at__isnull=True).count()
         ),
         "can_file_issue": SimpleLazyObject(lambda: is_serving_supervisor(user)),
     }

@@ -456,8 +456,8 @@ def voice_note(request: HttpRequest, pk: int) -> FileResponse:
 @require_safe
 def notification_list(request: HttpRequest) -> HttpResponse:
     items = list(
-        Notification.objects.for_reader(request.user)
-        .select_related("event__issue__project", "event__actor__department")
+        Notification.objects.shown_to(request.user)
+        .select_related("event__issue__project", "event__actor__department", "export")
         .order_by("-created_at", "-pk")[:50]
     )
     return render(request, "supervision/notifications.html", {"items": items})
@@ -466,9 +466,11 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def notification_open(request: HttpRequest, pk: int) -> HttpResponse:
-    mine = Notification.objects.for_reader(request.user)
-    item = get_object_or_404(mine.select_related("event"), pk=pk)
+    mine = Notification.objects.shown_to(request.user)
+    item = get_object_or_404(mine.select_related("event", "export"), pk=pk)
     notifications.mark_read(request.user, item.pk)
+    if item.export_id:
+        return redirect(item.export)
     return redirect(f"{reverse('issue-detail', args=[item.event.issue_id])}#event-{item.event_id}")
 
 

@@ -34,10 +34,10 @@ def mark_read(user, pk: int | None = None) -> int:
     """Mark ``user``'s unread notifications read, one (``pk``) or all, and return how many.
 
     Only those about issues they may still read: after a transfer, the old department's
-    notifications of an issue it no longer sees are neither shown nor touched. The pages and the
-    API both mark through here.
+    notifications of an issue it no longer sees are neither shown nor touched; word of a ready
+    export counts too. The pages and the API both mark through here.
     """
-    unread = Notification.objects.for_reader(user).filter(read_at__isnull=True)
+    unread = Notification.objects.shown_to(user).filter(read_at__isnull=True)
     if pk is not None:
         unread = unread.filter(pk=pk)
     return unread.update(read_at=timezone.now())

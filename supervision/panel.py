@@ -30,7 +30,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 
-from . import residents, services
+from . import export_views, exports, residents, services
 from .access import consultation_projects, consultations_managed_by, letter_escalations_for
 from .consultation_forms import (
     DEFAULT_APPROVAL,
@@ -461,9 +461,6 @@ class IssuePanel(PanelAdmin):
     def export_xlsx(self, request, queryset: QuerySet[Issue]) -> HttpResponse:
         """The selected issues (or all the filtered ones) at once, up to EXPORT_INLINE_MAX_ROWS;
         more are written in the background and followed on the export's page."""
-        # Imported here for now: move it up beside the other imports when next touching them.
-        from . import export_views, exports  # noqa: PLC0415
-
         rows = queryset.order_by("created_at", "pk")
         total = rows.count()
         filename = f"issues-{timezone.localtime().strftime('%Y%m%d-%H%M')}.xlsx"

@@ -399,7 +399,28 @@ def test_the_sweep_deletes_expired_exports(world, ready_export):
     assert not ExportJob.objects.exists()
 
 
-def test_export_notifications_stay_out_of_the_issue_notifications(world, ready_export):
-    """The bell's list and the API show issue events; an export's notice is on its own page."""
-    assert Notification.objects.exports_for(world.handler).count() == 1
+def test_the_bell_counts_a_ready_export_and_opening_it_leads_to_the_download(
+    world, client, ready_export
+):
+    """The API's notifications stay issue events; the bell and the notifications page carry the
+    word that an export is ready, and opening it goes to its page with the download link."""
     assert not Notification.objects.for_reader(world.handler).filter(export__isnull=False)
+    client.force_login(world.handler)
+
+    page = client.get("/notifications/").content.decode()
+    assert "导出已完成" in page
+    assert int(str(client.get("/issues/").context["unread_notifications"])) >= 1
+    notice = Notification.objects.exports_for(world.handler).get()
+    response = client.post(f"/notifications/{notice.pk}/")
+
+    assert response["Location"] == ready_export.get_absolute_url()
+    notice.refresh_from_db()
+    assert notice.read_at is not None
+    assert "下载" in client.get(response["Location"]).content.decode()
+
+
+def test_nobody_else_opens_someones_export_notice(world, client, ready_export):
+    notice = Notification.objects.exports_for(world.handler).get()
+    client.force_login(world.other_staff)
+    assert client.post(f"/notifications/{notice.pk}/").status_code == 404
+    assert "导出已完成" not in client.get("/notifications/").content.decode()

@@ -16,6 +16,17 @@ class NotificationQuerySet(models.QuerySet):
         """``user``'s own notifications, about issues they may still read."""
         return self.filter(recipient=user, event__isnull=False).readable_by(user)
 
+    def shown_to(self, user) -> NotificationQuerySet:
+        """What the bell counts and the notifications page lists: ``for_reader``, and word that
+        an export of theirs is ready."""
+        about_issue = models.Q(event__isnull=False)
+        readable = issue_visibility(user, "event__issue__")
+        if readable is not None:
+            about_issue &= readable
+        return self.filter(
+            models.Q(recipient=user) & (about_issue | models.Q(export__isnull=False))
+        )
+
     def exports_for(self, user) -> NotificationQuerySet:
         """``user``'s notifications that an export of theirs is ready to download."""
         return self.filter(recipient=user, export__isnull=False)
