@@ -12,7 +12,7 @@ from accounts.models import User
 from supervision.models import Issue
 from supervision.panel import IssuePanel
 
-from .test_browser import PASSWORD, shot
+from .test_browser import log_in, shot
 
 pytestmark = pytest.mark.browser
 
@@ -23,15 +23,6 @@ def screen(browser_instance):
     page = context.new_page()
     yield page
     context.close()
-
-
-def log_in(page, base: str, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(lambda url: "/accounts/login/" not in url)
 
 
 def clicks(page):
