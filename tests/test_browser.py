@@ -273,6 +273,29 @@ def test_an_issue_left_alone_turns_red_and_reaches_the_bureau(demo, live_server,
     assert desk.locator(".deadline-overdue").first.is_visible()
 
 
+def result_verdicts(page) -> list[str]:
+    """The 结果 column of a consultation page: one per question."""
+    cells = page.locator("section[aria-labelledby=result-heading] tbody tr td:last-child")
+    return [text.strip() for text in cells.all_inner_texts()]
+
+
+def vote_yes_with_code(page, code: str, household: str) -> None:
+    """Types the code from the slip, agrees to every question, prefers 真石漆 and a property
+    management company."""
+    page.fill("#code", code)
+    page.click("text=去投票")
+    expect(page.locator("#ballot-heading")).to_have_text(f"{household} 的选票")
+    assert code.upper() not in page.url.upper()  # the code went in the POST body, not the URL
+    for radio in page.locator("input[type=radio][value=yes]").all():
+        radio.check()
+    page.locator("fieldset", has_text="外立面整治").locator("select").select_option("真石漆")
+    page.locator("fieldset", has_text="改造后由谁来管理小区").locator("select").select_option(
+        "物业服务企业管理"
+    )
+    page.get_by_role("button", name="投票", exact=True).click()
+    expect(page.locator(".alert-success")).to_contain_text(f"已收到 {household} 的选票")
+
+
 def test_residents_decide_and_a_patrol_problem_becomes_an_issue(
     demo, live_server, phone, desk, tmp_path
 ):
@@ -280,64 +303,110 @@ def test_residents_decide_and_a_patrol_problem_becomes_an_issue(
     from supervision.models import Consultation, Household
 
     base = live_server.url
-    project = Project.objects.get(name="西山花园老旧小区改造工程")
+    # This year's batch: 罗南公寓 is still being planned; jiandu25 is one of its supervisors.
+    project = Project.objects.get(name="罗南公寓老旧小区改造工程")
     today = timezone.localdate()
 
-    # zhujianju opens a consultation in the panel and imports 40 households.
+    # zhujianju opens a consultation with the guided form: 改不改、改什么、怎么改、如何管.
     log_in(desk, base, "zhujianju")
     desk.goto(f"{base}/panel/supervision/consultation/add/")
     desk.select_option("#id_project", label=project.name)
-    desk.fill("#id_title", "西山花园改造意愿征询")
+    desk.fill("#id_title", "罗南公寓改造意愿征询")
     desk.fill("#id_opens_on", today.isoformat())
     desk.fill("#id_closes_on", (today + timedelta(days=14)).isoformat())
-    desk.select_option("#id_items-0-kind", "renovate")
-    desk.fill("#id_items-0-text", "是否同意对本小区进行改造")
-    desk.select_option("#id_items-1-kind", "scope")
-    desk.select_option("#id_items-1-area", "building")
-    desk.fill("#id_items-1-text", "外立面整治")
-    desk.fill("#id_items-1-options", "真石漆\n普通涂料")
-    desk.select_option("#id_items-2-kind", "management")
-    desk.fill("#id_items-2-text", "改造后引入物业管理")
-    desk.click("input[name=_save]")
-    consultation = Consultation.objects.get(title="西山花园改造意愿征询")
+    desk.fill("#id_renovate_text", "是否同意对本小区进行改造")
+    desk.fill("#id_building_text", "外立面整治")
+    desk.fill("#id_building_options", "真石漆\n普通涂料")
+    desk.fill("#id_management_text", "改造后由谁来管理小区")
+    shot(desk, "residents-01-guided-form")
+    desk.click("input.default")
+    desk.wait_for_url(re.compile(r"/panel/supervision/consultation/\d+/import/$"))
+    expect(desk.locator(".messagelist")).to_contain_text(
+        "已发起「罗南公寓改造意愿征询」，共 3 个事项"
+    )
+    consultation = Consultation.objects.get(title="罗南公寓改造意愿征询")
+    assert consultation.project == project and consultation.closes_on == today + timedelta(14)
+    assert [(i.kind, i.area, i.options) for i in consultation.items.order_by("position")] == [
+        ("renovate", "", ""),
+        ("scope", "building", "真石漆\n普通涂料"),
+        ("management", "", "物业服务企业管理\n业主委员会管理\n居民自治管理"),
+    ]
+
+    # It lands on the household import: 40 households, two rows refused.
     rows = ["楼栋,单元,室"] + [f"{b} 幢,1 单元,{r}" for b in range(1, 5) for r in range(101, 111)]
     csv_file = tmp_path / "households.csv"
     csv_file.write_text("\n".join(rows + [",,", "5 幢,1 单元,"]), encoding="utf-8")
-    desk.goto(f"{base}/panel/supervision/consultation/{consultation.pk}/import/")
     desk.set_input_files("#id_file", str(csv_file))
-    desk.click("input[type=submit]")
+    desk.click("input.default")
     desk.wait_for_selector("text=成功导入 40 户")
     assert consultation.households.count() == 40
-    shot(desk, "residents-01-households-imported")
+    shot(desk, "residents-02-households-imported")
 
-    # Votes through codes on a phone, then one paper ballot entered by a supervisor (代录).
-    households = list(Household.objects.filter(consultation=consultation).order_by("pk"))
-    for household in households[:3]:
-        phone.context.clear_cookies()
-        phone.goto(f"{base}{consultation.get_absolute_url()}?code={household.code}")
-        for radio in phone.locator("input[type=radio][value=yes]").all():
-            radio.check()
-        phone.select_option("select[name^=option-]", "真石漆")
-        phone.click("main form button[type=submit]")
-        phone.wait_for_selector("text=已收到")
-    shot(phone, "residents-02-ballot")
-    log_in(phone, base, "jiandu06")
-    phone.goto(f"{base}/consultations/{consultation.pk}/paper/")
-    phone.select_option("select[name=household]", str(households[3].pk))
+    # The slips to hand out: each household's code, and the page's address (no code in it).
+    desk.click("text=打印投票通知单")
+    slips = desk.locator(".slip")
+    expect(slips).to_have_count(40)
+    url = f"{base}{consultation.get_absolute_url()}"
+    assert slips.first.locator(".text-break").inner_text() == url
+    slip = []
+    for n in range(4):
+        text = slips.nth(n).inner_text()
+        household = re.search(r"住户：(.+)", text).group(1).strip()
+        slip.append((household, slips.nth(n).locator(".font-monospace").inner_text().strip()))
+
+    # A resident mistypes the code: it stays in its field, with why beside it.
+    phone.context.clear_cookies()
+    phone.goto(url)
+    expect(phone.locator("main")).to_contain_text("投票进行中")
+    phone.fill("#code", "ABCD-EFGH-JKLM")
+    phone.click("text=去投票")
+    expect(phone.locator("#code-error")).to_contain_text("投票码不正确")
+    assert phone.input_value("#code") == "ABCD-EFGH-JKLM"
+
+    # Two households vote on their own phones, one in lowercase; on the second phone a
+    # neighbour then votes too, after 「不是这一户？换一个投票码」.
+    vote_yes_with_code(phone, slip[0][1], slip[0][0])
+    shot(phone, "residents-03-ballot")
+    phone.context.clear_cookies()
+    phone.goto(url)
+    vote_yes_with_code(phone, slip[1][1].lower(), slip[1][0])
+    phone.click("text=不是这一户？换一个投票码")
+    vote_yes_with_code(phone, slip[2][1], slip[2][0])
+
+    # jiandu25 enters one paper ballot (代录), from 我的.
+    log_in(phone, base, "jiandu25")
+    phone.click("text=代录纸质选票：罗南公寓改造意愿征询")
+    phone.select_option("select[name=household]", label=slip[3][0])
     for radio in phone.locator("input[type=radio][value=yes]").all():
         radio.check()
-    phone.click("main form button[type=submit]")
+    phone.click("text=保存代录选票")
     phone.wait_for_selector("text=已代录")
-    assert households[3].ballot.entered_by.username == "jiandu06"
+    paper = Household.objects.get(consultation=consultation, code=slip[3][1])
+    assert paper.ballot.entered_by.username == "jiandu25"
     answers = {item.pk: (True, "") for item in consultation.items.all()}
-    for household in households[4:28]:
+    for household in consultation.households.filter(ballot__isnull=True)[:24]:
         residents.cast_ballot(consultation, household, answers)
 
-    phone.goto(f"{base}{consultation.get_absolute_url()}")
+    # While the vote is open anyone sees the live count, and no item is said to have passed.
+    phone.context.clear_cookies()
+    phone.goto(url)
     text = phone.inner_text("main")
     assert "参与户数 28 / 40" in text and "其中代录纸质选票 1 张" in text
-    assert phone.locator("text=通过").count() >= 3
-    shot(phone, "residents-03-result")
+    assert "目前投票情况（实时）" in text and "投票截止后公布是否通过" in text
+    assert result_verdicts(phone) == ["投票中"] * 3
+    shot(phone, "residents-04-live-count")
+
+    # Once it has closed, the page says what was decided.
+    Consultation.objects.filter(pk=consultation.pk).update(
+        opens_on=today - timedelta(days=15), closes_on=today - timedelta(days=1)
+    )
+    phone.reload()
+    text = phone.inner_text("main")
+    assert "已截止" in text and "征询结果" in text and "参与率已达到要求" in text
+    assert "真石漆（3）" in text and "物业服务企业管理（3）" in text
+    assert result_verdicts(phone) == ["通过"] * 3
+    expect(phone.locator("#code")).to_have_count(0)  # no more voting
+    shot(phone, "residents-05-result")
 
     # jiandu07 logs a patrol with one problem and turns it into an issue in one tap.
     log_in(phone, base, "jiandu07")
@@ -350,13 +419,13 @@ def test_residents_decide_and_a_patrol_problem_becomes_an_issue(
     )
     phone.click("[data-submit]")
     phone.wait_for_selector("text=巡查记录已保存")
-    shot(phone, "residents-04-patrol")
+    shot(phone, "residents-06-patrol")
     phone.click("text=转为问题反映")
     phone.wait_for_url(re.compile(r"/issues/\d+/$"))
     issue = Issue.objects.get(title="巡查发现：围挡")
     assert issue.category == "safety" and issue.photos.count() == 1
     assert "围挡倒了一段" in issue.description
-    shot(phone, "residents-05-patrol-issue")
+    shot(phone, "residents-07-patrol-issue")
 
 
 def test_the_public_follows_the_qr_and_the_bureau_reads_the_figures(
@@ -366,7 +435,9 @@ def test_the_public_follows_the_qr_and_the_bureau_reads_the_figures(
     import segno
 
     base = live_server.url
-    project = Project.objects.filter(issues__is_public=True, issues__status="closed").first()
+    # A site of this year's batch under way, whose fixed problems are public with their photos.
+    project = Project.objects.get(name="新街小区老旧小区改造工程")
+    assert project.status == Project.Status.CONSTRUCTION
     # The notice board's QR code carries the project page's own address.
     notice = desk.goto(f"{base}/projects/{project.pk}/notice/")
     assert notice.status == 200
@@ -379,15 +450,35 @@ def test_the_public_follows_the_qr_and_the_bureau_reads_the_figures(
     text = phone.inner_text("main")
     for milestone in ("征询", "设计", "开工", "完工", "验收"):
         assert milestone in text
-    assert "总体进度" in text and "整改前后" in text
+    assert f"总体进度\n{project.progress()}%" in text and "整改前后" in text
     assert phone.locator(".photo-pair img").first.is_visible()
     shot(phone, "public-02-project-page")
 
+    # The residents' consultation on it is linked from the top of the page, closed and decided.
+    consultation = phone.locator("[data-consultation-link]")
+    expect(consultation).to_contain_text("已截止")
+    consultation.click()
+    expect(phone.locator("#result-heading")).to_have_text("征询结果")
+    assert "通过" in result_verdicts(phone) and "投票中" not in result_verdicts(phone)
+    shot(phone, "public-03-consultation-result")
+
+    # zhujianju lands on the figures and asks for all of them with the 全部 button.
     log_in(desk, base, "zhujianju")
-    desk.goto(f"{base}/dashboard/?preset=all")
+    assert desk.url == f"{base}/dashboard/"
+    desk.get_by_role("link", name="全部", exact=True).click()
+    desk.wait_for_url(f"{base}/dashboard/?preset=all")
+    expect(desk.locator(".period-presets [aria-current=true]")).to_have_text("全部")
+    expect(desk.locator("#period-label")).to_have_text("全部")
     assert desk.locator("svg.chart-svg").count() == 3
     filed = desk.locator(".figure").first.inner_text()
     assert filed == str(Issue.objects.count())
+    # The numbers behind a chart are folded under it, one tap away.
+    categories = desk.locator("section[aria-labelledby=category-heading] details")
+    expect(categories.locator("table")).not_to_be_visible()
+    categories.locator("summary").click()
+    expect(categories.locator("table")).to_be_visible()
+    counts = categories.locator("tbody td").all_inner_texts()
+    assert sum(int(count) for count in counts) == Issue.objects.count()
     shot(desk, "bureau-01-dashboard")
     with desk.expect_download() as download:
         desk.click("text=导出 Excel")
@@ -398,8 +489,11 @@ def test_the_public_follows_the_qr_and_the_bureau_reads_the_figures(
     assert {"统计", "问题清单"} <= set(book.sheetnames)
     assert book["问题清单"].max_row == Issue.objects.count() + 1
 
+    # anyang lands on the panel's queue; its figures are its own.
     log_in(desk, base, "anyang")
-    desk.goto(f"{base}/dashboard/?preset=all")
+    desk.goto(f"{base}/dashboard/")
+    desk.get_by_role("link", name="全部", exact=True).click()
+    desk.wait_for_url(f"{base}/dashboard/?preset=all")
     anyang = Issue.objects.filter(department__name="安阳街道办事处").count()
     assert desk.locator(".figure").first.inner_text() == str(anyang)
     assert "玉海街道办事处" not in desk.inner_text("main")
