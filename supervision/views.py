@@ -134,7 +134,8 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     areas = project.progress_by_area()
     visible = Issue.objects.visible_to(request.user).filter(project=project)
     public_issues = visible.prefetch_related(
-        Prefetch("photos", queryset=Photo.objects.order_by("kind", "pk"))
+        # 问题照片 before 整改照片, as the works went ("after" sorts first by name).
+        Prefetch("photos", queryset=Photo.objects.order_by("-kind", "pk"))
     ).order_by("-created_at")[:50]
     # Before/after pairs: public closed issues with a photo of each kind.
     pairs = []

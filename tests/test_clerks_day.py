@@ -353,3 +353,14 @@ def test_the_panels_issue_page_answers_in_at_most_12_queries(
     panel_page(client, issue)
     with django_assert_max_num_queries(12):
         assert panel_page(client, issue).status_code == 200
+
+
+def test_a_public_issue_shows_its_problem_photo_before_the_fix(world, client):
+    issue = world.issue_in(S.CLOSED)
+    services.publish_issue(issue, actor=world.bureau, public=True)
+
+    page = client.get(world.project.get_absolute_url()).content.decode()
+
+    assert page.index('<figcaption class="small">问题照片') < page.index(
+        '<figcaption class="small">整改照片'
+    )
