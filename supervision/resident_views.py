@@ -54,7 +54,8 @@ class BallotForm(forms.Form):
         for item in self.items:
             answer = current.get(item.pk)
             self.fields[f"item-{item.pk}"] = forms.TypedChoiceField(
-                label=item.text,
+                # The question is the fieldset's legend; the choice says what is asked of them.
+                label=_("您的意见"),
                 choices=[("yes", _("同意")), ("no", _("不同意"))],
                 widget=forms.RadioSelect,
                 initial=None if answer is None else ("yes" if answer.agree else "no"),
