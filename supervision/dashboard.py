@@ -17,7 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
-from . import charts, export_views, exports, stats
+from . import charts, export_views, exports, stats, surveys
 from .models import ExportJob, Issue
 from .xlsx import CONTENT_TYPE
 
@@ -152,6 +152,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         **_charts(data, period),
     }
     context["query"] = request.GET.urlencode()
+    ranking = surveys.rankings()
+    context["survey_ranking_tables"] = [
+        (_("施工单位"), ranking["contractors"]),
+        (_("街道"), ranking["subdistricts"]),
+    ]
     return render(request, "supervision/dashboard.html", context)
 
 

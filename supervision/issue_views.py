@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from api.tokens import user_for_key
 
-from . import fragments, keyset, letters, notifications, services
+from . import fragments, keyset, letters, notifications, services, warranty
 from .access import issue_for, watched_projects, watches
 from .addresses import BUILDING_WORDS
 from .digest import daily_digest, sane_day
@@ -137,6 +137,7 @@ def me(request: HttpRequest) -> HttpResponse:
             "open_issues": open_issues,
             "activity": activity,
             "is_serving": is_serving,
+            "return_visits": warranty.due_visits_for(user),  # 回头看 due (one query)
         },
     )
 

@@ -54,6 +54,7 @@ from .models import (
     Project,
     ResponseTemplate,
     RoutingRule,
+    ScopeItem,
     Supervisor,
     department_projects,
 )
@@ -486,6 +487,28 @@ def _waited(start: datetime, end: datetime) -> str:
 # --- projects ----------------------------------------------------------------------------------
 
 
+class ScopeItemWarrantyInline(PlainChoices, admin.TabularInline):
+    """保修: each item's warranty period (empty: the regulation's default) and contractor."""
+
+    model = ScopeItem
+    extra = 0
+    can_delete = False
+    fields = ["area", "description", "warranty_months", "warranty_contractor"]
+    readonly_fields = ["area", "description"]
+    verbose_name_plural = gettext_lazy(
+        "改造内容的保修期（空着即按规定默认：建筑 60 个月，其余 24 个月）"
+    )
+
+    def has_view_permission(self, request, obj=None):
+        return panel.has_permission(request)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return _is_bureau(request)
+
+
 @admin.register(Project, site=panel)
 class ProjectPanel(PlainChoices, PanelAdmin):
     list_display = ["name", "year", "neighbourhood", "status", "contractor", "planned_end"]
@@ -496,6 +519,7 @@ class ProjectPanel(PlainChoices, PanelAdmin):
     bureau_edits = True
     filter_horizontal = ["departments"]
     exclude = ["created_at", "updated_at"]
+    inlines = [ScopeItemWarrantyInline]
 
     def get_queryset(self, request):
         projects = super().get_queryset(request)

@@ -20,7 +20,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import notifications
+from . import notifications, warranty
 from . import photos as photo_intake
 from . import voice as voice_intake
 from .access import watches
@@ -306,6 +306,15 @@ def route_department(project: Project, category: str) -> Department | None:
     return bureau_department()
 
 
+def route_issue(project: Project, category: str, area: str = "") -> warranty.Route:
+    """Where a new issue goes and whether it is a warranty issue (保修): on an accepted project
+    the warranty and long-term management rules first (``warranty.after_works_route``), else
+    ``route_department``."""
+    return warranty.after_works_route(project, category, area) or warranty.Route(
+        route_department(project, category), False
+    )
+
+
 def bureau_department() -> Department | None:
     return Department.objects.filter(kind=Department.Kind.BUREAU, is_active=True).first()
 
@@ -435,6 +444,8 @@ def submit_issue(
         if position:
             latitude, longitude = position
 
+    area = area if area in ScopeItem.Area.values else ""
+    route = route_issue(project, category, area)
     try:
         with transaction.atomic():
             now = timezone.now()
@@ -454,11 +465,12 @@ def submit_issue(
                 unit=(unit or "").strip()[:20],
                 location=(location or "").strip()[:100],
                 households=households,
-                area=area if area in ScopeItem.Area.values else "",
+                area=area,
                 latitude=latitude,
                 longitude=longitude,
                 status=Status.SUBMITTED,
-                department=route_department(project, category),
+                department=route.department,
+                is_warranty=route.is_warranty,
                 idempotency_key=idempotency_key or None,
                 from_residents=from_residents,  # filed from a resident's letter (居民反映)
                 created_at=now,

@@ -314,6 +314,11 @@ LETTERS_PER_PROJECT_PER_HOUR = env_int("LETTERS_PER_PROJECT_PER_HOUR", 60)
 LETTER_TRIAGE_WORKING_DAYS = env_int("LETTER_TRIAGE_WORKING_DAYS", 2)
 LETTER_MOBILE_KEEP_DAYS = env_int("LETTER_MOBILE_KEEP_DAYS", 180)
 
+# 竣工验收 with residents: the share of the residents' representatives who must agree
+# ("2/3": two thirds), and whether an open urgent issue of the project holds the acceptance back.
+ACCEPTANCE_MIN_AGREE = env_str("ACCEPTANCE_MIN_AGREE", "2/3")
+ACCEPTANCE_NO_OPEN_URGENT = env_bool("ACCEPTANCE_NO_OPEN_URGENT", True)
+
 # Time limits of the issue's life, in working days of the official calendar (调休 included),
 # except URGENT_SIGN_FOR_HOURS which counts clock hours.
 SUPERVISION = {

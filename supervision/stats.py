@@ -422,6 +422,27 @@ def contractor_scorecard(issues: QuerySet[Issue]) -> list[dict]:
     return rows
 
 
+def warranty_scorecard(issues: QuerySet[Issue]) -> list[dict]:
+    """Warranty issues (保修) on their own, per warranty contractor: how many, how many still
+    open, median hours to sign for and median days to fix."""
+    warranty = issues.filter(is_warranty=True, department__isnull=False)
+    rows = list(
+        warranty.values("department", "department__name")
+        .annotate(filed=Count("pk"), open=Count("pk", filter=Q(status__in=Issue.OPEN_STATUSES)))
+        .order_by("department__name")
+    )
+    sign = medians(
+        warranty.filter(accepted_at__isnull=False), duration("accepted_at"), "department"
+    )
+    fix = medians(
+        warranty.filter(rectified_at__isnull=False), duration("rectified_at"), "department"
+    )
+    for row in rows:
+        row["median_hours_to_sign"] = hours(sign.get(row["department"]))
+        row["median_days_to_fix"] = days(fix.get(row["department"]))
+    return rows
+
+
 def supervisor_activity(issues: QuerySet[Issue], patrols: QuerySet | None = None) -> list[dict]:
     """Issues filed and patrols logged per supervisor per month."""
     counts: dict[tuple, dict] = {}
@@ -531,5 +552,6 @@ def dashboard_figures(scope: str, start: str, end: str) -> dict:
         "by_subdistrict": counts_by(scoped, "project__neighbourhood__subdistrict__name"),
         "departments": department_table(scoped, now),
         "contractors": contractor_scorecard(scoped),
+        "warranty_contractors": warranty_scorecard(scoped),
         "supervisor_summary": supervisor_summary(activity),
     }

@@ -6,7 +6,17 @@ from django.urls import include, path
 from accounts import two_factor
 from accounts import views as account_views
 
-from . import dashboard, export_views, issue_views, letter_views, resident_views, views
+from . import (
+    acceptance_views,
+    dashboard,
+    export_views,
+    issue_views,
+    letter_views,
+    resident_views,
+    survey_views,
+    views,
+    warranty_views,
+)
 from .forms import STEP_FORMS
 from .panel import panel
 
@@ -17,6 +27,35 @@ urlpatterns = [
     path("projects/<int:pk>/notice/", views.project_notice, name="project-notice"),
     path("projects/<int:pk>/letters/new/", letter_views.letter_new, name="letter-new"),
     path("projects/<int:pk>/letters/sent/", letter_views.letter_sent, name="letter-sent"),
+    path(
+        "projects/<int:pk>/acceptance/",
+        acceptance_views.acceptance_record,
+        name="acceptance-record",
+    ),
+    path(
+        "projects/<int:pk>/acceptance/new/", acceptance_views.acceptance_new, name="acceptance-new"
+    ),
+    path("acceptances/<int:pk>/sign/", acceptance_views.acceptance_sign, name="acceptance-sign"),
+    path(
+        "acceptances/<int:pk>/opinion/",
+        acceptance_views.acceptance_opinion,
+        name="acceptance-opinion",
+    ),
+    path(
+        "acceptances/<int:pk>/views/<int:view>/issue/",
+        acceptance_views.acceptance_leftover,
+        name="acceptance-leftover",
+    ),
+    path("acceptances/<int:pk>/close/", acceptance_views.acceptance_close, name="acceptance-close"),
+    path(
+        "acceptances/photos/<int:pk>/", acceptance_views.acceptance_photo, name="acceptance-photo"
+    ),
+    path(
+        "acceptances/photos/<int:pk>/thumb/",
+        acceptance_views.acceptance_photo,
+        {"thumbnail": True},
+        name="acceptance-photo-thumbnail",
+    ),
     path("letters/<str:code>/", letter_views.letter_track, name="letter-track"),
     path("letters/<str:code>/photos/<int:pk>/", letter_views.letter_photo, name="letter-photo"),
     path(
@@ -41,6 +80,11 @@ urlpatterns = [
     path("sw.js", views.service_worker, name="service-worker"),
     path("elder-mode/", views.toggle_elder_mode, name="elder-mode"),
     path("me/", issue_views.me, name="me"),
+    path(
+        "return-visits/missed/",
+        warranty_views.missed_return_visits,
+        name="return-visits-missed",
+    ),
     path("me/settings/", issue_views.account_settings, name="settings"),
     path("issues/", issue_views.issue_list, name="issue-list"),
     path("issues/new/", issue_views.issue_new, name="issue-new"),
@@ -65,6 +109,10 @@ urlpatterns = [
         resident_views.consultation_slips,
         name="consultation-slips",
     ),
+    path("projects/<int:pk>/survey/new/", survey_views.survey_open, name="survey-open"),
+    path("surveys/<int:pk>/", survey_views.survey, name="survey"),
+    path("surveys/<int:pk>/paper/", survey_views.survey_paper, name="survey-paper"),
+    path("surveys/<int:pk>/close/", survey_views.survey_close, name="survey-close"),
     path("patrols/", resident_views.patrol_list, name="patrol-list"),
     path("patrols/new/", resident_views.patrol_new, name="patrol-new"),
     path("patrols/stale/", resident_views.patrol_stale, name="patrol-stale"),

@@ -54,6 +54,8 @@ from supervision.models import (
     Photo,
     ResponseTemplate,
     RoutingRule,
+    Survey,
+    SurveyAnswer,
     VoiceNote,
 )
 from supervision.panel import panel
@@ -221,6 +223,13 @@ def _consultation(project, title: str) -> Consultation:
             room=room,
             code=residents.new_code(),
         )
+    # 问效: a satisfaction survey running on the project, asking its households.
+    Survey.objects.create(
+        project=project,
+        opens_on=today - timedelta(days=1),
+        closes_on=today + timedelta(days=3),
+        areas=["building"],
+    )
     return consultation
 
 
@@ -453,6 +462,7 @@ def foreign(scene: Scene, role: str) -> dict:
         "check": patrol.checks.get(ok=False),
         "patrol_photo": PatrolPhoto.objects.get(check_item__patrol=patrol),
         "consultation": scene.consultations[side],
+        "survey": Survey.objects.get(project=scene.consultations[side].project_id),
         "supervisor": (w.alice if a_side else w.bob).supervisor,
         # The panel's models (for the bureau: anything).
         "issue": scene.issues[f"{x_or_y}_acc"],
@@ -593,6 +603,8 @@ SITE = {
     "letter-file": logged_in(NOT_ALLOWED),
     "letter-support": logged_in(NOT_ALLOWED),
     "letter-decline": logged_in(NOT_ALLOWED),
+    # 回头看 nobody paid: the bureau's list; for everyone else there is no such page.
+    "return-visits-missed": row(LOGIN, *[NOT_FOUND] * 5, OK),
 }
 # Routes of other includes that are public by design (the JSON API has its own tests,
 # tests/test_api.py: every other operation there answers 401 without a key).
@@ -864,6 +876,10 @@ class Matrix:
             "consultation": "consultation",
             "consultation-paper": "consultation",
             "consultation-slips": "consultation",
+            "survey": "survey",
+            "survey-paper": "survey",
+            "survey-close": "survey",
+            "survey-open": "project",
             "patrol-detail": "patrol",
             "patrol-check-issue": "patrol",
             "patrol-photo": "patrol_photo",
@@ -915,6 +931,17 @@ class Matrix:
                 "status": "answered",
                 "project": elsewhere.pk,  # not taken: the address names the project
             }
+        if name.startswith("survey"):
+            # A household of the other side's project: its code does not open this survey.
+            survey = objects["survey"]
+            stranger = Household.objects.exclude(consultation__project=survey.project_id).first()
+            return {
+                "household": survey.project.consultations.get().households.first().pk,
+                "code": stranger.code,
+                "overall": "satisfied",
+                "conduct": "satisfied",
+                "area-building": "satisfied",
+            }
         if name == "consultation-paper":
             consultation = objects["consultation"]
             item = consultation.items.get()
@@ -957,6 +984,14 @@ class Matrix:
                 return "not one new letter on the project of the address"
             return None
 
+        def no_survey_answer(response):
+            return "a survey answer was saved" if SurveyAnswer.objects.exists() else None
+
+        def survey_open_unless_bureau(response):
+            if role != "bureau" and Survey.objects.filter(closed_at__isnull=False).exists():
+                return "a survey was closed"
+            return None
+
         def stays_on_the_site(response):
             if response.status_code == 302 and response["Location"] != "/":
                 return f"redirected to {response['Location']}"
@@ -966,6 +1001,10 @@ class Matrix:
             "elder-mode": stays_on_the_site,
             "notifications-read": unread_of_others,
             "consultation-paper": nothing_cast,
+            "survey": no_survey_answer,
+            "survey-paper": no_survey_answer,
+            "survey-close": survey_open_unless_bureau,
+            "survey-open": survey_open_unless_bureau,
             "patrol-check-issue": no_issue_made,
             **dict.fromkeys(
                 ("letter-answer", "letter-file", "letter-support", "letter-decline"),
@@ -1413,3 +1452,40 @@ def test_the_panel_change_form_of_an_issue_saves_nothing(scene, client):
         )
         assert response.status_code == 403
     assert Issue.objects.filter(pk=issue.pk).values().get() == before
+
+
+# 竣工验收 (tests/test_acceptance.py walks every role against a real acceptance): here, with
+# objects that do not exist, nothing answers but a 404, the login, or 405 for the POST-only steps.
+SITE.update(
+    {
+        "acceptance-record": everyone(NOT_FOUND),  # public for a real project
+        "acceptance-new": logged_in(NOT_FOUND),
+        "acceptance-sign": everyone(NOT_FOUND),  # public for a real acceptance; needs a code
+        "acceptance-opinion": logged_in(NOT_FOUND),
+        "acceptance-leftover": logged_in(NOT_ALLOWED),  # POST only
+        "acceptance-close": logged_in(NOT_ALLOWED),  # POST only
+        "acceptance-photo": logged_in(NOT_FOUND),
+        "acceptance-photo-thumbnail": logged_in(NOT_FOUND),
+    }
+)
+
+
+# 问效: the survey's results are public and answering needs a household's code (another
+# project's code opens nothing); paper forms only for the project's serving supervisors; the
+# bureau alone opens and closes (here it closes the 安阳 one, as it may).
+SITE.update(
+    {
+        "survey": everyone(OK),
+        "survey-paper": for_supervisors(NOT_FOUND, FORBIDDEN),
+        "survey-open": row(LOGIN, *[FORBIDDEN] * 5, OK),
+        "survey-close": logged_in(NOT_ALLOWED),  # POST only (the POST is below)
+    }
+)
+SITE_POSTS.update(
+    {
+        "survey": everyone(status(400)),
+        "survey-paper": for_supervisors(NOT_FOUND, FORBIDDEN),
+        "survey-open": row(LOGIN, *[FORBIDDEN] * 5, status(400)),
+        "survey-close": row(LOGIN, *[FORBIDDEN] * 5, to("/surveys/")),
+    }
+)

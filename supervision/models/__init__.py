@@ -3,6 +3,7 @@
 One module per part of the domain, all under the ``supervision`` app label; import from here.
 """
 
+from .acceptance import Acceptance, AcceptanceEvent, AcceptancePhoto, AcceptanceView
 from .catalogue import (
     ELIGIBILITY_YEAR,
     CalendarChange,
@@ -49,8 +50,15 @@ from .residents import (
     PatrolCheck,
     PatrolPhoto,
 )
+from .surveys import Survey, SurveyAnswer, SurveyAreaAnswer
+from .warranty import ReturnVisit
 
 __all__ = [
+    "Acceptance",
+    "AcceptanceEvent",
+    "AcceptancePhoto",
+    "AcceptanceView",
+    "ReturnVisit",
     "ELIGIBILITY_YEAR",
     "Ballot",
     "BallotAnswer",
@@ -87,6 +95,9 @@ __all__ = [
     "Subdistrict",
     "Support",
     "Supervisor",
+    "Survey",
+    "SurveyAnswer",
+    "SurveyAreaAnswer",
     "TimestampedModel",
     "VoiceNote",
     "department_issues",

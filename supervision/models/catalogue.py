@@ -240,6 +240,30 @@ class Project(TimestampedModel):
     actual_end = models.DateField(_("实际完工"), null=True, blank=True)
     acceptance_planned = models.DateField(_("计划验收"), null=True, blank=True)
     acceptance_actual = models.DateField(_("实际验收"), null=True, blank=True)
+    # 长效管理: who runs the neighbourhood after handover (the consultation's 如何管), recorded
+    # by warranty.hand_over_project. Owners' committee and self-management name a contact.
+    manager_kind = models.CharField(
+        _("长效管理方式"),
+        max_length=20,
+        blank=True,
+        choices=[
+            ("property_manager", _("物业管理")),
+            ("owners_committee", _("业主委员会")),
+            ("self_management", _("居民自治")),
+        ],
+    )
+    manager = models.ForeignKey(
+        Department,
+        verbose_name=_("物业服务企业"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="managed_projects",
+        limit_choices_to={"kind": Department.Kind.PROPERTY_MANAGER},
+    )
+    manager_contact = models.CharField(_("长效管理联系人"), max_length=50, blank=True)
+    manager_phone = models.CharField(_("联系电话"), max_length=30, blank=True)
+    handed_over_on = models.DateField(_("移交日期"), null=True, blank=True)
 
     # Who changed what, when (django-simple-history): the audit trail of master data.
     history = HistoricalRecords(excluded_fields=["updated_at"])
@@ -356,6 +380,20 @@ class ScopeItem(TimestampedModel):
     )
     progress = models.PositiveSmallIntegerField(
         _("进度（%）"), default=0, validators=[MaxValueValidator(100)]
+    )
+    # 保修: months from the project's acceptance (empty: the default for its area, see
+    # supervision/warranty.py) and who answers for it (empty: the project's contractor).
+    warranty_months = models.PositiveSmallIntegerField(
+        _("保修期（月）"), null=True, blank=True, validators=[MaxValueValidator(600)]
+    )
+    warranty_contractor = models.ForeignKey(
+        Department,
+        verbose_name=_("保修单位"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="warranty_items",
+        limit_choices_to={"kind": Department.Kind.CONTRACTOR},
     )
 
     class Meta:

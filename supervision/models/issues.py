@@ -201,6 +201,8 @@ class Issue(TimestampedModel):
     support_count = models.PositiveIntegerField(_("附议数"), default=0, editable=False)
     # Filed by a supervisor on the residents' behalf, from a resident's letter (居民反映).
     from_residents = models.BooleanField(_("居民反映"), default=False, editable=False)
+    # 保修: filed on a project in warranty and routed to the warranty contractor (warranty.py).
+    is_warranty = models.BooleanField(_("保修"), default=False, editable=False)
     idempotency_key = models.CharField(
         max_length=64, null=True, blank=True, unique=True, editable=False
     )

@@ -1,0 +1,22 @@
+"""/return-visits/missed/: the 回头看 patrols nobody paid, for the bureau (supervision/warranty.py)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from . import warranty
+
+
+@login_required
+@never_cache
+@require_safe
+def missed_return_visits(request: HttpRequest) -> HttpResponse:
+    if not (request.user.is_active and request.user.is_bureau):
+        raise Http404
+    page = Paginator(warranty.missed_visits(), 50).get_page(request.GET.get("page"))
+    return render(request, "supervision/return_visits_missed.html", {"page": page})
