@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 
-from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -24,7 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import photos as photo_intake
-from . import services
+from . import services, warranty
 from .access import consultation_projects
 from .models import (
     Acceptance,
@@ -407,19 +406,26 @@ class Stage:
 
 
 def warranty_ends_on(project: Project) -> date | None:
-    """The end of the project's warranty: the latest of its scope items' own ends where they
-    carry one (``warranty_ends_on``, the warranty work's hook), else the accepted date plus the
-    regulation's shortest period."""
+    """The end of the project's warranty: the last of its scope items' (``warranty.warranty_ends``,
+    the one home of the periods), or the regulation's shortest period without items."""
     if not project.acceptance_actual:
         return None
-    own = [
-        end
-        for item in project.scope_items.all()
-        if (end := getattr(item, "warranty_ends_on", None)) is not None
-    ]
-    if own:
-        return max(own)
-    return project.acceptance_actual + relativedelta(years=DEFAULT_WARRANTY_YEARS)
+    ends = [warranty.warranty_ends(item, project) for item in project.scope_items.all()]
+    if ends:
+        return max(ends)
+    return warranty.add_months(project.acceptance_actual, 12 * DEFAULT_WARRANTY_YEARS)
+
+
+def manager_label(project: Project) -> str:
+    """Who runs the neighbourhood after handover: the property manager's name, or the way
+    chosen with its contact."""
+    if not project.manager_kind:
+        return ""
+    if project.manager_id:
+        return str(project.manager)
+    contact = " ".join(part for part in (project.manager_contact, project.manager_phone) if part)
+    label = str(project.get_manager_kind_display())
+    return f"{label}（{contact}）" if contact else label
 
 
 def life_stages(project: Project, today: date | None = None) -> list[Stage]:
@@ -429,9 +435,10 @@ def life_stages(project: Project, today: date | None = None) -> list[Stage]:
     completed = project.status in (S.COMPLETED, S.ACCEPTED)
     accepted = project.status == S.ACCEPTED
     ends = warranty_ends_on(project) if accepted else None
+    # The warranty runs its course even when the manager takes over earlier; the manager is
+    # named on the stage as soon as the handover is recorded.
     in_warranty = accepted and ends is not None and today <= ends
     managed = accepted and not in_warranty
-    manager = getattr(project, "manager", None)
     stages = [
         Stage(
             "completed",
@@ -459,7 +466,7 @@ def life_stages(project: Project, today: date | None = None) -> list[Stage]:
             _("长效管理"),
             False,
             managed,
-            str(manager) if manager else "",
+            manager_label(project),
         ),
     ]
     return stages
