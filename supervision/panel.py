@@ -30,7 +30,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 
-from . import export_views, exports, residents, services
+from . import export_views, exports, residents, services, warranty
 from .access import consultation_projects, consultations_managed_by, letter_escalations_for
 from .consultation_forms import (
     DEFAULT_APPROVAL,
@@ -509,8 +509,33 @@ class ScopeItemWarrantyInline(PlainChoices, admin.TabularInline):
         return _is_bureau(request)
 
 
+class ProjectPanelForm(forms.ModelForm):
+    """The bureau's project form: a handover to long-term management is checked by the same rule
+    as ``warranty.hand_over_project``."""
+
+    MANAGER_FIELDS = ("manager_kind", "manager", "manager_contact", "manager_phone")
+
+    def clean(self):
+        data = super().clean()
+        if not any(data.get(name) for name in (*self.MANAGER_FIELDS, "handed_over_on")):
+            return data  # no handover recorded
+        problem = warranty.handover_problem(
+            kind=data.get("manager_kind") or "",
+            manager=data.get("manager"),
+            contact=data.get("manager_contact") or "",
+            phone=data.get("manager_phone") or "",
+            on=data.get("handed_over_on"),
+            accepted_on=data.get("acceptance_actual") or self.instance.acceptance_actual,
+        )
+        if problem:
+            field, message = problem
+            self.add_error(field if field in self.fields else None, message)
+        return data
+
+
 @admin.register(Project, site=panel)
 class ProjectPanel(PlainChoices, PanelAdmin):
+    form = ProjectPanelForm
     list_display = ["name", "year", "neighbourhood", "status", "contractor", "planned_end"]
     list_filter = ["year", "status", "neighbourhood__subdistrict"]
     search_fields = ["name", "neighbourhood__name"]

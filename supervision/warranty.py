@@ -170,6 +170,33 @@ def set_warranty(
     return fresh
 
 
+def handover_problem(
+    *,
+    kind: str,
+    manager: Department | None,
+    contact: str,
+    phone: str,
+    on: date | None,
+    accepted_on: date | None,
+) -> tuple[str, str] | None:
+    """What is wrong with a handover (the field, and why), or None: the one rule the service and
+    the panel's project form both check."""
+    if kind not in Manager.ALL:
+        return "manager_kind", _("请选择长效管理方式：物业管理、业主委员会或居民自治。")
+    if kind == Manager.PROPERTY_MANAGER:
+        if manager is None or manager.kind != Department.Kind.PROPERTY_MANAGER:
+            return "manager", _("物业管理须选择一家物业服务企业。")
+    elif not contact.strip() or not phone.strip():
+        return "manager_contact", _("业主委员会或居民自治须填写联系人和联系电话。")
+    if not accepted_on:
+        return "handed_over_on", _("项目尚未竣工验收，不能移交长效管理。")
+    if on is None:
+        return "handed_over_on", _("请填写移交日期。")
+    if on < accepted_on:
+        return "handed_over_on", _("移交日期不能早于竣工验收日期。")
+    return None
+
+
 def hand_over_project(
     project: Project,
     *,
@@ -185,21 +212,20 @@ def hand_over_project(
     if not (actor.is_active and actor.is_bureau):
         raise WarrantyError(_("只有市住建局可以登记长效管理移交。"))
     on = on or timezone.localdate()
-    if kind not in Manager.ALL:
-        raise WarrantyError(_("请选择长效管理方式：物业管理、业主委员会或居民自治。"))
-    if kind == Manager.PROPERTY_MANAGER:
-        if manager is None or manager.kind != Department.Kind.PROPERTY_MANAGER:
-            raise WarrantyError(_("物业管理须选择一家物业服务企业。"))
-    else:
+    if kind != Manager.PROPERTY_MANAGER:
         manager = None
-        if not contact.strip() or not phone.strip():
-            raise WarrantyError(_("业主委员会或居民自治须填写联系人和联系电话。"))
     with transaction.atomic():
         fresh = Project.objects.select_for_update().get(pk=project.pk)
-        if not fresh.acceptance_actual:
-            raise WarrantyError(_("项目尚未竣工验收，不能移交长效管理。"))
-        if on < fresh.acceptance_actual:
-            raise WarrantyError(_("移交日期不能早于竣工验收日期。"))
+        problem = handover_problem(
+            kind=kind,
+            manager=manager,
+            contact=contact,
+            phone=phone,
+            on=on,
+            accepted_on=fresh.acceptance_actual,
+        )
+        if problem:
+            raise WarrantyError(problem[1])
         fresh.manager_kind = kind
         fresh.manager = manager
         fresh.manager_contact = contact.strip()[:50]

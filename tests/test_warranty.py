@@ -277,3 +277,37 @@ def test_issue_filed_on_a_date_before_acceptance_is_not_a_warranty_issue(world):
     accepted = world.project.acceptance_actual
     assert warranty.after_works_route(world.project, "quality", "", accepted - timedelta(1)) is None
     assert warranty.after_works_route(world.project, "quality", "", accepted).is_warranty
+
+
+def test_the_panels_project_form_checks_a_handover_by_the_same_rule(world, rf):
+    """Saving 物业管理 without a property manager in the panel is refused beside the field."""
+    from django.forms.models import model_to_dict
+
+    from supervision.panel import panel
+
+    request = rf.get("/panel/")
+    request.user = world.bureau
+    form_class = panel._registry[Project].get_form(request, world.project)
+    data = {k: v for k, v in model_to_dict(world.project).items() if v is not None}
+    data["departments"] = [d.pk for d in data.get("departments", [])]
+    data.update(manager_kind=warranty.Manager.PROPERTY_MANAGER, handed_over_on=timezone.localdate())
+
+    form = form_class(data, instance=world.project)
+
+    assert not form.is_valid()
+    assert form.errors["manager"] == ["物业管理须选择一家物业服务企业。"]
+    data["manager"] = world.estate.pk
+    assert form_class(data, instance=world.project).is_valid()
+
+
+def test_staff_of_the_property_manager_see_its_issues_in_their_queue(world, client):
+    accepted_ago(world, days=3 * 365)
+    hand_over(world, on=timezone.localdate() - timedelta(days=30))
+    issue = world.submit(category=Issue.Category.CIVILISED, title="楼道堆满杂物")
+    assert issue.department == world.estate
+
+    client.force_login(world.estate_staff)
+    response = client.get("/panel/supervision/issue/")
+
+    assert response.status_code == 200
+    assert [row.pk for row in response.context["cl"].result_list] == [issue.pk]
