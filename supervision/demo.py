@@ -36,8 +36,12 @@ from PIL import Image, ImageDraw
 
 from accounts.models import User
 
-from . import letters, residents, services
+from . import acceptance as acceptances
+from . import letters, residents, services, surveys, warranty
 from .models import (
+    Acceptance,
+    AcceptanceEvent,
+    AcceptanceView,
     Ballot,
     Consultation,
     ConsultationItem,
@@ -55,6 +59,8 @@ from .models import (
     Subdistrict,
     Supervisor,
     Support,
+    Survey,
+    SurveyAnswer,
 )
 
 DEMO_FILE = Path(settings.BASE_DIR) / "fixtures" / "demo.json"
@@ -643,6 +649,7 @@ def load(*, now: datetime | None = None) -> dict[str, int]:
             created["issues"] += _current_issues(supervisors, current, departments, people, now)
             created["patrols"] = _patrols(supervisors, projects, current, now)
             created["issues"] += 1  # the patrol problem turned into an issue
+            created["issues"] += _after_works(projects, supervisors, departments, people)
         else:
             created["issues"] = created["patrols"] = 0
         created["consultations"] = _consultations(current, supervisors, now)
@@ -759,8 +766,9 @@ def _scope(project: Project, index: int, *, today: date) -> None:
 class _People:
     """Who acts for each side in the demo's histories."""
 
-    def __init__(self, handlers, bureau_user, contractor_staff, bureau):
+    def __init__(self, handlers, bureau_user, contractor_staff, bureau, members=None):
         self.handlers = handlers
+        self.members = members or {}  # a contractor's or property manager's own staff
         self.bureau_user = bureau_user
         self.contractor_staff = contractor_staff
         self.bureau = bureau
@@ -778,11 +786,19 @@ class _People:
                 for d in Department.objects.filter(kind=Department.Kind.CONTRACTOR)
             },
             departments["bureau"],
+            {
+                d.pk: d.members.first()
+                for d in Department.objects.filter(
+                    kind__in=[Department.Kind.CONTRACTOR, Department.Kind.PROPERTY_MANAGER]
+                )
+            },
         )
 
     def handler(self, issue: Issue | None, project: Project):
         if issue is not None and issue.department_id == self.bureau.pk:
             return self.bureau_user
+        if issue is not None and self.members.get(issue.department_id):
+            return self.members[issue.department_id]  # routed straight to them (保修、长效管理)
         return self.handlers.get(project.neighbourhood.subdistrict_id) or self.bureau_user
 
 
@@ -823,12 +839,12 @@ def _current_issues(supervisors, current, departments, people: _People, now: dat
 
 def _play(
     seed, supervisor, project, category, urgency, title, description, location, steps,
-    departments, people: _People, now: datetime | None = None,
+    departments, people: _People, now: datetime | None = None, issue: Issue | None = None,
 ) -> Issue:  # fmt: skip
     """File one issue and take it through ``steps`` ((name, moment, *extra)), each at its time,
-    through the workflow services; then the bureau publishes the finished or notable ones."""
+    through the workflow services; then the bureau publishes the finished or notable ones.
+    Given an ``issue`` filed elsewhere (验收遗留), the steps take it on from there."""
     reporter = supervisor.user
-    issue = None
     moment = None
     for name, moment, *extra in steps:
         if name == "lapse":  # nobody checked the fix: reminded, then closed unrated
@@ -934,6 +950,238 @@ def _play(
         with _clock(min(published, now - timedelta(minutes=5)) if now else published):
             services.publish_issue(issue, actor=people.bureau_user)
     return issue
+
+
+# --- after the works (issue 19): acceptance with residents, the survey, warranty, management ---
+
+# Three of the 2023 batch, told to the end: (role, neighbourhood).
+PASSED, FAILED_FIRST, MANAGED = "万松新村", "虹桥北路小区", "仓前小区"
+ROLL_SIZE = 36  # households imported for a 2023 project's acceptance and survey
+
+# The representatives' views: (opinion, note, entered from paper, with a photo).
+AGREE, RESERVE = AcceptanceView.Opinion.AGREE, AcceptanceView.Opinion.RESERVATION
+PASSED_VIEWS = [
+    (AGREE, "外墙和屋面都做好了，楼道亮堂多了。", False, False),
+    (AGREE, "", True, False),
+    (AGREE, "停车位划得清楚，充电桩好用。", False, False),
+    (AGREE, "", False, False),
+    (RESERVE, "养老服务站的无障碍坡道扶手还没装，希望尽快补上。", False, False),
+]
+FIRST_ROUND_VIEWS = [
+    (AGREE, "", False, False),
+    (RESERVE, "3 幢北面外墙雨后渗水，墙面有水印，请整改后再验收。", False, True),
+    (AGREE, "楼道粉刷干净。", True, False),
+    (RESERVE, "同意楼上邻居的意见，外墙渗水没解决。", False, False),
+    (AGREE, "", False, False),
+]
+SECOND_ROUND_VIEWS = [
+    (AGREE, "", False, False),
+    (AGREE, "外墙渗水已经修好，下过两场雨都没再渗。", False, False),
+    (AGREE, "", True, False),
+    (AGREE, "看过了，同意。", False, False),
+    (AGREE, "", False, False),
+]
+SURVEY_COMMENTS = [
+    "改造后小区干净多了，谢谢监督员。",
+    "施工期间噪音有点大，但总体满意。",
+    "停车还是紧张，希望再想想办法。",
+    "",
+    "楼道灯终于亮了。",
+]
+
+
+def _at(day: date, hours: float) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time(7, 30))) + timedelta(hours=hours - 7.5)
+
+
+def _home_supervisor(project: Project, supervisors: dict) -> Supervisor:
+    return next(s for s in supervisors.values() if s.neighbourhood_id == project.neighbourhood_id)
+
+
+def _after_works(projects, supervisors, departments, people: _People) -> int:
+    """The 2023 batch's life after its works, played through the services at the times they
+    happened: 万松新村 accepted with residents, surveyed, and a warranty defect fixed by its
+    contractor; 虹桥北路小区 failed its first acceptance over a leaking wall (验收遗留), passed the
+    second; 仓前小区 handed over to its property manager, who took an upkeep issue. Each project
+    ends accepted on the date its milestones already say (``_old_project_dates``)."""
+    bureau = people.bureau_user
+
+    passed = projects[PASSED]
+    reporter = _home_supervisor(passed, supervisors)
+    accepted_on = passed.acceptance_actual
+    households = _roll(passed, bureau)
+    _hold_acceptance(passed, bureau, accepted_on, households[:5], PASSED_VIEWS, seed=901)
+    _survey(passed, bureau, reporter.user, households, accepted_on)
+    filed = _at(accepted_on + timedelta(days=150), 8.9)
+    _play(931, reporter, passed, "quality", "normal", "保修期内屋面又渗水",
+          "今年梅雨季 5 幢顶楼卧室天花板又渗水了，屋面防水去年才做，还在保修期内，请保修单位来修。",
+          "5 幢 602 室",
+          [("submit", filed), ("accept", filed + timedelta(hours=3)),
+           ("rectify", filed + timedelta(days=4)), ("verify", filed + timedelta(days=4, hours=5), "satisfied")],
+          departments, people)  # fmt: skip
+
+    failed = projects[FAILED_FIRST]
+    second_on = failed.acceptance_actual
+    first_on = failed.acceptance_planned - timedelta(days=9)
+    households = _roll(failed, bureau)
+    first = _hold_acceptance(
+        failed, bureau, first_on, households[:5], FIRST_ROUND_VIEWS, seed=902, close=False
+    )
+    leftover_view = first.views.filter(opinion=RESERVE, photos__isnull=False).first()
+    inviter = _home_supervisor(failed, supervisors)
+    moment = _at(first_on, 11.2)
+    with _clock(moment):
+        issue = acceptances.file_leftover(
+            leftover_view, actor=inviter.user, deadline=first_on + timedelta(days=10)
+        )
+    _redate_acceptance(first, moment)
+    with _clock(_at(first_on, 11.5)):
+        acceptances.close_acceptance(first, actor=bureau)
+    _redate_acceptance(first, _at(first_on, 11.5))
+    fixed = _at(first_on, 15)
+    _play(932, inviter, failed, issue.category, issue.urgency, issue.title, issue.description, "",
+          [("accept", fixed), ("dispatch", fixed + timedelta(hours=1)),
+           ("rectify", fixed + timedelta(days=7)), ("verify", fixed + timedelta(days=7, hours=4), "satisfied")],
+          departments, people, issue=issue)  # fmt: skip
+    _hold_acceptance(
+        failed, bureau, second_on, households[:5], SECOND_ROUND_VIEWS, seed=903, reopen=False
+    )
+
+    managed = projects[MANAGED]
+    ends = max(warranty.warranty_ends(item, managed) for item in managed.scope_items.all())
+    handed = ends + timedelta(days=1)
+    if handed > timezone.localdate() - timedelta(days=45):
+        # Loaded before the warranty ran out: handed over a month after acceptance, as many are.
+        handed = managed.acceptance_actual + timedelta(days=30)
+    with _clock(_at(handed, 10)):
+        managed = warranty.hand_over_project(
+            managed, actor=bureau, kind=warranty.Manager.PROPERTY_MANAGER,
+            manager=departments["property"], on=handed,
+        )  # fmt: skip
+    filed = _at(handed + timedelta(days=20), 9.3)
+    _play(933, _home_supervisor(managed, supervisors), managed, "other", "normal",
+          "小区道路落叶和垃圾没人清扫",
+          "南门到中心花园那段路落叶和塑料袋堆了好几天没人扫，垃圾桶也满了，请物业安排保洁。",
+          "南门至中心花园道路",
+          [("submit", filed), ("accept", filed + timedelta(hours=2)),
+           ("rectify", filed + timedelta(days=1)), ("verify", filed + timedelta(days=1, hours=3), "satisfied")],
+          departments, people)  # fmt: skip
+    return 2  # the 验收遗留 issue is counted with its acceptance
+
+
+def _roll(project: Project, bureau_user) -> list:
+    """The households of a 2023 project (its vote was held on paper then): imported through the
+    consultations' import, as the bureau would to choose representatives and survey them."""
+    if not acceptances.representative_choices(project).exists():
+        closes_on = project.consultation_actual
+        consultation = Consultation.objects.create(
+            project=project,
+            title=f"{project.neighbourhood.name}住户名册",
+            opens_on=closes_on - timedelta(days=14),
+            closes_on=closes_on,
+            created_by=bureau_user,
+        )
+        made = _at(closes_on - timedelta(days=20), 9)
+        Consultation.objects.filter(pk=consultation.pk).update(created_at=made, updated_at=made)
+        rows = [["楼栋", "单元", "室"]] + [
+            [str(b), str(u), f"{floor}0{room}"]
+            for b in range(1, 4)
+            for u in (1, 2)
+            for floor in range(1, 7)
+            for room in (1, 2)
+        ][:ROLL_SIZE]
+        out = io.StringIO()
+        csv.writer(out).writerows(rows)
+        residents.import_households(consultation, io.BytesIO(out.getvalue().encode("utf-8")))
+    return list(acceptances.representative_choices(project))
+
+
+def _redate_acceptance(acceptance: Acceptance, moment: datetime) -> None:
+    """The last event's time (its field's default is not the simulated clock)."""
+    last = acceptance.events.order_by("-pk").first()
+    AcceptanceEvent.objects.filter(pk=last.pk).update(created_at=moment)
+    Acceptance.objects.filter(pk=acceptance.pk).update(updated_at=moment)
+
+
+def _hold_acceptance(
+    project, bureau_user, held_on, households, views, *, seed, close=True, reopen=True
+) -> Acceptance:
+    """Schedule an acceptance ten days ahead, record every view on the day (supervisors agree),
+    and close it at noon unless ``close`` is false. ``reopen``: the project first goes back to
+    完工 (the loader dates it accepted)."""
+    if reopen:
+        Project.objects.filter(pk=project.pk).update(
+            status=Project.Status.COMPLETED, acceptance_actual=None
+        )
+    scheduled = _at(held_on - timedelta(days=10), 10)
+    with _clock(scheduled):
+        acceptance = acceptances.schedule_acceptance(
+            project,
+            actor=bureau_user,
+            held_on=held_on,
+            place=f"{project.neighbourhood.name}党群服务点",
+            households=households,
+        )
+    Acceptance.objects.filter(pk=acceptance.pk).update(created_at=scheduled)
+    _redate_acceptance(acceptance, scheduled)
+    by_household = {h.pk: k for k, h in enumerate(households)}
+    clerk = None
+    moment = _at(held_on, 9.5)
+    # Supervisors first: one of them enters the paper forms.
+    for view in acceptance.views.order_by("-role", "pk").select_related("user", "household"):
+        moment += timedelta(minutes=6)
+        with _clock(moment):
+            if view.role == AcceptanceView.Role.SUPERVISOR:
+                clerk = clerk or view.user
+                acceptances.record_view(
+                    acceptance, opinion=AGREE, note="现场看过，同意验收。", actor=view.user
+                )
+            else:
+                opinion, note, paper, photo = views[by_household[view.household_id]]
+                acceptances.record_view(
+                    acceptance,
+                    opinion=opinion,
+                    note=note,
+                    photos=[_image(seed, after=False)] if photo else [],
+                    household=view.household,
+                    entered_by=clerk if paper else None,
+                )
+        _redate_acceptance(acceptance, moment)
+    if close:
+        closed = _at(held_on, 11.5)
+        with _clock(closed):
+            acceptances.close_acceptance(acceptance, actor=bureau_user)
+        _redate_acceptance(acceptance, closed)
+    return acceptance
+
+
+def _survey(project, bureau_user, clerk, households, accepted_on: date) -> None:
+    """A three-week survey opened a week after acceptance: 14 households answer, the first two
+    from paper (代录 by a supervisor of the project)."""
+    opens_on = accepted_on + timedelta(days=7)
+    opened = _at(opens_on, 9)
+    with _clock(opened):
+        survey = surveys.open_survey(
+            project, actor=bureau_user, opens_on=opens_on, closes_on=opens_on + timedelta(days=21)
+        )
+    Survey.objects.filter(pk=survey.pk).update(created_at=opened, updated_at=opened)
+    rng = random.Random(904)
+    ratings = ["satisfied"] * 6 + ["basically_satisfied"] * 3 + ["unsatisfied"]
+    for k, household in enumerate(households[5:19]):
+        moment = _at(opens_on + timedelta(days=1 + k), 10 + k % 8)
+        with _clock(moment):
+            answer = surveys.answer_survey(
+                survey,
+                household,
+                surveys.Answers(
+                    overall=rng.choice(ratings),
+                    conduct=rng.choice(ratings),
+                    areas={area: rng.choice(ratings) for area, _label in survey.area_choices()},
+                    comment=SURVEY_COMMENTS[k % len(SURVEY_COMMENTS)],
+                ),
+                entered_by=clerk if k < 2 else None,
+            )
+        SurveyAnswer.objects.filter(pk=answer.pk).update(created_at=moment, updated_at=moment)
 
 
 def _catch_up_the_sweep(now: datetime) -> None:

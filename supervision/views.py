@@ -185,7 +185,8 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "opinions": opinions,
             "opinion_areas": opinion_areas,
             "opinion_answers": answers,
-            "consultations": project.consultations.all(),
+            # A ballot, not a bare list of households (kept for an acceptance or a survey).
+            "consultations": project.consultations.filter(items__isnull=False).distinct(),
             "qr_svg": qr_svg(url, scale=3),
             "page_url": url,
         },

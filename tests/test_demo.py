@@ -6,18 +6,22 @@ from unittest import mock
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from supervision import demo, residents, services
+from supervision import acceptance, demo, residents, services, surveys, warranty
 from supervision.models import (
+    Acceptance,
     Consultation,
+    Department,
     ExtensionRequest,
     Issue,
     IssueEvent,
     Patrol,
     Photo,
     Project,
+    ReturnVisit,
     ScopeItem,
     Supervisor,
 )
@@ -104,7 +108,8 @@ def test_the_2023_batch_finished_in_2023_and_2024_close_to_plan(loaded):
 
 
 def test_the_2023_issues_were_filed_and_finished_then(loaded):
-    old = Issue.objects.filter(project__year=2023)
+    # Those filed while the works ran; the few after them are the after-works story below.
+    old = Issue.objects.filter(project__year=2023, created_at__date__lte=F("project__actual_end"))
     assert old.count() >= 20
     for issue in old:
         assert issue.status in Issue.FINAL_STATUSES, issue
@@ -214,3 +219,64 @@ def test_the_demo_loads_on_any_day(settings):
         assert Consultation.objects.filter(
             opens_on__lte=moment.date(), closes_on__gte=moment.date()
         ).exists()
+
+
+# --- after the works (issue 19) -----------------------------------------------------------------
+
+
+def test_a_2023_project_passed_acceptance_with_residents_was_surveyed_and_repaired(loaded, client):
+    project = Project.objects.get(year=2023, neighbourhood__name=demo.PASSED)
+    record = project.acceptances.get()
+    assert record.status == Acceptance.Status.PASSED
+    assert record.held_on == project.acceptance_actual and project.status == "accepted"
+    count = acceptance.tally(record)
+    assert count.passes and count.pending == 0 and count.supervisors >= 1
+    assert (count.representatives, count.agree, count.reservations) == (5, 4, 1)
+    assert record.views.filter(role="representative", entered_by__isnull=False).exists()
+    page = client.get(f"/projects/{project.pk}/acceptance/")
+    assert page.status_code == 200 and "验收通过" in page.content.decode()
+
+    survey = project.surveys.get()
+    assert survey.is_closed() and survey.opens_on > record.held_on
+    result = surveys.results(survey)
+    assert 10 <= result.answers <= 20 and result.paper == 2
+
+    repair = project.issues.get(is_warranty=True)
+    assert repair.status == Issue.Status.CLOSED
+    assert repair.department == project.contractor
+    assert repair.created_at.date() > project.acceptance_actual
+    rectified = repair.events.get(kind=IssueEvent.Kind.RECTIFIED)
+    assert rectified.actor.department == project.contractor
+
+
+def test_a_2023_project_failed_its_first_acceptance_over_a_leftover_then_passed(loaded, client):
+    project = Project.objects.get(year=2023, neighbourhood__name=demo.FAILED_FIRST)
+    first, second = project.acceptances.order_by("held_on")
+    assert first.status == Acceptance.Status.FAILED and "未达到" in first.outcome
+    assert second.status == Acceptance.Status.PASSED
+    assert second.held_on == project.acceptance_actual > first.held_on
+    leftover = first.views.get(issue__isnull=False).issue
+    assert leftover.title.startswith("验收遗留：") and leftover.status == Issue.Status.CLOSED
+    assert leftover.closed_at.date() < second.held_on
+    page = client.get(f"/projects/{project.pk}/acceptance/").content.decode()
+    assert "第 1 次" in page and "第 2 次" in page and first.get_absolute_url() in page
+    assert leftover.reference in client.get(first.get_absolute_url()).content.decode()
+
+
+def test_a_2023_project_is_managed_by_its_property_manager_who_took_an_upkeep_issue(loaded):
+    project = Project.objects.get(year=2023, neighbourhood__name=demo.MANAGED)
+    manager = Department.objects.get(kind=Department.Kind.PROPERTY_MANAGER)
+    assert project.manager == manager and project.manager_kind == "property_manager"
+    assert project.handed_over_on >= project.acceptance_actual
+    stages = {s.key: s for s in acceptance.life_stages(project)}
+    assert stages["management"].current and manager.name in stages["management"].note
+    upkeep = project.issues.get(department=manager)
+    assert not upkeep.is_warranty and upkeep.status == Issue.Status.CLOSED
+    assert upkeep.created_at.date() > project.handed_over_on
+    assert upkeep.events.get(kind=IssueEvent.Kind.ACCEPTED).actor.department == manager
+
+
+def test_after_loading_the_first_sweep_books_no_flood_of_return_visits(loaded):
+    warranty.schedule_return_visits()
+    assert ReturnVisit.objects.count() <= 3
+    assert not warranty.missed_visits().exists()

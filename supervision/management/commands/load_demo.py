@@ -21,5 +21,6 @@ class Command(BaseCommand):
             "  zhujianju            市住建局协调员\n"
             "  anyang / yuhai / jinhu  街道办事处工作人员\n"
             "  shigong01            施工单位（宏程建设）\n"
+            "  wuye01               物业（安居物业，仓前小区长效管理）\n"
             "  admin                系统管理员（/admin/）\n"
         )
