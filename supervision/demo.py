@@ -414,9 +414,15 @@ RESPONSE_TEMPLATES = [
 DAY_STARTS, DAY_ENDS = time(7, 30), time(21, 30)
 
 
+# The story ends this long before ``now``: a step a few minutes after the last one (a 附议 after
+# a filing) must still be in the past, also when the demo is loaded just after 07:30.
+STORY_MARGIN = timedelta(hours=1)
+
+
 def _story_anchor(now: datetime) -> datetime:
-    """The latest waking moment up to ``now``: ``now`` itself by day, else the evening before."""
-    local = timezone.localtime(now)
+    """The latest waking moment an hour before ``now``: that moment by day, else the evening
+    before."""
+    local = timezone.localtime(now) - STORY_MARGIN
     if local.time() > DAY_ENDS:
         return timezone.make_aware(datetime.combine(local.date(), DAY_ENDS))
     if local.time() < DAY_STARTS:

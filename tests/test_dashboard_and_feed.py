@@ -604,7 +604,12 @@ def test_a_supervisor_sees_the_days_escalations_as_one_line_on_the_phone(
             escalated_at=None,
         )
 
-    open_issues = list(Issue.objects.filter(status__in=Issue.OPEN_STATUSES).order_by("pk"))
+    # Filed more than two hours ago, so that a deadline an hour ago still comes after filing.
+    open_issues = list(
+        Issue.objects.filter(
+            status__in=Issue.OPEN_STATUSES, created_at__lt=timezone.now() - 2 * HOUR
+        ).order_by("pk")
+    )
     fall_overdue(open_issues[:-1])
     services.escalate_overdue()
     today = timezone.localdate()

@@ -280,3 +280,13 @@ def test_after_loading_the_first_sweep_books_no_flood_of_return_visits(loaded):
     warranty.schedule_return_visits()
     assert ReturnVisit.objects.count() <= 3
     assert not warranty.missed_visits().exists()
+
+
+def test_nothing_in_the_demo_happens_after_it_is_loaded_even_just_after_seven_thirty(settings):
+    """Loaded at 07:37, the morning's steps (a 附议 minutes after a filing) are all in the past."""
+    settings.DEMO_DATA_ALLOWED = True
+    moment = timezone.make_aware(datetime(2026, 12, 5, 7, 37))
+    with mock.patch("django.utils.timezone.now", return_value=moment):
+        demo.load(now=moment)
+    assert not IssueEvent.objects.filter(created_at__gt=moment).exists()
+    assert not Issue.objects.filter(created_at__gt=moment).exists()
