@@ -19,11 +19,12 @@ from fractions import Fraction
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from . import notifications, services, warranty
 from . import photos as photo_intake
-from . import services, warranty
 from .access import consultation_projects
 from .models import (
     Acceptance,
@@ -158,6 +159,14 @@ def schedule_acceptance(
                 AcceptanceEvent.Kind.SCHEDULED,
                 actor=actor,
                 text=_("%(d)s 在%(p)s") % {"d": held_on, "p": place},
+            )
+            notifications.notify_about_project(
+                supervisors,
+                project=locked,
+                text=_("「%(project)s」定于 %(d)s 在%(p)s竣工验收，请到场查看并记录您的意见。")
+                % {"project": locked.name, "d": held_on, "p": place},
+                url=reverse("acceptance-opinion", args=[acceptance.pk]),
+                topic=f"acceptance:{acceptance.pk}",
             )
     except IntegrityError:
         # Two schedulers at once: the one-scheduled-per-project constraint let one through.

@@ -1015,8 +1015,8 @@ def _after_works(projects, supervisors, departments, people: _People) -> int:
     passed = projects[PASSED]
     reporter = _home_supervisor(passed, supervisors)
     accepted_on = passed.acceptance_actual
-    households = _roll(passed, bureau)
-    _hold_acceptance(passed, bureau, accepted_on, households[:5], PASSED_VIEWS, seed=901)
+    households, representatives = _representatives(_roll(passed, bureau))
+    _hold_acceptance(passed, bureau, accepted_on, representatives, PASSED_VIEWS, seed=901)
     _survey(passed, bureau, reporter.user, households, accepted_on)
     filed = _at(accepted_on + timedelta(days=150), 8.9)
     _play(931, reporter, passed, "quality", "normal", "保修期内屋面又渗水",
@@ -1029,9 +1029,9 @@ def _after_works(projects, supervisors, departments, people: _People) -> int:
     failed = projects[FAILED_FIRST]
     second_on = failed.acceptance_actual
     first_on = failed.acceptance_planned - timedelta(days=9)
-    households = _roll(failed, bureau)
+    _others, representatives = _representatives(_roll(failed, bureau))
     first = _hold_acceptance(
-        failed, bureau, first_on, households[:5], FIRST_ROUND_VIEWS, seed=902, close=False
+        failed, bureau, first_on, representatives, FIRST_ROUND_VIEWS, seed=902, close=False
     )
     leftover_view = first.views.filter(opinion=RESERVE, photos__isnull=False).first()
     inviter = _home_supervisor(failed, supervisors)
@@ -1050,7 +1050,7 @@ def _after_works(projects, supervisors, departments, people: _People) -> int:
            ("rectify", fixed + timedelta(days=7)), ("verify", fixed + timedelta(days=7, hours=4), "satisfied")],
           departments, people, issue=issue)  # fmt: skip
     _hold_acceptance(
-        failed, bureau, second_on, households[:5], SECOND_ROUND_VIEWS, seed=903, reopen=False
+        failed, bureau, second_on, representatives, SECOND_ROUND_VIEWS, seed=903, reopen=False
     )
 
     managed = projects[MANAGED]
@@ -1100,6 +1100,13 @@ def _roll(project: Project, bureau_user) -> list:
         csv.writer(out).writerows(rows)
         residents.import_households(consultation, io.BytesIO(out.getvalue().encode("utf-8")))
     return list(acceptances.representative_choices(project))
+
+
+def _representatives(households: list) -> tuple[list, list]:
+    """Five representatives from across the neighbourhood (every seventh household of the roll:
+    each from another building or stairway), and the other households."""
+    chosen = households[::7][:5]
+    return [h for h in households if h not in chosen], chosen
 
 
 def _redate_acceptance(acceptance: Acceptance, moment: datetime) -> None:
@@ -1173,7 +1180,7 @@ def _survey(project, bureau_user, clerk, households, accepted_on: date) -> None:
     Survey.objects.filter(pk=survey.pk).update(created_at=opened, updated_at=opened)
     rng = random.Random(904)
     ratings = ["satisfied"] * 6 + ["basically_satisfied"] * 3 + ["unsatisfied"]
-    for k, household in enumerate(households[5:19]):
+    for k, household in enumerate(households[:14]):
         moment = _at(opens_on + timedelta(days=1 + k), 10 + k % 8)
         with _clock(moment):
             answer = surveys.answer_survey(
@@ -1409,6 +1416,11 @@ def _date_notifications(now: datetime) -> None:
         if notification.created_at < read_before:
             notification.read_at = notification.created_at + timedelta(hours=3)
         changed.append(notification)
+    # Notices about projects (acceptance invitations, 回头看, surveys) carry their own time.
+    for notification in Notification.objects.filter(project__isnull=False):
+        if notification.created_at < read_before:
+            notification.read_at = notification.created_at + timedelta(hours=3)
+            changed.append(notification)
     Notification.objects.bulk_update(changed, ["created_at", "read_at"], batch_size=500)
 
 

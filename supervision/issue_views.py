@@ -463,7 +463,7 @@ def voice_note(request: HttpRequest, pk: int) -> FileResponse:
 def notification_list(request: HttpRequest) -> HttpResponse:
     items = list(
         Notification.objects.shown_to(request.user)
-        .select_related("event__issue__project", "event__actor__department", "export")
+        .select_related("event__issue__project", "event__actor__department", "export", "project")
         .order_by("-created_at", "-pk")[:50]
     )
     return render(request, "supervision/notifications.html", {"items": items})
@@ -473,10 +473,14 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def notification_open(request: HttpRequest, pk: int) -> HttpResponse:
     mine = Notification.objects.shown_to(request.user)
-    item = get_object_or_404(mine.select_related("event", "export"), pk=pk)
+    item = get_object_or_404(mine.select_related("event", "export", "project"), pk=pk)
     notifications.mark_read(request.user, item.pk)
     if item.export_id:
         return redirect(item.export)
+    if item.project_id:
+        # Our own path, stored by the service that wrote the notice; never an outside address.
+        url = item.url if item.url.startswith("/") and not item.url.startswith("//") else ""
+        return redirect(url or item.project.get_absolute_url())
     return redirect(f"{reverse('issue-detail', args=[item.event.issue_id])}#event-{item.event_id}")
 
 

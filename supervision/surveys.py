@@ -18,9 +18,9 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import residents, services
+from . import notifications, residents, services
 from .access import watches
-from .models import Household, Project, Survey, SurveyAnswer, SurveyAreaAnswer
+from .models import Household, Project, Survey, SurveyAnswer, SurveyAreaAnswer, SurveyEvent
 from .models.surveys import Rating
 from .services import WorkflowError
 
@@ -83,6 +83,20 @@ def open_survey(project: Project, *, actor, opens_on: date, closes_on: date) -> 
             areas=areas,
             created_by=actor,
         )
+        SurveyEvent.objects.create(
+            created_at=timezone.now(), survey=survey, kind=SurveyEvent.Kind.OPENED, actor=actor
+        )
+        today = timezone.localdate()
+        notifications.notify_about_project(
+            [s.user for s in locked.supervisors.select_related("user") if s.is_serving(today)],
+            project=locked,
+            text=_(
+                "「%(project)s」的满意度调查已开始，%(d)s 截止。不会上网的住户，可以请您代录纸质问卷。"
+            )
+            % {"project": locked.name, "d": closes_on},
+            url=survey.get_absolute_url(),
+            topic=f"survey:{survey.pk}",
+        )
     audit.info("survey opened survey=%s project=%s by=%s", survey.pk, project.pk, actor.username)
     return survey
 
@@ -97,6 +111,9 @@ def close_survey(survey: Survey, *, actor) -> Survey:
         locked.closed_at = timezone.now()
         locked.closed_by = actor
         locked.save(update_fields=["closed_at", "closed_by", "updated_at"])
+        SurveyEvent.objects.create(
+            created_at=timezone.now(), survey=locked, kind=SurveyEvent.Kind.CLOSED, actor=actor
+        )
     audit.info("survey closed survey=%s by=%s", survey.pk, actor.username)
     survey.closed_at, survey.closed_by = locked.closed_at, actor
     return survey
@@ -182,6 +199,13 @@ def answer_survey(
                 "comment": comment,
                 "entered_by": entered_by,
             }
+            SurveyEvent.objects.create(
+                created_at=timezone.now(),
+                survey=locked,
+                kind=SurveyEvent.Kind.ANSWERED if answer is None else SurveyEvent.Kind.CHANGED,
+                actor=entered_by,
+                household=household,
+            )
             if answer is None:
                 answer = SurveyAnswer.objects.create(survey=locked, household=household, **fields)
             else:

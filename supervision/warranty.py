@@ -15,9 +15,11 @@ from datetime import date, timedelta
 
 from django.db import transaction
 from django.db.models import DateField, Exists, ExpressionWrapper, OuterRef, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from . import notifications
 from .models import Department, Issue, Patrol, Project, ReturnVisit, ScopeItem
 
 Area = ScopeItem.Area
@@ -283,7 +285,42 @@ def schedule_return_visits(today: date | None = None) -> list[ReturnVisit]:
         if key not in before:
             fresh.setdefault(key, visit)
     ReturnVisit.objects.bulk_create(fresh.values(), ignore_conflicts=True)
+    remind_due_visits(today)
     return list(fresh.values())
+
+
+def remind_due_visits(today: date | None = None) -> int:
+    """Tell each serving supervisor of the project, once, that a 回头看 is due: when its window
+    opens (30 days before the due date) and it has not yet been done. The bell and 我的 show it."""
+    today = today or timezone.localdate()
+    visits = with_done(
+        ReturnVisit.objects.filter(
+            due_on__lte=today + VISIT_WINDOW, due_on__gte=today - VISIT_GRACE
+        )
+    ).filter(done=False)
+    sent = 0
+    for visit in visits.select_related("project", "scope_item"):
+        supervisors = [
+            s.user for s in visit.project.supervisors.select_related("user") if s.is_serving(today)
+        ]
+        if visit.reason == ReturnVisit.Reason.WARRANTY_ENDING and visit.scope_item:
+            why = _("「%(item)s」的保修期 %(d)s 到期") % {
+                "item": visit.scope_item.description,
+                "d": visit.due_on,
+            }
+        else:
+            why = visit.get_reason_display()
+        sent += notifications.notify_about_project(
+            supervisors,
+            project=visit.project,
+            text=_(
+                "「%(project)s」该回头看了（%(why)s）：请在 %(d)s 前后去现场巡查一次，记下问题。"
+            )
+            % {"project": visit.project.name, "why": why, "d": visit.due_on},
+            url=f"{reverse('patrol-new')}?project={visit.project_id}",
+            topic=f"visit:{visit.pk}",
+        )
+    return sent
 
 
 def with_done(visits: QuerySet[ReturnVisit]) -> QuerySet[ReturnVisit]:

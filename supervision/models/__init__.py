@@ -50,7 +50,7 @@ from .residents import (
     PatrolCheck,
     PatrolPhoto,
 )
-from .surveys import Survey, SurveyAnswer, SurveyAreaAnswer
+from .surveys import Survey, SurveyAnswer, SurveyAreaAnswer, SurveyEvent
 from .warranty import ReturnVisit
 
 __all__ = [
@@ -98,6 +98,7 @@ __all__ = [
     "Survey",
     "SurveyAnswer",
     "SurveyAreaAnswer",
+    "SurveyEvent",
     "TimestampedModel",
     "VoiceNote",
     "department_issues",

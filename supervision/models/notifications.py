@@ -24,7 +24,8 @@ class NotificationQuerySet(models.QuerySet):
         if readable is not None:
             about_issue &= readable
         return self.filter(
-            models.Q(recipient=user) & (about_issue | models.Q(export__isnull=False))
+            models.Q(recipient=user)
+            & (about_issue | models.Q(export__isnull=False) | models.Q(project__isnull=False))
         )
 
     def exports_for(self, user) -> NotificationQuerySet:
@@ -39,8 +40,9 @@ class NotificationQuerySet(models.QuerySet):
 
 
 class Notification(models.Model):
-    """One recipient's copy of one event, or word that their export is ready: the bell counts
-    the unread ones."""
+    """One recipient's copy of one event, word that their export is ready, or a notice about a
+    project (an acceptance invitation, a 回头看 due, a survey opened): the bell counts the unread
+    ones."""
 
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -64,6 +66,19 @@ class Notification(models.Model):
         on_delete=models.CASCADE,
         related_name="notifications",
     )
+    # A notice about a project: its words and where it leads. ``topic`` names what it is about
+    # (``visit:12:6m:2027-06-01``), so a sweep that runs again never repeats it.
+    project = models.ForeignKey(
+        "supervision.Project",
+        verbose_name=_("项目"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    text = models.CharField(_("内容"), max_length=200, blank=True)
+    url = models.CharField(_("链接"), max_length=200, blank=True)
+    topic = models.CharField(_("主题"), max_length=80, blank=True)
     created_at = models.DateTimeField(_("时间"), default=timezone.now)
     read_at = models.DateTimeField(_("已读时间"), null=True, blank=True)
 
@@ -77,11 +92,17 @@ class Notification(models.Model):
             models.UniqueConstraint(
                 fields=["recipient", "event"], name="supervision_notification_once"
             ),
-            # About an issue event or about an export, never both, never neither.
+            models.UniqueConstraint(
+                fields=["recipient", "topic"],
+                condition=~models.Q(topic=""),
+                name="supervision_notification_topic_once",
+            ),
+            # About exactly one thing: an issue event, an export or a project.
             models.CheckConstraint(
-                condition=models.Q(event__isnull=False, export__isnull=True)
-                | models.Q(event__isnull=True, export__isnull=False),
-                name="supervision_notification_event_or_export",
+                condition=models.Q(event__isnull=False, export__isnull=True, project__isnull=True)
+                | models.Q(event__isnull=True, export__isnull=False, project__isnull=True)
+                | models.Q(event__isnull=True, export__isnull=True, project__isnull=False),
+                name="supervision_notification_about_one_thing",
             ),
         ]
         indexes = [
@@ -93,7 +114,7 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.recipient} · {self.event or self.export}"
+        return f"{self.recipient} · {self.event or self.export or self.text}"
 
 
 class Delivery(models.Model):

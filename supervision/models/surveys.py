@@ -133,3 +133,42 @@ class SurveyAreaAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_area_display()}: {self.get_rating_display()}"
+
+
+class SurveyEvent(models.Model):
+    """One step of a survey, by whom and when: opened, an answer given or changed, closed. A
+    household answering online has no account: the event names its household instead."""
+
+    class Kind(models.TextChoices):
+        OPENED = "opened", _("发起调查")
+        ANSWERED = "answered", _("提交答卷")
+        CHANGED = "changed", _("修改答卷")
+        CLOSED = "closed", _("结束调查")
+
+    survey = models.ForeignKey(Survey, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(_("类型"), max_length=12, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("操作人"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    household = models.ForeignKey(
+        Household,
+        verbose_name=_("住户"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("时间"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("调查记录")
+        verbose_name_plural = _("调查记录")
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.survey} · {self.get_kind_display()}"
