@@ -93,7 +93,8 @@ def me(request: HttpRequest) -> HttpResponse:
     supervisor = getattr(user, "supervisor", None)
     if not user.is_supervisor or supervisor is None:
         return redirect("issue-list")
-    projects = list(
+    # 回头看 due come with the projects, in their one query.
+    projects, return_visits = warranty.with_due_visits(
         watched_projects(user)
         .select_related("neighbourhood__subdistrict")
         .prefetch_related(
@@ -137,12 +138,7 @@ def me(request: HttpRequest) -> HttpResponse:
             "open_issues": open_issues,
             "activity": activity,
             "is_serving": is_serving,
-            # 回头看 due: only accepted projects have them (one query, then).
-            "return_visits": (
-                warranty.due_visits_for(user)
-                if any(project.acceptance_actual for project in projects)
-                else []
-            ),
+            "return_visits": return_visits,
         },
     )
 

@@ -30,7 +30,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 
-from . import export_views, exports, residents, services, warranty
+from . import acceptance, export_views, exports, residents, services, surveys, warranty
 from .access import consultation_projects, consultations_managed_by, letter_escalations_for
 from .consultation_forms import (
     DEFAULT_APPROVAL,
@@ -545,6 +545,32 @@ class ProjectPanel(PlainChoices, PanelAdmin):
     filter_horizontal = ["departments"]
     exclude = ["created_at", "updated_at"]
     inlines = [ScopeItemWarrantyInline]
+    change_form_template = "panel/project_change.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The life after the works is run from the site's pages (the acceptance record, the
+        survey): the project's page in the panel leads to them, with what may be done now."""
+        project = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if project is not None:
+            user = request.user
+            latest = project.acceptances.order_by("-created_at", "-pk").first()
+            survey = project.surveys.order_by("-opens_on", "-pk").first()
+            context["after_works"] = {
+                "acceptance": latest,
+                "may_schedule": (
+                    acceptance.may_manage(user, project)
+                    and project.status == Project.Status.COMPLETED
+                    and not (latest and latest.is_open)
+                ),
+                "survey": survey,
+                "may_open_survey": (
+                    user.is_bureau
+                    and surveys.is_accepted(project)
+                    and not (survey and not survey.is_closed())
+                ),
+            }
+        return super().change_view(request, object_id, form_url, context)
 
     def get_queryset(self, request):
         projects = super().get_queryset(request)

@@ -200,3 +200,29 @@ def test_a_refused_answer_leaves_no_history(world, survey):
     with pytest.raises(WorkflowError):
         surveys.answer_survey(survey, w.homes[0], surveys.Answers(S, S, {"building": S}))
     assert SurveyEvent.objects.count() == before
+
+
+# --- 我的 --------------------------------------------------------------------------------------
+
+
+def test_me_lists_the_visits_due_within_its_query_budget(
+    world, client, django_assert_max_num_queries
+):
+    w = world
+    accepted_days_ago(w.project, 163)
+    ScopeItem.objects.create(project=w.project, area=ScopeItem.Area.BUILDING, description="外墙")
+    warranty.schedule_return_visits()
+    ReturnVisit.objects.create(
+        project=w.other_project, reason=ReturnVisit.Reason.SIX_MONTHS, due_on=today()
+    )
+    client.login(username="alice", password=PASSWORD)
+    client.get(reverse("me"))
+    with django_assert_max_num_queries(12):
+        page = client.get(reverse("me")).content.decode()
+    assert "data-return-visits" in page and "验收后 6 个月" in page
+    assert w.other_project.name not in page  # another project's visit is not alice's
+    _projects, visits = warranty.with_due_visits(w.alice.supervisor.projects.all())
+    assert [v.pk for v in visits] == [v.pk for v in warranty.due_visits_for(w.alice)]
+    # Once patrolled, the visit leaves 我的.
+    Patrol.objects.create(project=w.project, supervisor=w.alice)
+    assert "data-return-visits" not in client.get(reverse("me")).content.decode()
