@@ -173,18 +173,26 @@ class QueueFilter(admin.SimpleListFilter):
     # Choosing a status or the escalation list says what to show; the default then stands back.
     explicit = ("status__exact", "escalated", "q")
 
+    def __init__(self, request, params, model, model_admin):
+        # A search or a chosen status shows everything it finds: the sidebar says 「全部」.
+        self.searching = any(request.GET.get(name) for name in self.explicit)
+        super().__init__(request, params, model, model_admin)
+
     def lookups(self, request, model_admin):
         return [("open", _("未办结（含待评价）")), ("all", _("全部（含已办结）"))]
 
     def choices(self, changelist):
+        shown = self.value() or ("all" if self.searching else None)
         yield {
-            "selected": self.value() is None,
-            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "selected": shown is None,
+            "query_string": changelist.get_query_string(
+                remove=[self.parameter_name, *self.explicit]
+            ),
             "display": _("待办理"),
         }
         for value, label in self.lookup_choices:
             yield {
-                "selected": self.value() == value,
+                "selected": shown == value,
                 "query_string": changelist.get_query_string({self.parameter_name: value}),
                 "display": label,
             }
@@ -197,10 +205,10 @@ class QueueFilter(admin.SimpleListFilter):
         )
 
     def queryset(self, request, queryset):
-        if self.value() == "all" or any(request.GET.get(name) for name in self.explicit):
-            return queryset
         if self.value() == "open":
             return queryset.exclude(status__in=Issue.FINAL_STATUSES)
+        if self.value() == "all" or self.searching:
+            return queryset
         # A deadline is running exactly while it waits on a department (``Issue.due_at``);
         # written as the queue index's condition, so that the index serves it.
         return queryset.filter(due_at__isnull=False)

@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -279,10 +279,17 @@ def survey_open(request: HttpRequest, pk: int) -> HttpResponse:
             "form": form,
             "accepted": surveys.is_accepted(project),
             "households": surveys.project_households(project).count(),
-            "areas": [
-                str(ScopeItem.Area(area).label)
-                for area in sorted(set(project.scope_items.values_list("area", flat=True)))
-            ],
+            # What each household is asked, in the reader's language and its list separator.
+            "asked": pgettext("list separator", "、").join(
+                [
+                    _("总体评价"),
+                    *(
+                        str(ScopeItem.Area(area).label)
+                        for area in sorted(set(project.scope_items.values_list("area", flat=True)))
+                    ),
+                    _("施工单位安全文明施工"),
+                ]
+            ),
         },
         status=status,
     )

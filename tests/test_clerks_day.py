@@ -4,6 +4,7 @@ templates written for it; a transfer sends the sender back to their queue."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -364,3 +365,24 @@ def test_a_public_issue_shows_its_problem_photo_before_the_fix(world, client):
     assert page.index('<figcaption class="small">问题照片') < page.index(
         '<figcaption class="small">整改照片'
     )
+
+
+def test_a_search_in_the_panel_says_it_searched_everything(world, client):
+    """Searching from the queue finds finished issues too: the sidebar then marks 「全部」, not
+    「待办理」, and 「未办结」 narrows the search to what is unfinished."""
+    done = services.submit_issue(
+        reporter=world.alice,
+        project=world.project,
+        category="quality",
+        title="外墙空鼓已修好",
+        description="三楼外墙空鼓",
+        photos=[image_file()],
+    )
+    Issue.objects.filter(pk=done.pk).update(status=Issue.Status.CLOSED, due_at=None)
+    client.force_login(world.handler)
+    page = client.get("/panel/supervision/issue/", {"q": "空鼓"}).content.decode()
+    assert "外墙空鼓已修好" in page
+    selected = re.findall(r'<li class="selected">\s*<a[^>]*>([^<]+)</a>', page)
+    assert "全部（含已办结）" in selected and "待办理" not in selected
+    narrowed = client.get("/panel/supervision/issue/", {"q": "空鼓", "queue": "open"})
+    assert "外墙空鼓已修好" not in narrowed.content.decode()

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from .catalogue import Project, TimestampedModel
 from .issues import Issue, photo_path
@@ -99,7 +100,10 @@ class AcceptanceView(models.Model):
         RESERVATION = "reservation", _("有保留意见")
 
     acceptance = models.ForeignKey(
-        Acceptance, verbose_name=_("验收"), on_delete=models.CASCADE, related_name="views"
+        Acceptance,
+        verbose_name=pgettext_lazy("an acceptance", "验收"),
+        on_delete=models.CASCADE,
+        related_name="views",
     )
     role = models.CharField(_("身份"), max_length=16, choices=Role.choices)
     user = models.ForeignKey(

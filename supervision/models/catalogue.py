@@ -14,6 +14,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from simple_history.models import HistoricalRecords
 
 
@@ -310,7 +311,7 @@ class Project(TimestampedModel):
             (_("设计"), self.design_planned, self.design_actual),
             (_("开工"), self.planned_start, self.actual_start),
             (_("完工"), self.planned_end, self.actual_end),
-            (_("验收"), self.acceptance_planned, self.acceptance_actual),
+            (pgettext_lazy("milestone", "验收"), self.acceptance_planned, self.acceptance_actual),
         ]
         return [
             Milestone(
