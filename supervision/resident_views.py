@@ -3,6 +3,8 @@ paper ballots (代录), printable code slips, patrol logs, and the supervisor di
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django import forms
@@ -10,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Max, Prefetch, Q
+from django.db.models import Count, F, Max, Prefetch, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -205,51 +207,77 @@ def consultation(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@dataclass(frozen=True)
+class PaperEntry:
+    """What a consultation's paper ballots and a survey's paper forms say differently."""
+
+    refused: str  # to someone who is not a serving supervisor
+    choose: str  # when no household is chosen
+    entered: str  # the confirmation, with %(h)s (the household) and %(me)s (who entered it)
+    template: str
+    url_name: str
+    context_name: str
+
+
+def enter_paper(
+    request: HttpRequest,
+    item,
+    *,
+    households: QuerySet[Household],
+    form: forms.Form,
+    record: Callable[[Household], object],
+    words: PaperEntry,
+) -> HttpResponse:
+    """代录: a serving supervisor of ``item``'s project enters a household's paper form, which
+    ``record`` saves (marked with their name); refusals are shown on the form, in Chinese."""
+    if not services.is_serving_supervisor(request.user):
+        raise PermissionDenied(words.refused)
+    if not watches(request.user, item.project_id):
+        raise Http404  # only the project's own supervisors carry its paper forms
+    household = None
+    error, status = "", 200
+    chosen = as_id(request.POST.get("household") or request.GET.get("household"))
+    if chosen:
+        household = households.filter(pk=chosen).first()
+    if request.method == "POST":
+        if household is None:
+            error, status = words.choose, 400
+        elif form.is_valid():
+            try:
+                record(household)
+            except services.WorkflowError as refusal:
+                error, status = refusal.message, refusal.status_code
+            else:
+                messages.success(request, words.entered % {"h": household, "me": request.user})
+                return redirect(words.url_name, pk=item.pk)
+        else:
+            status = 400
+    context = {"households": households, "household": household, "form": form, "error": error}
+    return render(request, words.template, {words.context_name: item, **context}, status=status)
+
+
 @login_required
 @never_cache
 def consultation_paper(request: HttpRequest, pk: int) -> HttpResponse:
     """A supervisor enters a paper ballot for a household (代录, marked with their name)."""
     item = get_object_or_404(Consultation.objects.select_related("project"), pk=pk)
-    if not services.is_serving_supervisor(request.user):
-        raise PermissionDenied(_("只有在任的群众监督员可以代录纸质选票。"))
-    if not watches(request.user, item.project_id):
-        raise Http404  # only the project's own supervisors carry its paper ballots
-    households = item.households.all()
-    household = None
-    status = 200
-    error = ""
-    chosen = as_id(request.POST.get("household") or request.GET.get("household"))
-    if chosen:
-        household = households.filter(pk=chosen).first()
     form = BallotForm(request.POST or None, consultation=item)
-    if request.method == "POST":
-        if household is None:
-            error, status = _("请选择是哪一户的选票。"), 400
-        elif form.is_valid():
-            try:
-                residents.cast_ballot(item, household, form.answers(), entered_by=request.user)
-            except services.WorkflowError as refusal:
-                error, status = refusal.message, refusal.status_code
-            else:
-                messages.success(
-                    request,
-                    _("已代录 %(h)s 的纸质选票（代录人：%(me)s）。")
-                    % {"h": household, "me": request.user},
-                )
-                return redirect("consultation-paper", pk=item.pk)
-        else:
-            status = 400
-    return render(
+    return enter_paper(
         request,
-        "supervision/consultation_paper.html",
-        {
-            "consultation": item,
-            "households": households,
-            "household": household,
-            "form": form,
-            "error": error,
-        },
-        status=status,
+        item,
+        households=item.households.all(),
+        form=form,
+        record=lambda household: residents.cast_ballot(
+            item, household, form.answers(), entered_by=request.user
+        ),
+        words=PaperEntry(
+            refused=_("只有在任的群众监督员可以代录纸质选票。"),
+            choose=_("请选择是哪一户的选票。"),
+            entered=_("已代录 %(h)s 的纸质选票（代录人：%(me)s）。"),
+            template="supervision/consultation_paper.html",
+            url_name="consultation-paper",
+            context_name="consultation",
+        ),
     )
 
 

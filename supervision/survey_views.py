@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -21,8 +21,7 @@ from . import services, surveys
 from .access import watches
 from .models import Household, Project, ScopeItem, Survey, SurveyAnswer
 from .models.surveys import Rating
-from .resident_views import _guesses_left, _wrong_guess
-from .security import as_id
+from .resident_views import PaperEntry, _guesses_left, _wrong_guess, enter_paper
 
 
 class SurveyForm(forms.Form):
@@ -183,45 +182,23 @@ def survey(request: HttpRequest, pk: int) -> HttpResponse:
 def survey_paper(request: HttpRequest, pk: int) -> HttpResponse:
     """A serving supervisor of the project enters a household's paper form (代录)."""
     item = get_object_or_404(Survey.objects.select_related("project"), pk=pk)
-    if not services.is_serving_supervisor(request.user):
-        raise PermissionDenied(_("只有在任的群众监督员可以代录纸质问卷。"))
-    if not watches(request.user, item.project_id):
-        raise Http404  # only the project's own supervisors carry its paper forms
-    households = surveys.project_households(item.project_id).order_by("building", "unit", "room")
-    household = None
-    error, status = "", 200
-    chosen = as_id(request.POST.get("household") or request.GET.get("household"))
-    if chosen:
-        household = households.filter(pk=chosen).first()
     form = SurveyForm(request.POST or None, survey=item)
-    if request.method == "POST":
-        if household is None:
-            error, status = _("请选择是哪一户的问卷。"), 400
-        elif form.is_valid():
-            try:
-                surveys.answer_survey(item, household, form.answers(), entered_by=request.user)
-            except services.WorkflowError as refusal:
-                error, status = refusal.message, refusal.status_code
-            else:
-                messages.success(
-                    request,
-                    _("已代录 %(h)s 的纸质问卷（代录人：%(me)s）。")
-                    % {"h": household, "me": request.user},
-                )
-                return redirect("survey-paper", pk=item.pk)
-        else:
-            status = 400
-    return render(
+    return enter_paper(
         request,
-        "supervision/surveys/paper.html",
-        {
-            "survey": item,
-            "households": households,
-            "household": household,
-            "form": form,
-            "error": error,
-        },
-        status=status,
+        item,
+        households=surveys.project_households(item.project_id).order_by("building", "unit", "room"),
+        form=form,
+        record=lambda household: surveys.answer_survey(
+            item, household, form.answers(), entered_by=request.user
+        ),
+        words=PaperEntry(
+            refused=_("只有在任的群众监督员可以代录纸质问卷。"),
+            choose=_("请选择是哪一户的问卷。"),
+            entered=_("已代录 %(h)s 的纸质问卷（代录人：%(me)s）。"),
+            template="supervision/surveys/paper.html",
+            url_name="survey-paper",
+            context_name="survey",
+        ),
     )
 
 

@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from supervision import acceptance, surveys, warranty
 from supervision.models import (
-    Consultation,
     Household,
     Notification,
     Patrol,
@@ -25,6 +24,7 @@ from supervision.models import (
 from supervision.services import WorkflowError
 
 from .factories import PASSWORD, make_supervisor
+from .test_surveys import households_for
 
 pytestmark = pytest.mark.django_db
 S, B = "satisfied", "basically_satisfied"
@@ -35,22 +35,7 @@ def today():
 
 
 def households(project: Project, n: int = 4) -> list[Household]:
-    consultation = Consultation.objects.create(
-        project=project,
-        title="改造意愿征询",
-        opens_on=today() - timedelta(days=200),
-        closes_on=today() - timedelta(days=180),
-    )
-    return [
-        Household.objects.create(
-            consultation=consultation,
-            building="2幢",
-            unit="1单元",
-            room=f"{n}01",
-            code=f"NOTICEKEYS{n}{n}",
-        )
-        for n in range(1, n + 1)
-    ]
+    return households_for(project, n, prefix="N")
 
 
 def notices(user) -> list[Notification]:

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from .catalogue import Project, TimestampedModel
-from .issues import Issue, photo_path
+from .issues import Issue, StoredPhoto
 from .residents import Household
 
 
@@ -186,20 +186,12 @@ class AcceptanceView(models.Model):
         return str(self.user)
 
 
-class AcceptancePhoto(models.Model):
+class AcceptancePhoto(StoredPhoto):
     view = models.ForeignKey(AcceptanceView, on_delete=models.CASCADE, related_name="photos")
-    image = models.FileField(upload_to=photo_path, max_length=200)
-    thumbnail = models.FileField(upload_to=photo_path, max_length=200)
-    width = models.PositiveIntegerField(default=0)
-    height = models.PositiveIntegerField(default=0)
 
-    class Meta:
+    class Meta(StoredPhoto.Meta):
         verbose_name = _("验收照片")
         verbose_name_plural = _("验收照片")
-        ordering = ["pk"]
-
-    def __str__(self) -> str:
-        return self.image.name
 
 
 class AcceptanceEvent(models.Model):

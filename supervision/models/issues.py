@@ -399,6 +399,23 @@ def photo_path(instance: Photo, filename: str) -> str:
     return filename
 
 
+class StoredPhoto(models.Model):
+    """A photo as the intake (``supervision.photos``) stored it: a web copy and a thumbnail,
+    already measured and re-encoded. Patrols, letters and acceptance views keep theirs so."""
+
+    image = models.FileField(upload_to=photo_path, max_length=200)
+    thumbnail = models.FileField(upload_to=photo_path, max_length=200)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.image.name
+
+
 class Photo(models.Model):
     """照片: a web copy and a thumbnail, before (问题照片) or after (整改照片)."""
 

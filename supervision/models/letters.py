@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .catalogue import Project
-from .issues import Issue, photo_path
+from .issues import Issue, StoredPhoto
 
 
 class Letter(models.Model):
@@ -108,22 +108,14 @@ class Letter(models.Model):
         return f"{self.mobile[:3]}****{self.mobile[-4:]}" if len(self.mobile) == 11 else ""
 
 
-class LetterPhoto(models.Model):
+class LetterPhoto(StoredPhoto):
     """A photo sent with a letter, through the same intake as an issue's photos."""
 
     letter = models.ForeignKey(Letter, on_delete=models.CASCADE, related_name="photos")
-    image = models.FileField(upload_to=photo_path, max_length=200)
-    thumbnail = models.FileField(upload_to=photo_path, max_length=200)
-    width = models.PositiveIntegerField(default=0)
-    height = models.PositiveIntegerField(default=0)
 
-    class Meta:
+    class Meta(StoredPhoto.Meta):
         verbose_name = _("来信照片")
         verbose_name_plural = _("来信照片")
-        ordering = ["pk"]
-
-    def __str__(self) -> str:
-        return self.image.name
 
 
 class LetterEvent(models.Model):

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..addresses import address
 from .catalogue import Project, ScopeItem, TimestampedModel
-from .issues import Issue, photo_path
+from .issues import Issue, StoredPhoto
 
 
 class Consultation(TimestampedModel):
@@ -256,17 +256,9 @@ class PatrolCheck(models.Model):
         return self.get_item_display()
 
 
-class PatrolPhoto(models.Model):
+class PatrolPhoto(StoredPhoto):
     check_item = models.ForeignKey(PatrolCheck, on_delete=models.CASCADE, related_name="photos")
-    image = models.FileField(upload_to=photo_path, max_length=200)
-    thumbnail = models.FileField(upload_to=photo_path, max_length=200)
-    width = models.PositiveIntegerField(default=0)
-    height = models.PositiveIntegerField(default=0)
 
-    class Meta:
+    class Meta(StoredPhoto.Meta):
         verbose_name = _("巡查照片")
         verbose_name_plural = _("巡查照片")
-        ordering = ["pk"]
-
-    def __str__(self) -> str:
-        return self.image.name
