@@ -21,8 +21,13 @@ from django.utils import timezone
 from PIL import Image
 
 from accounts.models import User
+from supervision import warranty
 from supervision.models import (
+    Acceptance,
+    AcceptanceView,
+    Consultation,
     Department,
+    Household,
     Issue,
     IssueCounter,
     IssueEvent,
@@ -32,6 +37,9 @@ from supervision.models import (
     ScopeItem,
     Subdistrict,
     Supervisor,
+    Survey,
+    SurveyAnswer,
+    SurveyAreaAnswer,
 )
 
 PROFILES = {
@@ -98,14 +106,17 @@ class Command(BaseCommand):
         with transaction.atomic():
             world = self._world(spec, rng)
         issues = self._issues(spec, rng, world)
+        with transaction.atomic():
+            after = self._after_works(rng, world)
         # Fresh statistics for the query planner, as after any bulk load.
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
         elapsed = time.monotonic() - started
         self.stdout.write(
             f"{profile}: {len(world['projects'])} projects, {len(world['supervisors'])} supervisors, "
-            f"{issues['issues']} issues, {issues['events']} events, {issues['photos']} photos "
-            f"in {elapsed:.0f} s"
+            f"{issues['issues']} issues, {issues['events']} events, {issues['photos']} photos, "
+            f"{after['accepted']} accepted projects with {after['households']} households, "
+            f"{after['answers']} survey answers, {after['visits']} 回头看 in {elapsed:.0f} s"
         )
 
     # --- the world ---------------------------------------------------------------------------
@@ -243,6 +254,135 @@ class Command(BaseCommand):
             "supervisors": supervisors,
             "users": users,
             "staff": {o.pk: u for o, u in zip(offices, staff, strict=False)},
+        }
+
+    # --- after the works ---------------------------------------------------------------------
+
+    def _after_works(self, rng: random.Random, world: dict) -> dict:
+        """The accepted projects' life after the works: each accepted within the last three
+        years, with a household roll, a passed acceptance with its views, a closed survey with
+        answers from about 40 % of the households, and the 回头看 the sweep books."""
+        today = timezone.localdate()
+        accepted = [p for p in world["projects"] if p.status == Project.Status.ACCEPTED]
+        for project in accepted:
+            project.acceptance_actual = today - timedelta(days=rng.randrange(20, 3 * 365))
+        Project.objects.bulk_update(accepted, ["acceptance_actual"], batch_size=BATCH)
+        supervisor_of = {
+            project_id: world["users"][i].pk
+            for i, project_id in enumerate(p.pk for p in world["projects"])
+        }
+        consultations = Consultation.objects.bulk_create(
+            [
+                Consultation(
+                    project=p,
+                    title="住户名册",
+                    opens_on=p.acceptance_actual - timedelta(days=400),
+                    closes_on=p.acceptance_actual - timedelta(days=386),
+                )
+                for p in accepted
+            ],
+            batch_size=BATCH,
+        )
+        alphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+        households = Household.objects.bulk_create(
+            [
+                Household(
+                    consultation=c,
+                    building=str(1 + k // 12),
+                    unit=str(1 + k % 2),
+                    room=f"{1 + (k % 12) // 2}0{1 + k % 2}",
+                    code="".join(rng.choice(alphabet) for _ in range(12)),
+                )
+                for c in consultations
+                for k in range(36)
+            ],
+            batch_size=BATCH,
+        )
+        roll = {}
+        for h in households:
+            roll.setdefault(h.consultation.project_id, []).append(h)
+        acceptances = Acceptance.objects.bulk_create(
+            [
+                Acceptance(
+                    project=p,
+                    held_on=p.acceptance_actual,
+                    place="小区党群服务点",
+                    status=Acceptance.Status.PASSED,
+                    outcome="同意验收的居民代表 5 / 5 户，无未办结的紧急问题，验收通过。",
+                )
+                for p in accepted
+            ],
+            batch_size=BATCH,
+        )
+        agree = AcceptanceView.Opinion.AGREE
+        AcceptanceView.objects.bulk_create(
+            [
+                AcceptanceView(
+                    acceptance=a,
+                    role=AcceptanceView.Role.SUPERVISOR,
+                    user_id=supervisor_of[a.project_id],
+                    opinion=agree,
+                )
+                for a in acceptances
+            ]
+            + [
+                AcceptanceView(
+                    acceptance=a,
+                    role=AcceptanceView.Role.REPRESENTATIVE,
+                    household=h,
+                    opinion=agree,
+                )
+                for a in acceptances
+                for h in roll[a.project_id][::7][:5]
+            ],
+            batch_size=BATCH,
+        )
+        areas = {}
+        for item in ScopeItem.objects.filter(project__in=accepted).values("project_id", "area"):
+            areas.setdefault(item["project_id"], set()).add(item["area"])
+        surveys = Survey.objects.bulk_create(
+            [
+                Survey(
+                    project=p,
+                    opens_on=p.acceptance_actual + timedelta(days=7),
+                    closes_on=p.acceptance_actual + timedelta(days=28),
+                    areas=sorted(areas.get(p.pk, ())),
+                )
+                for p in accepted
+                if p.acceptance_actual + timedelta(days=28) < today
+            ],
+            batch_size=BATCH,
+        )
+        ratings = ["satisfied"] * 6 + ["basically_satisfied"] * 3 + ["unsatisfied"]
+        answers = SurveyAnswer.objects.bulk_create(
+            [
+                SurveyAnswer(
+                    survey=survey,
+                    household=h,
+                    overall=rng.choice(ratings),
+                    conduct=rng.choice(ratings),
+                )
+                for survey in surveys
+                for h in roll[survey.project_id]
+                if rng.random() < 0.4
+            ],
+            batch_size=BATCH,
+        )
+        area_of = {survey.pk: survey.areas for survey in surveys}
+        SurveyAreaAnswer.objects.bulk_create(
+            [
+                SurveyAreaAnswer(answer=a, area=area, rating=rng.choice(ratings))
+                for a in answers
+                for area in area_of[a.survey_id]
+            ],
+            batch_size=BATCH,
+        )
+        visits = warranty.schedule_return_visits(today)
+        return {
+            "accepted": len(accepted),
+            "households": len(households),
+            "answers": len(answers),
+            "visits": len(visits),
         }
 
     # --- issues, events, photos --------------------------------------------------------------
