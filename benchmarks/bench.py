@@ -143,13 +143,34 @@ def measure_pages() -> dict:
     last_of_499 = Issue.objects.order_by("-created_at", "-pk")[min(499 * 20, total - 1)]
     deep = f"{int(last_of_499.created_at.timestamp() * 1_000_000)}-{last_of_499.pk}"
 
+    # After the works: an accepted project's record and survey, as a QR reader opens them, and
+    # 我的 of a supervisor whose project is accepted (its 回头看 come with the projects).
+    from supervision.models import Acceptance, Survey
+
+    record = Acceptance.objects.order_by("pk").first()
+    survey = Survey.objects.order_by("pk").first()
+    watcher = (
+        User.objects.filter(supervisor__projects__acceptance_actual__isnull=False)
+        .order_by("pk")
+        .first()
+    ) or supervisor
+    after_works = {}
+    if record is not None:
+        after_works["acceptance_record"] = [
+            ("anonymous", f"/projects/{record.project_id}/acceptance/")
+        ]
+    if survey is not None:
+        after_works["survey"] = [("anonymous", survey.get_absolute_url())]
+
     clients = {
+        "watcher": Client(),
         "anonymous": Client(),
         "supervisor": Client(),
         "bureau": Client(),
         "office": Client(),
     }
     clients["supervisor"].force_login(supervisor)
+    clients["watcher"].force_login(watcher)
     clients["bureau"].force_login(bureau)
     clients["office"].force_login(office)
     plan = {
@@ -161,6 +182,9 @@ def measure_pages() -> dict:
         "dashboard": [("bureau", "/dashboard/")],
         "panel_queue_bureau": [("bureau", "/panel/supervision/issue/")],
         "panel_queue_office": [("office", "/panel/supervision/issue/")],
+        "me": [("watcher", "/me/")],
+        **after_works,
+        "return_visits_missed": [("bureau", "/return-visits/missed/")],
     }
     results = {}
     for page, variants in plan.items():
