@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / ".data"
 SCALE = os.environ.get("BENCH_SCALE", "small")
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "40"))
-PORT = int(os.environ.get("BENCH_PORT", "8766"))
+# A free port is chosen for each run unless BENCH_PORT names one.
+PORT = int(os.environ.get("BENCH_PORT", "0"))
 # BENCH_ONLY=pages skips throughput, photo intake and the export (a quicker look while working);
 # BENCH_ONLY=export measures the export alone.
 ONLY = os.environ.get("BENCH_ONLY", "")
@@ -182,11 +185,16 @@ def measure_pages() -> dict:
         "dashboard": [("bureau", "/dashboard/")],
         "panel_queue_bureau": [("bureau", "/panel/supervision/issue/")],
         "panel_queue_office": [("office", "/panel/supervision/issue/")],
+        "search": [("supervisor", "/issues/?q=漏水"), ("supervisor", "/issues/?q=围挡")],
+        "open311_requests": [("anonymous", "/open311/v2/requests.json")],
+        "projects_deep": [
+            ("anonymous", f"/projects/?page={max(1, Project.objects.count() // 30)}")
+        ],
         "me": [("watcher", "/me/")],
         **after_works,
         "return_visits_missed": [("bureau", "/return-visits/missed/")],
     }
-    results = {}
+    results = {"dashboard_cold": dashboard_cold(clients["bureau"])}
     for page, variants in plan.items():
         worst = None
         for role, url in variants:
@@ -217,6 +225,36 @@ def measure_pages() -> dict:
         results[page] = worst
     cache.clear()
     return results
+
+
+def dashboard_cold(client, runs: int = 5) -> dict:
+    """The bureau's dashboard with its cache cleared before each request: the figures computed
+    from nothing, as after a deploy or a change that invalidates them."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    times, executed = [], []
+    for n in range(runs):
+        cache.clear()
+
+        def count(execute, sql, params, many, context):
+            executed.append(sql)
+            return execute(sql, params, many, context)
+
+        started = time.perf_counter()
+        if n == 0:
+            with connection.execute_wrapper(count):
+                assert client.get("/dashboard/").status_code == 200
+        else:
+            client.get("/dashboard/")
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {
+        "p50_ms": round(statistics.median(times), 1),
+        "p95_ms": round(times[-1], 1),
+        "queries": len(executed),
+        "url": "/dashboard/ (cache cleared)",
+    }
 
 
 def measure_export(env: dict) -> dict:
@@ -293,11 +331,20 @@ def measure_export(env: dict) -> dict:
     return result
 
 
-def throughput(env: dict) -> dict:
-    """Requests per second under gunicorn: the issue list against a bare Django view."""
-    from accounts.models import User
+class BenchError(RuntimeError):
+    """The measurement itself went wrong (not a budget missed): the bench stops, loudly."""
 
-    env = {**env, "BENCHMARK_BARE_VIEW": "1"}
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_server(env: dict, port: int, token: str) -> subprocess.Popen:
+    """gunicorn on ``port``, with the bare view answering ``token``. Raises BenchError unless
+    the server answering there is this one: a port taken by another server once made the bench
+    measure that server's pages."""
     server = subprocess.Popen(
         [
             sys.executable,
@@ -307,22 +354,54 @@ def throughput(env: dict) -> dict:
             "-c",
             "gunicorn.conf.py",
             "-b",
-            f"127.0.0.1:{PORT}",
+            f"127.0.0.1:{port}",
             "--log-level",
             "warning",
             "--access-logfile",
             "/dev/null",
         ],
         cwd=ROOT,
-        env=env,
+        env={**env, "BENCHMARK_BARE_VIEW": "1", "BENCHMARK_TOKEN": token},
     )
+    answer = ""
+    for _ in range(150):
+        if server.poll() is not None:
+            raise BenchError(
+                f"gunicorn exited ({server.returncode}) before answering on port {port}: "
+                "is the port taken?"
+            )
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/bench/bare/", timeout=1) as r:
+                answer = r.read().decode(errors="replace")
+            break
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    if answer != f"ok {token}":
+        server.terminate()
+        server.wait(timeout=30)
+        raise BenchError(
+            f"the server on 127.0.0.1:{port} is not the bench's own "
+            f"(its bare view answered {answer[:60]!r}): another server holds the port"
+        )
+    return server
+
+
+# The pages whose throughput is compared with the bare view's: the public ones residents open
+# from QR codes (budget 0.8), and the logged-in key pages (budget 0.4).
+PUBLIC_PAGES = ("home", "project")
+THROUGHPUT_PAGES = ("home", "project", "issue_list", "issue_detail", "feed")
+
+
+def throughput(env: dict) -> dict:
+    """Requests per second under gunicorn: each key page against a bare Django view, in the
+    same run (the bare view measured before and after, and averaged)."""
+    from accounts.models import User
+    from supervision.models import Issue, Project
+
+    port = PORT or free_port()
+    token = secrets.token_hex(8)
+    server = start_server(env, port, token)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
-                break
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
         from django.contrib.sessions.backends.db import SessionStore
 
         session = SessionStore()
@@ -332,16 +411,26 @@ def throughput(env: dict) -> dict:
         session["_auth_user_hash"] = user.get_session_auth_hash()
         session.save()
         cookie = f"sessionid={session.session_key}"
+        project = Project.objects.order_by("pk")[Project.objects.count() // 2]
+        issue = Issue.objects.visible_to(user).order_by("-pk").first()
+        paths = {
+            "home": ("/", False),
+            "project": (project.get_absolute_url(), False),
+            "issue_list": ("/issues/", True),
+            "issue_detail": (issue.get_absolute_url(), True),
+            "feed": ("/feed/", True),
+        }
 
-        def rps(path: str, seconds: float = 8.0, threads: int = 8) -> float:
+        def rps(path: str, logged_in: bool, seconds: float = 6.0, threads: int = 8) -> float:
             done = [0]
             lock = threading.Lock()
             deadline = time.monotonic() + seconds
+            headers = {"Cookie": cookie} if logged_in else {}
 
             def worker():
                 while time.monotonic() < deadline:
                     request = urllib.request.Request(
-                        f"http://127.0.0.1:{PORT}{path}", headers={"Cookie": cookie}
+                        f"http://127.0.0.1:{port}{path}", headers=headers
                     )
                     try:
                         with urllib.request.urlopen(request, timeout=30) as response:
@@ -360,15 +449,22 @@ def throughput(env: dict) -> dict:
                 t.join()
             return done[0] / seconds
 
-        baseline = rps("/bench/bare/")
-        issue_list = rps("/issues/")
+        before = rps("/bench/bare/", False)
+        pages = {name: rps(path, logged_in) for name, (path, logged_in) in paths.items()}
+        baseline = (before + rps("/bench/bare/", False)) / 2
     finally:
         server.terminate()
         server.wait(timeout=30)
+    if not baseline:
+        raise BenchError("the bare view answered no request: nothing to compare with")
     return {
+        "port": port,
         "baseline_rps": round(baseline, 1),
-        "issue_list_rps": round(issue_list, 1),
-        "ratio": round(issue_list / baseline, 2) if baseline else None,
+        "rps": {name: round(value, 1) for name, value in pages.items()},
+        "ratios": {name: round(value / baseline, 2) for name, value in pages.items()},
+        # Kept for readers of older results: the issue list's ratio.
+        "issue_list_rps": round(pages["issue_list"], 1),
+        "ratio": round(pages["issue_list"] / baseline, 2),
     }
 
 
@@ -418,8 +514,11 @@ def main() -> int:
         f"{'page':<20}{'p50 ms':>9}{'p95 ms':>9}{'queries':>9}  budget: p95 < 100 ms, ≤ 12 queries"
     )
     failures = []
+    # A never-computed dashboard has its own budget (DESIGN.md): 300 ms PostgreSQL, 1 s SQLite.
+    cold_ms = 300 if result["database"] == "postgresql" else 1000
     for page, entry in result["pages"].items():
-        flag = "" if entry["p95_ms"] < 100 and entry["queries"] <= 12 else "  ✗"
+        limit = cold_ms if page == "dashboard_cold" else 100
+        flag = "" if entry["p95_ms"] < limit and entry["queries"] <= 12 else "  ✗"
         if flag:
             failures.append(page)
         print(f"{page:<20}{entry['p50_ms']:>9}{entry['p95_ms']:>9}{entry['queries']:>9}{flag}")
@@ -439,9 +538,11 @@ def main() -> int:
     if ONLY:
         return 0
     t = result["throughput"]
-    print(
-        f"throughput: bare {t['baseline_rps']} rps, issue list {t['issue_list_rps']} rps, ratio {t['ratio']} (budget ≥ 0.3)"
-    )
+    print(f"throughput: bare view {t['baseline_rps']} rps on port {t['port']}")
+    for name, ratio in t["ratios"].items():
+        budget = 0.8 if name in PUBLIC_PAGES else 0.4
+        flag = "" if ratio >= budget else "  ✗"
+        print(f"  {name:<18}{t['rps'][name]:>8} rps  ratio {ratio:<5} (budget ≥ {budget}){flag}")
     p = result["photo"]
     print(
         f"photo: 12 MP JPEG {p['jpeg_12mp_ms']} ms, HEIC {p['heic_12mp_ms']} ms, peak {p['peak_mb']} MB"
@@ -450,4 +551,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BenchError as error:
+        print(f"\nbench: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,3 +1,4 @@
+import os
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -266,5 +267,6 @@ def toggle_elder_mode(request: HttpRequest) -> HttpResponse:
 
 
 def bare(request: HttpRequest) -> HttpResponse:
-    """The baseline of the throughput benchmark (routed only with BENCHMARK_BARE_VIEW=1)."""
-    return HttpResponse("ok", content_type="text/plain")
+    """The baseline of the throughput benchmark (routed only with BENCHMARK_BARE_VIEW=1). It
+    answers the run's BENCHMARK_TOKEN, so the bench knows it measures its own server."""
+    return HttpResponse(f"ok {os.environ.get('BENCHMARK_TOKEN', '')}", content_type="text/plain")
