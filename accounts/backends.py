@@ -1,7 +1,10 @@
 from axes.backends import AxesStandaloneBackend
+from axes.exceptions import AxesBackendPermissionDenied
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db.models import Q
+
+from .limits import REFUSED, address_limited
 
 
 class UsernameOrMobileBackend(ModelBackend):
@@ -36,7 +39,11 @@ class UsernameOrMobileBackend(ModelBackend):
 
 
 class LockoutBackend(AxesStandaloneBackend):
-    """django-axes: 5 failures for one account lock it for 15 minutes, the right password too.
+    """The login limits of ``accounts.limits`` for every ``authenticate()`` with a request: an
+    address over the per-address limit is refused before any password is checked (the login
+    pages refuse it even earlier, ``LoginLimitMiddleware``); then django-axes: 5 failures for
+    one account lock it for 15 minutes, the right password too. Either refusal is answered 429
+    by ``axes.middleware.AxesMiddleware`` through ``accounts.limits.lockout_response``.
 
     Logins without a request (the test client, management commands) are not web logins and pass
     through to the next backend.
@@ -45,6 +52,10 @@ class LockoutBackend(AxesStandaloneBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         if request is None:
             return None
+        if address_limited(request):
+            setattr(request, REFUSED, "address")
+            request.axes_locked_out = True  # AxesMiddleware answers with the lockout page
+            raise AxesBackendPermissionDenied("too many failed logins from this address")
         return super().authenticate(request, username=username, password=password, **kwargs)
 
 

@@ -1,18 +1,22 @@
 """Department staff and the bureau are logged out after a spell without any request (MLPS 2.0
 asks for an idle timeout on systems that handle personal data); residents stay logged in on
-their phones for the session's lifetime."""
+their phones for the session's lifetime. And every login page refuses an address that has failed
+too often (``LoginLimitMiddleware``, see ``accounts.limits``)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
+
+from .limits import LOGIN_VIEWS, address_limited, refuse
 
 KEY = "last_seen"
 WRITE_EVERY = 60
@@ -40,3 +44,28 @@ class StaffIdleTimeoutMiddleware:
             if last is None or now - last > WRITE_EVERY:
                 request.session[KEY] = now  # written at most once a minute, not every request
         return self.get_response(request)
+
+
+class LoginLimitMiddleware:
+    """A POST to any login page (``accounts.limits.LOGIN_VIEWS``: the site's, the two-factor
+    step, the panel's and the full admin's) from an address that has failed too often is
+    answered 429 before the page checks a password or a code, the right one included."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable, view_args: tuple, view_kwargs: dict
+    ) -> HttpResponse | None:
+        match = request.resolver_match
+        if (
+            request.method == "POST"
+            and match is not None
+            and match.view_name in LOGIN_VIEWS
+            and address_limited(request)
+        ):
+            return refuse(request, request.POST.get("username"), "address")
+        return None

@@ -1,43 +1,47 @@
-"""The audit log of logins: time (from the log record), account, address and outcome."""
+"""The audit log of logins: time (from the log record), account, address, page and outcome, one
+JSON record per event (``accounts.auditlog``); and the count of failures per address that every
+login path shares (``accounts.limits``)."""
 
 from __future__ import annotations
 
 import logging
-import re
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
-from supervision.security import client_ip, mask_mobile
+from supervision.security import client_ip
+
+from .limits import REFUSED, count_failure, masked
 
 audit = logging.getLogger("audit")
-MOBILE = re.compile(r"^1\d{10}$")
 
 
-def masked(login: str) -> str:
-    """A mobile number typed as the login is logged as 139****0001, never in full."""
-    login = (login or "").strip()[:150]
-    return mask_mobile(login) if MOBILE.match(login) else login
+def _where(request) -> tuple[str, str]:
+    if request is None:
+        return "-", "-"
+    return client_ip(request) or "-", request.path
 
 
 @receiver(user_logged_in)
 def logged_in(sender, request, user, **kwargs) -> None:
-    audit.info("login ok user=%s ip=%s", user.username, client_ip(request) if request else "-")
+    ip, path = _where(request)
+    audit.info("login ok user=%s ip=%s path=%s", user.username, ip, path)
 
 
 @receiver(user_logged_out)
 def logged_out(sender, request, user, **kwargs) -> None:
-    audit.info(
-        "logout user=%s ip=%s",
-        getattr(user, "username", "-"),
-        client_ip(request) if request else "-",
-    )
+    ip, path = _where(request)
+    audit.info("logout user=%s ip=%s path=%s", getattr(user, "username", "-"), ip, path)
 
 
 @receiver(user_login_failed)
 def login_failed(sender, credentials, request=None, **kwargs) -> None:
-    audit.warning(
-        "login failed login=%s ip=%s",
-        masked(credentials.get("username", "")),
-        client_ip(request) if request else "-",
-    )
+    ip, path = _where(request)
+    login = masked(credentials.get("username", ""))
+    if request is not None and getattr(request, REFUSED, "") == "address":
+        # Refused before any password was checked: not one more failure of the address.
+        audit.warning("login refused user=%s ip=%s path=%s reason=%s", login, ip, path, "address")
+        return
+    if request is not None:
+        count_failure(request)
+    audit.warning("login failed user=%s ip=%s path=%s", login, ip, path)

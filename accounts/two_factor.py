@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -22,6 +23,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from supervision.security import safe_next
 from supervision.views import qr_svg
+
+from .limits import account_locked, refusal, refuse
 
 PENDING = "otp_pending_user"
 PENDING_NEXT = "otp_pending_next"
@@ -63,6 +66,8 @@ def login_code(request: HttpRequest) -> HttpResponse:
     device = confirmed_device(user) if user else None
     if device is None:
         return redirect("login")
+    if request.method == "POST" and account_locked(request, user.username):
+        return refuse(request, user.username, "account")  # the address: LoginLimitMiddleware
     form = CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         tries = request.session.get(TRIES, 0) + 1
@@ -81,6 +86,13 @@ def login_code(request: HttpRequest) -> HttpResponse:
             login(request, user)
             otp_login(request, device)
             return HttpResponseRedirect(safe_next(request, next_url))
+        # A wrong code is a failed login like a wrong password: it counts against the address
+        # and the account (django-axes) and is in the audit log (accounts.signals).
+        user_login_failed.send(
+            sender=__name__, credentials={"username": user.username}, request=request
+        )
+        if getattr(request, "axes_locked_out", False):
+            return refusal(request, "account")
         form.add_error("code", _("验证码不对，请看身份验证器里最新的数字。"))
     return render(
         request, "accounts/login_otp.html", {"form": form}, status=400 if form.errors else 200

@@ -1,20 +1,11 @@
-import logging
-
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.core.cache import cache
-from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-
-from supervision.security import client_ip
 
 from .forms import LoginForm
 from .passwords import new_password_set
 from .two_factor import confirmed_device, hold_for_second_step, may_use_two_factor
-
-logger = logging.getLogger(__name__)
 
 
 def landing_url(user) -> str:
@@ -31,26 +22,12 @@ def landing_url(user) -> str:
 
 
 class LoginView(auth_views.LoginView):
-    """Login by username or mobile. Besides django-axes' per-account lockout, one address may
-    fail at most LOGIN_FAILURES_PER_IP times in 15 minutes across all accounts."""
+    """Login by username or mobile. The limits (django-axes per account, LOGIN_FAILURES_PER_IP
+    per address) are ``accounts.limits``', shared with every other login path."""
 
     form_class = LoginForm
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
-
-    def _key(self) -> str:
-        return f"login-failures:{client_ip(self.request)}"
-
-    def post(self, request, *args, **kwargs):
-        if cache.get(self._key(), 0) >= settings.LOGIN_FAILURES_PER_IP:
-            logger.warning("login refused for address %s: too many failures", client_ip(request))
-            return render(
-                request,
-                "accounts/locked_out.html",
-                {"hotline": settings.SUPERVISION["HOTLINE"]},
-                status=429,
-            )
-        return super().post(request, *args, **kwargs)
 
     def get_default_redirect_url(self) -> str:
         return landing_url(getattr(self, "_user", None) or self.request.user)
@@ -60,15 +37,6 @@ class LoginView(auth_views.LoginView):
         if may_use_two_factor(user) and confirmed_device(user):
             return hold_for_second_step(self.request, user, self.get_success_url())
         return super().form_valid(form)
-
-    def form_invalid(self, form):
-        key = self._key()
-        cache.add(key, 0, 15 * 60)
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, 15 * 60)
-        return super().form_invalid(form)
 
 
 class LogoutView(auth_views.LogoutView):

@@ -200,6 +200,18 @@ def _guesses_left(request: HttpRequest) -> int:
     return GUESSES_ALLOWED - cache.get(f"acceptance-guess:{client_ip(request)}", 0)
 
 
+def _representative(acceptance: Acceptance, code: str | None) -> AcceptanceView | None:
+    """The representative's view the household code (as typed) belongs to, if any."""
+    code = (code or "").strip()
+    if not code or len(code) > SignForm.base_fields["code"].max_length:
+        return None
+    return (
+        acceptance.views.filter(household__code=normalise_code(code))
+        .select_related("household")
+        .first()
+    )
+
+
 def _wrong_guess(request: HttpRequest) -> None:
     key = f"acceptance-guess:{client_ip(request)}"
     cache.add(key, 0, GUESS_WINDOW)
@@ -222,34 +234,31 @@ def acceptance_sign(request: HttpRequest, pk: int) -> HttpResponse:
             error, status = _("这次验收已经结束，不能再记录意见。"), 409
         elif _guesses_left(request) <= 0:
             error, status = _("验收码输错次数太多，请 15 分钟后再试，或请监督员代录。"), 429
-        elif form.is_valid():
-            household = (
-                acceptance.views.filter(household__code=normalise_code(form.cleaned_data["code"]))
-                .select_related("household")
-                .first()
-            )
-            if household is None:
+        elif (household := _representative(acceptance, request.POST.get("code"))) is None:
+            # A code that is no representative's is answered without reading any photo.
+            form = SignForm(request.POST)
+            if form.is_valid():
                 _wrong_guess(request)
                 form.add_error("code", _("投票码不正确，或这一户不是本次验收的居民代表。"))
-                status = 400
+            status = 400
+        elif form.is_valid():
+            try:
+                view = service.record_view(
+                    acceptance,
+                    opinion=form.cleaned_data["opinion"],
+                    note=form.cleaned_data["note"],
+                    photos=form.cleaned_data["photos"],
+                    household=household.household,
+                )
+            except WorkflowError as refusal:
+                error, status = refusal.message, refusal.status_code
             else:
-                try:
-                    view = service.record_view(
-                        acceptance,
-                        opinion=form.cleaned_data["opinion"],
-                        note=form.cleaned_data["note"],
-                        photos=form.cleaned_data["photos"],
-                        household=household.household,
-                    )
-                except WorkflowError as refusal:
-                    error, status = refusal.message, refusal.status_code
-                else:
-                    messages.success(
-                        request,
-                        _("已记录 %(who)s 的意见：%(o)s。")
-                        % {"who": view.public_name, "o": view.get_opinion_display()},
-                    )
-                    return _go(request, acceptance.get_absolute_url())
+                messages.success(
+                    request,
+                    _("已记录 %(who)s 的意见：%(o)s。")
+                    % {"who": view.public_name, "o": view.get_opinion_display()},
+                )
+                return _go(request, acceptance.get_absolute_url())
         else:
             status = 400
     return render(

@@ -1,4 +1,5 @@
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django import forms
@@ -102,20 +103,59 @@ class PhotoPicker(forms.Widget):
 
 class PhotosField(forms.Field):
     """Cleans to a list of ``photos.PreparedPhoto``: every file checked and converted once. How
-    many a step needs is the service's rule (it answers beside the field)."""
+    many a step needs is the service's rule (it answers beside the field).
+
+    At most ``max_photos`` (``count_message`` words the refusal), and at most
+    ``photos.PHOTO_MAX_PIXELS_PER_REQUEST`` pixels together, checked before any is decoded. With
+    ``prepare=False`` it only checks and cleans to the files: a form with several pickers (a
+    patrol's) then prepares them all at once with ``prepare_photo_fields``."""
 
     widget = PhotoPicker
 
-    def __init__(self, **kwargs):
+    def __init__(
+        self,
+        *,
+        max_photos: int = photo_intake.MAX_PHOTOS,
+        count_message: str = "",
+        prepare: bool = True,
+        **kwargs,
+    ):
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
+        self.max_photos, self.count_message, self.prepare = max_photos, count_message, prepare
 
     def clean(self, value):
         files = [f for f in (value or []) if f]
         try:
-            return photo_intake.prepare_photos(files)
+            if not self.prepare:
+                photo_intake.check_photos(files, limit=self.max_photos, message=self.count_message)
+                return files
+            return photo_intake.prepare_photos(
+                files, limit=self.max_photos, message=self.count_message
+            )
         except photo_intake.PhotoError as error:
             raise forms.ValidationError(error.messages) from None
+
+
+def prepare_photo_fields(
+    form: forms.Form, names: Sequence[str], *, limit: int = photo_intake.MAX_PHOTOS
+) -> None:
+    """For a form with several photo pickers (``PhotosField(prepare=False)``, a patrol's one per
+    item): ``limit`` photos and one pixel budget for all of them together, checked before any is
+    decoded, the refusal beside each picker that holds photos; then each picker's photos are
+    prepared, a file's refusal beside its own picker. Call from the form's ``clean``."""
+    chosen = {name: form.cleaned_data[name] for name in names if form.cleaned_data.get(name)}
+    try:
+        photo_intake.check_photos([f for files in chosen.values() for f in files], limit=limit)
+    except photo_intake.PhotoError as error:
+        for name in chosen:
+            form.add_error(name, error.messages)
+        return
+    for name, files in chosen.items():
+        try:
+            form.cleaned_data[name] = photo_intake.prepare_photos(files)
+        except photo_intake.PhotoError as error:
+            form.add_error(name, error.messages)
 
 
 class VoiceRecorder(forms.Widget):

@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Exists, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from api.tokens import user_for_key
+from api.tokens import address_rate_limited, rate_limited, token_for_key
 
 from . import fragments, keyset, letters, notifications, services, warranty
 from .access import issue_for, watched_projects, watches
@@ -428,19 +428,38 @@ def feed(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
-def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> FileResponse:
+def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> HttpResponse:
     """A photo, only for whom may see its issue (the public: public issues only).
 
     An API client (the mini-program) has no session: it sends its key as
     ``Authorization: Bearer <key>``, as for the API's own addresses, which hand out these URLs.
+    Such a request counts against the key's quota like any API call (``API_RATE_LIMIT`` a
+    minute, shared with ``/api/v1/`` and Open311), and a key that is not valid against the
+    address's (guessing keys); over it, the API's own 429. A browser's session is not counted.
     """
     viewer = request.user
     if not viewer.is_authenticated:
-        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        scheme, _sep, key = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer":
-            viewer = user_for_key(key.strip()) or viewer
+            token = token_for_key(key.strip())
+            if token is None:
+                if address_rate_limited(request):
+                    return _api_rate_limited()
+            elif rate_limited(token):
+                return _api_rate_limited()
+            else:
+                viewer = token.user
     item = get_object_or_404(Photo.objects.visible_to(viewer), pk=pk)
     return serve_private_file(item.thumbnail if thumbnail else item.image)
+
+
+def _api_rate_limited() -> HttpResponse:
+    """The JSON API's answer to a key over its quota (``api.v1``): 429, ``{detail, errors}``
+    and ``Retry-After`` until the minute's window ends."""
+    body = {"detail": _("请求太频繁了，请稍后再试。"), "errors": []}
+    response = JsonResponse(body, status=429, json_dumps_params={"ensure_ascii": False})
+    response["Retry-After"] = str(60 - timezone.now().second)
+    return response
 
 
 @require_safe

@@ -66,19 +66,6 @@ def spaced(code: str) -> str:
 # --- a resident writes ------------------------------------------------------------------------
 
 
-class LetterPhotosField(PhotosField):
-    """Up to three photos, refused by count before any is read."""
-
-    def clean(self, value):
-        files = [f for f in (value or []) if f]
-        if len(files) > letters.MAX_PHOTOS:
-            raise forms.ValidationError(
-                _("最多附 %(max)d 张照片，您选了 %(n)d 张。")
-                % {"max": letters.MAX_PHOTOS, "n": len(files)}
-            )
-        return super().clean(files)
-
-
 class LetterForm(forms.Form):
     """What a resident fills in on the phone: one sentence is enough."""
 
@@ -87,7 +74,9 @@ class LetterForm(forms.Form):
         max_length=letters.MAX_SUMMARY,
         widget=forms.TextInput(attrs={"placeholder": gettext_lazy("如：3 幢门口的围挡倒了")}),
     )
-    photos = LetterPhotosField(
+    photos = PhotosField(  # up to three, refused by count before any is read
+        max_photos=letters.MAX_PHOTOS,
+        count_message=letters.PHOTO_COUNT_MESSAGE,
         label=gettext_lazy("照片（可不拍，最多 3 张）"),
         help_text=gettext_lazy("照片里的位置等信息会被去掉，不会公开。"),
     )

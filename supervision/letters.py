@@ -48,6 +48,7 @@ Status = Letter.Status
 Kind = LetterEvent.Kind
 
 MAX_PHOTOS = 3
+PHOTO_COUNT_MESSAGE = gettext_lazy("最多附 %(max)d 张照片，您选了 %(n)d 张。")
 MAX_SUMMARY = 100
 MAX_DETAILS = services.MAX_TEXT
 MAX_PLACE = 20
@@ -307,18 +308,17 @@ def send_letter(
     unit = _text(unit, limit=MAX_PLACE, required=None, field="unit")
     mobile = clean_mobile(mobile)
     files = [f for f in photos if f is not None]
-    if len(files) > MAX_PHOTOS:
-        raise _invalid(
-            _("最多附 %(max)d 张照片，您选了 %(n)d 张。") % {"max": MAX_PHOTOS, "n": len(files)},
-            "photos",
-        )
+    try:
+        photo_intake.check_photos(files, limit=MAX_PHOTOS, message=PHOTO_COUNT_MESSAGE)
+    except photo_intake.PhotoError as error:
+        raise _invalid(str(error), "photos") from None
     sender = sender_digest(sender_address)
     words = text_digest(summary, details)
     refused = sending_refusal(project, sender_address) or _duplicate(sender, words, timezone.now())
     if refused is not None:
         raise refused
     try:
-        prepared = photo_intake.prepare_photos(files)
+        prepared = photo_intake.prepare_photos(files, limit=MAX_PHOTOS, message=PHOTO_COUNT_MESSAGE)
     except photo_intake.PhotoError as error:
         raise _invalid(str(error), "photos") from None
 

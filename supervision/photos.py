@@ -4,13 +4,24 @@ A photo is judged by its content, never by its name or the browser's content typ
 keep is a re-encoded web copy (longest side 1600 px) and a thumbnail (400 px), with EXIF
 orientation applied and no metadata at all; the original is not kept. Files are written only
 once the transaction that created their rows commits.
+
+Decoding is the costly part, so every form that takes photos goes through ``check_photos``
+before any is decoded: at most ``MAX_PHOTOS`` of them, and at most
+``PHOTO_MAX_PIXELS_PER_REQUEST`` pixels all together, counted from the files' headers. A photo
+is then decoded with bounded memory: a JPEG at 1/2, 1/4 or 1/8 scale (``Image.draft``), any
+other format at full size once and shrunk to RGB a band of rows at a time (never a second
+full-size copy beside the decoded pixels), and the memory is handed back to the system after
+the request's photos are done.
 """
 
 from __future__ import annotations
 
+import ctypes
 import io
+import math
 import secrets
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,20 +31,60 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from PIL import Image, ImageOps, UnidentifiedImageError
+from django.utils.translation import gettext_noop
+from PIL import Image, UnidentifiedImageError
 
 from .models import Photo
 
 MAX_PHOTOS = 9
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
+# All the photos of one request together, from their headers: nine 12 MP phone photos (108 MP)
+# pass, three 49 MP ones (147 MP) do not. It bounds the decoding one request can ask for, whatever
+# form it comes through: about 1 s of one core for PNG, 4.5 s for HEIC (the slowest to decode).
+PHOTO_MAX_PIXELS_PER_REQUEST = 120_000_000
+# libwebp decodes into two canvases of its own, Pillow copies the pixels out twice more: 16 bytes
+# a pixel (a 49 MP WebP took 780 MB). No phone camera writes WebP; 16 MP covers what the web and
+# chat apps do, and a larger one can be sent as JPEG.
+MAX_PIXELS_BY_FORMAT = {"WEBP": 16_000_000}
 WEB_SIZE = 1600
 THUMB_SIZE = 400
+# Rows of the shrunk image made per band when a decoded photo is shrunk to RGB.
+BAND_ROWS = 64
 # Pillow only tries these decoders, so an EPS, PSD, TIFF, GIF, PDF or SVG never reaches one.
 ACCEPTED_FORMATS = ["JPEG", "PNG", "WEBP", "HEIF"]
 GPS_IFD = 0x8825
+ORIENTATION = 0x0112
+# What ImageOps.exif_transpose does for each EXIF orientation, applied here to the shrunk copy.
+TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+SIDEWAYS = {TRANSPOSE[5], TRANSPOSE[6], TRANSPOSE[7], TRANSPOSE[8]}
 
 pillow_heif.register_heif_opener()
+# Pillow's own bomb guard, at our limit: it refuses above twice this as the header is read. We
+# refuse above it ourselves, by name and in Chinese, so its warning between the two says nothing.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``: the freed image memory goes back to the system instead of
+    staying in the worker (Pillow's 16 MB blocks land in the heap once glibc has raised its
+    mmap threshold: after two PNGs of 49 MP a worker kept 343 MB without it, 124 MB with it)."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # pragma: no cover - not glibc (musl, macOS)
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 class PhotoError(ValueError):
@@ -54,31 +105,117 @@ class PreparedPhoto:
     position: tuple[Decimal, Decimal] | None = None
 
 
-def prepare_photos(files: Sequence) -> list[PreparedPhoto]:
+COUNT_MESSAGE = gettext_noop("一次最多上传 %(max)d 张照片，您选了 %(n)d 张。")
+
+
+def check_photos(files: Sequence, *, limit: int = MAX_PHOTOS, message: str = "") -> None:
+    """The one check of a request's photos, before any is decoded: how many (``limit``; a
+    resident's letter takes three), and how many pixels all together, read from the headers.
+
+    ``message`` (translated) words the count refusal, with ``%(max)d`` and ``%(n)d``. A file
+    that will be refused on its own (too big, not a photo, too many pixels) is left for
+    ``prepare_photo`` to name; an already prepared photo counts, without pixels (it is not
+    decoded again).
+    """
+    files = [f for f in files if f is not None]
+    if len(files) > limit:
+        text = str(message or _(COUNT_MESSAGE))
+        raise PhotoError(text % {"max": limit, "n": len(files)})
+    total = sum(_header_pixels(f) for f in files)
+    if total > PHOTO_MAX_PIXELS_PER_REQUEST:
+        raise PhotoError(
+            _(
+                "照片的像素合计过大：一次最多 %(max)d 万像素，您选的 %(n)d 张共 %(total)d 万像素。"
+                "请少选几张，或压缩后再传。"
+            )
+            % {
+                "max": PHOTO_MAX_PIXELS_PER_REQUEST // 10_000,
+                "n": len(files),
+                "total": -(-total // 10_000),
+            }
+        )
+
+
+def _header_pixels(upload) -> int:
+    """Width × height from the file's header; nothing is decoded. 0 for what ``prepare_photo``
+    refuses on its own, and for an already prepared photo."""
+    if isinstance(upload, PreparedPhoto) or not hasattr(upload, "seek"):
+        return 0
+    size = getattr(upload, "size", None)
+    if size is not None and size > MAX_BYTES:
+        return 0
+    try:
+        upload.seek(0)
+        with Image.open(upload, formats=ACCEPTED_FORMATS) as image:
+            pixels, fmt = image.width * image.height, image.format
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        return 0
+    except Image.DecompressionBombError:  # over twice MAX_PIXELS: refused by name later
+        return 0
+    finally:
+        upload.seek(0)
+    return 0 if pixels > _pixel_limit(fmt) else pixels
+
+
+def _pixel_limit(fmt: str | None) -> int:
+    return MAX_PIXELS_BY_FORMAT.get(fmt or "", MAX_PIXELS)
+
+
+def prepare_photos(
+    files: Sequence, *, limit: int = MAX_PHOTOS, message: str = ""
+) -> list[PreparedPhoto]:
     """Check and convert uploaded files.
 
     Raises ``PhotoError`` naming every file we refuse and why, so that the person can fix all of
-    them at once. Already prepared photos pass through unchanged.
+    them at once; too many photos, or too many pixels together, are refused before any is
+    decoded (``check_photos``, with ``limit`` and ``message``). Already prepared photos pass
+    through unchanged.
     """
-    files = [f for f in files if f is not None]
-    if len(files) > MAX_PHOTOS:
-        raise PhotoError(
-            _("一次最多上传 %(max)d 张照片，您选了 %(n)d 张。")
-            % {"max": MAX_PHOTOS, "n": len(files)}
-        )
+    files = [_seekable(f) for f in files if f is not None]
+    check_photos(files, limit=limit, message=message)
     prepared, refusals = [], []
-    for upload in files:
-        try:
-            prepared.append(prepare_photo(upload))
-        except PhotoError as error:
-            refusals.extend(error.messages)
+    try:
+        for upload in files:
+            try:
+                prepared.append(prepare_photo(upload))
+            except PhotoError as error:
+                refusals.extend(error.messages)
+    finally:
+        release_memory()
     if refusals:
         raise PhotoError(refusals)
     return prepared
 
 
+def _seekable(upload):
+    """An upload whose header can be read before it is decoded (every Django file can)."""
+    if isinstance(upload, PreparedPhoto) or hasattr(upload, "seek"):
+        return upload
+    size = getattr(upload, "size", None)
+    if size is not None and size > MAX_BYTES:
+        return upload  # refused for its size, unread
+    return ContentFile(upload.read(MAX_BYTES + 1), name=getattr(upload, "name", "") or "")
+
+
+def release_memory() -> None:
+    """Hand the freed decoding buffers back to the system (glibc keeps them otherwise)."""
+    if _TRIM is not None:
+        _TRIM(0)
+
+
 def _refusal(name: str, reason: str) -> PhotoError:
     return PhotoError(_("%(name)s：%(reason)s") % {"name": name, "reason": reason})
+
+
+def _too_many_pixels(name: str, fmt: str | None) -> PhotoError:
+    limit = _pixel_limit(fmt)
+    if limit < MAX_PIXELS:
+        return _refusal(
+            name,
+            _("图片像素过大（%(format)s 最多 %(max)d 万像素，请转成 JPEG 再传）")
+            % {"format": fmt, "max": limit // 10_000},
+        )
+    return _refusal(name, _("图片像素过大"))
 
 
 def prepare_photo(upload) -> PreparedPhoto:
@@ -99,23 +236,82 @@ def prepare_photo(upload) -> PreparedPhoto:
     try:
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError:
-        raise _refusal(name, _("图片像素过大")) from None
+        raise _too_many_pixels(name, None) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise _refusal(name, _("不是支持的照片格式（请用 JPEG、PNG、WebP 或 HEIC）")) from None
     try:
         with image:
-            return _convert(image, name)
+            return _convert(image, data, name)
     except PhotoError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         raise _refusal(name, _("文件已损坏")) from None
 
 
-def _convert(image: Image.Image, name: str) -> PreparedPhoto:
+def _convert(image: Image.Image, data: bytes, name: str) -> PreparedPhoto:
     # Only the header has been read so far: refuse a decompression bomb before decoding it.
-    if image.width * image.height > MAX_PIXELS:
-        raise _refusal(name, _("图片像素过大"))
+    if image.width * image.height > _pixel_limit(image.format):
+        raise _too_many_pixels(name, image.format)
     position = _position(image)
+    if image.format == "HEIF":
+        # libheif decodes upright (its rotation and mirroring applied): no EXIF turn after it.
+        shrunk, turn = _decode_heif(data), None
+    else:
+        turn = TRANSPOSE.get(image.getexif().get(ORIENTATION))
+        shrunk = _decode(image)
+    # The web copy's size is the one ``thumbnail`` gives the upright photo as decoded; it is
+    # made from the shrunk copy (the box: the photo's area in it), then turned upright.
+    sideways = turn in SIDEWAYS
+    width, height = (shrunk.height, shrunk.width) if sideways else (shrunk.width, shrunk.height)
+    web_width, web_height = _fit(width, height, WEB_SIZE)
+    size = (web_height, web_width) if sideways else (web_width, web_height)
+    rgb = shrunk.image
+    if rgb.size != size or shrunk.factor > 1:
+        rgb = rgb.resize(size, Image.Resampling.LANCZOS, box=shrunk.box)
+    if turn is not None:
+        rgb = rgb.transpose(turn)
+    web = _encode(rgb)
+    rgb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+    return PreparedPhoto(
+        web=web, thumbnail=_encode(rgb), width=web_width, height=web_height, position=position
+    )
+
+
+def _fit(width: int, height: int, side: int) -> tuple[int, int]:
+    """The size ``Image.thumbnail((side, side))`` gives a ``width`` × ``height`` image."""
+    if width <= side and height <= side:
+        return width, height
+    aspect = width / height
+
+    def nearest(number: float, key: Callable[[int], float]) -> int:
+        return max(min(math.floor(number), math.ceil(number), key=key), 1)
+
+    if aspect <= 1:
+        return nearest(side * aspect, lambda n: abs(aspect - n / side)), side
+    return side, nearest(side / aspect, lambda n: 0 if n == 0 else abs(aspect - side / n))
+
+
+@dataclass(frozen=True)
+class _Shrunk:
+    """A decoded photo (``width`` × ``height``) as RGB, ``factor`` times smaller (rounded up)."""
+
+    image: Image.Image
+    width: int
+    height: int
+    factor: int
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (0, 0, self.width / self.factor, self.height / self.factor)
+
+
+def _factor(width: int, height: int) -> int:
+    """The whole shrink that still leaves the longest side at least ``WEB_SIZE``."""
+    return max(1, max(width, height) // WEB_SIZE)
+
+
+def _decode(image: Image.Image) -> _Shrunk:
+    """A JPEG, PNG or WebP photo decoded and shrunk by a whole factor towards the web size."""
     if image.format in ("JPEG", "MPO"):
         # Decode at 1/2, 1/4 or 1/8 scale when the result still covers the web size: a 12 MP
         # photo is decoded as 2000 × 1500 instead of 4000 × 3000.
@@ -123,17 +319,45 @@ def _convert(image: Image.Image, name: str) -> PreparedPhoto:
         if scale < 1:
             image.draft("RGB", (round(image.width * scale), round(image.height * scale)))
     image.load()
-    upright = ImageOps.exif_transpose(image)  # HEIF arrives upright already: a no-op there
-    rgb = upright if upright.mode == "RGB" else upright.convert("RGB")
-    del upright
-    # reducing_gap=1 halves a large image with a fast box filter before the Lanczos pass.
-    rgb.thumbnail((WEB_SIZE, WEB_SIZE), Image.Resampling.LANCZOS, reducing_gap=1.0)
-    web = _encode(rgb)
-    width, height = rgb.size
-    rgb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
-    return PreparedPhoto(
-        web=web, thumbnail=_encode(rgb), width=width, height=height, position=position
-    )
+    width, height = image.size
+    factor = _factor(width, height)
+    if factor == 1 and image.mode == "RGB":
+        return _Shrunk(image, width, height, 1)
+    return _shrunk(width, height, factor, lambda top, bottom: image.crop((0, top, width, bottom)))
+
+
+def _decode_heif(data: bytes) -> _Shrunk:
+    """A HEIC photo shrunk straight from libheif's decoded buffer, a band at a time: Pillow's
+    plugin would first copy the whole of it into an image of its own (a 49 MP photo: 147 MB
+    decoded, then 196 MB more)."""
+    heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+    frame = heif[heif.primary_index]
+    (width, height), mode, stride = frame.size, frame.mode, frame.stride
+    pixels = frame.data
+
+    def band(top: int, bottom: int) -> Image.Image:
+        rows = pixels[top * stride : bottom * stride]
+        return Image.frombuffer(mode, (width, bottom - top), rows, "raw", mode, stride, 1)
+
+    return _shrunk(width, height, _factor(width, height), band)  # the decoded buffer goes with it
+
+
+def _shrunk(
+    width: int, height: int, factor: int, band: Callable[[int, int], Image.Image]
+) -> _Shrunk:
+    """An RGB copy ``factor`` times smaller, made from bands of rows of the decoded photo: the
+    conversion (palette, alpha, grey, CMYK) and the box-filter shrink touch one band at a time,
+    never a second copy of the whole photo."""
+    out = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    step = factor * BAND_ROWS
+    for top in range(0, height, step):
+        part = band(top, min(top + step, height))
+        if part.mode != "RGB":
+            part = part.convert("RGB")
+        if factor > 1:
+            part = part.reduce(factor)
+        out.paste(part, (0, top // factor))
+    return _Shrunk(out, width, height, factor)
 
 
 def _position(image: Image.Image) -> tuple[Decimal, Decimal] | None:

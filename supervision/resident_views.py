@@ -22,9 +22,10 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from . import photos as photo_intake
 from . import residents, services
 from .access import consultations_managed_by, patrols_for, watched_projects, watches
-from .forms import PhotosField
+from .forms import PhotosField, prepare_photo_fields
 from .models import (
     Consultation,
     Household,
@@ -33,6 +34,7 @@ from .models import (
     PatrolPhoto,
     Project,
     Supervisor,
+    department_projects,
 )
 from .security import as_id, client_ip, mask_mobile, serve_private_file
 from .views import qr_svg
@@ -307,6 +309,9 @@ def consultation_slips(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 class PatrolForm(forms.Form):
+    # One allowance for all the items' pickers (the page's script shares it out too).
+    max_photos = photo_intake.MAX_PHOTOS
+
     project = forms.ModelChoiceField(
         label=gettext_lazy("项目"),
         queryset=Project.objects.none(),
@@ -332,7 +337,8 @@ class PatrolForm(forms.Form):
             self.fields[f"note-{value}"] = forms.CharField(
                 label=_("问题说明"), required=False, max_length=500, widget=forms.TextInput
             )
-            self.fields[f"photos-{value}"] = PhotosField(label=_("照片"))
+            # Read together in ``clean``: nine photos for the whole patrol, not nine per item.
+            self.fields[f"photos-{value}"] = PhotosField(label=_("照片"), prepare=False)
 
     def clean(self):
         data = super().clean()
@@ -342,6 +348,7 @@ class PatrolForm(forms.Form):
                 and not (data.get(f"note-{value}") or "").strip()
             ):
                 self.add_error(f"note-{value}", _("有问题时请写明情况。"))
+        prepare_photo_fields(self, [f"photos-{value}" for value, _label in Patrol.Check.choices])
         return data
 
     def checks(self) -> list[residents.CheckInput]:
@@ -539,30 +546,72 @@ def patrol_photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> File
 # --- supervisors -------------------------------------------------------------------------------
 
 
+def _directory_projects(department) -> QuerySet[Project]:
+    """The projects whose supervisors a department finds in the directory: those it works on
+    (``department_projects``: one of the project's departments, or its contractor) or answers
+    for under warranty; a subdistrict office also every project in its subdistrict."""
+    own = department_projects(department.pk) | Q(scope_items__warranty_contractor=department.pk)
+    if department.kind == department.Kind.SUBDISTRICT_OFFICE:
+        own |= Q(neighbourhood__subdistrict=department.subdistrict_id)
+    return Project.objects.filter(own).values("pk")
+
+
 @login_required
 @never_cache
 @require_safe
 def supervisor_directory(request: HttpRequest) -> HttpResponse:
+    """群众监督员名录, as much as each desk needs and no more.
+
+    - The bureau: every supervisor with certificate, mobile number (whole), home neighbourhood,
+      watched projects, issues, patrols and status.
+    - A subdistrict office: the same, the mobile number masked, for the supervisors who live in
+      its subdistrict (it manages them); the serving supervisors of the projects it works on who
+      live elsewhere, by name only.
+    - Every other department (contractors, supervising engineers, utilities, property managers):
+      the names of the serving supervisors of its own projects, nothing else.
+    """
     user = request.user
     if not (user.is_bureau or user.is_department_staff):
         raise PermissionDenied(_("监督员名录供住建局和部门使用。"))
+    supervisors = Supervisor.objects.select_related("user").order_by(
+        "-is_active", "certificate_number"
+    )
+    department = None if user.is_bureau else user.department
+    manages = None  # the subdistrict whose residents' details this desk sees; None: all or none
+    if department is not None:
+        serving_on_own = Q(is_active=True, projects__in=_directory_projects(department))
+        if department.kind != department.Kind.SUBDISTRICT_OFFICE:
+            rows = [{"name": str(s.user)} for s in supervisors.filter(serving_on_own).distinct()]
+            return render(
+                request,
+                "supervision/supervisor_directory.html",
+                {"rows": rows, "details": False},
+            )
+        manages = department.subdistrict_id
+        supervisors = supervisors.filter(
+            Q(neighbourhood__subdistrict=manages) | serving_on_own
+        ).distinct()
     supervisors = (
-        Supervisor.objects.select_related("user", "neighbourhood__subdistrict")
+        supervisors.select_related("neighbourhood__subdistrict")
         .prefetch_related("projects")
         .annotate(
             issue_count=Count("user__reported_issues", distinct=True),
             patrol_count=Count("user__patrols", distinct=True),
         )
-        .order_by("-is_active", "certificate_number")
     )
-    rows = [
-        {
-            "supervisor": s,
-            "mobile": s.user.mobile if user.is_bureau else mask_mobile(s.user.mobile),
-        }
-        for s in supervisors
-    ]
-    return render(request, "supervision/supervisor_directory.html", {"rows": rows})
+    rows = []
+    for s in supervisors:
+        if manages is not None and s.neighbourhood.subdistrict_id != manages:
+            rows.append({"name": str(s.user)})
+            continue
+        rows.append(
+            {
+                "name": str(s.user),
+                "supervisor": s,
+                "mobile": mask_mobile(s.user.mobile) if manages else s.user.mobile,
+            }
+        )
+    return render(request, "supervision/supervisor_directory.html", {"rows": rows, "details": True})
 
 
 @login_required

@@ -361,11 +361,13 @@ def log_patrol(
                 status_code=400,
             )
     prepared = {}
-    for check in checks:
-        try:
+    try:
+        # One count and one pixel budget for the whole patrol, before any photo is decoded.
+        photo_intake.check_photos([photo for check in checks for photo in check.photos])
+        for check in checks:
             prepared[check.item] = photo_intake.prepare_photos(check.photos)
-        except photo_intake.PhotoError as error:
-            raise WorkflowError(str(error), status_code=400) from None
+    except photo_intake.PhotoError as error:
+        raise WorkflowError(str(error), status_code=400) from None
     with transaction.atomic():
         patrol = Patrol.objects.create(
             project=project, supervisor=supervisor, note=note.strip()[:2000]

@@ -89,6 +89,8 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Every login page refuses an address over LOGIN_FAILURES_PER_IP (accounts/limits.py).
+    "accounts.middleware.LoginLimitMiddleware",
 ]
 
 ROOT_URLCONF = "supervision.urls"
@@ -162,12 +164,14 @@ AUTHENTICATION_BACKENDS = [
 ]
 # django-axes: 5 failed logins for one account lock it for 15 minutes (also with the right
 # password); a mobile number counts as its account. The per-address limit across accounts is
-# accounts.views.LoginView's (LOGIN_FAILURES_PER_IP in 15 minutes).
+# accounts/limits.py's (LOGIN_FAILURES_PER_IP in 15 minutes). Both hold on every login path: the
+# site's, the two-factor step, /panel/login/ and /admin/login/; both answer 429.
 AXES_FAILURE_LIMIT = 5
 AXES_COOLOFF_TIME = timedelta(minutes=15)
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_USERNAME_CALLABLE = "accounts.backends.lockout_username"
-AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_CLIENT_STR_CALLABLE = "accounts.limits.client_str"  # its log lines: escaped, masked
+AXES_LOCKOUT_CALLABLE = "accounts.limits.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 30)
@@ -191,7 +195,7 @@ CACHES = {
 }
 # axes.W006 wants 'ip_address' among the lockout parameters; with one shared limit of 5 that
 # would lock out a whole subdistrict office behind one NAT address. The per-address limit is
-# LoginView's instead (LOGIN_FAILURES_PER_IP), so the warning is silenced on purpose.
+# accounts/limits.py's instead (LOGIN_FAILURES_PER_IP), so the warning is silenced on purpose.
 # Rendered issue cards and filter options (supervision/fragments.py), apart from the default
 # cache so that they never push out its counters and figures.
 CACHES["fragments"] = (
@@ -334,15 +338,42 @@ SUPERVISION = {
     "HOTLINE": env_str("SUPERVISION_HOTLINE", "0577-65800000"),
 }
 
+# The audit log also goes to this file when set (production: /var/log/qunzhong/audit.log, kept
+# 180 days by deploy/logrotate/qunzhong). WatchedFileHandler reopens it once logrotate moved it.
+AUDIT_LOG_FILE = env_str("AUDIT_LOG_FILE")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # The audit log is JSON lines, one record per event that no input can split (a username
+    # with CR/LF or U+2028 stays inside its record): accounts/auditlog.py.
+    "formatters": {"audit": {"()": "accounts.auditlog.JsonLinesFormatter"}},
+    "filters": {"audit_escape": {"()": "accounts.auditlog.EscapeControls"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "audit_console": {"class": "logging.StreamHandler", "formatter": "audit"},
+        **(
+            {
+                "audit_file": {
+                    "class": "logging.handlers.WatchedFileHandler",
+                    "filename": AUDIT_LOG_FILE,
+                    "encoding": "utf-8",
+                    "formatter": "audit",
+                }
+            }
+            if AUDIT_LOG_FILE
+            else {}
+        ),
+    },
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         # Logins, logouts and failed logins with time, account and address (kept ≥ 180 days
         # by the log shipper; see README). Never a password or a full mobile number.
-        "audit": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "audit": {
+            "handlers": ["audit_console", "audit_file"] if AUDIT_LOG_FILE else ["audit_console"],
+            "filters": ["audit_escape"],
+            "level": "INFO",
+            "propagate": False,
+        },
         "django.db.backends": {"level": "INFO"},
     },
 }

@@ -1489,3 +1489,127 @@ SITE_POSTS.update(
         "survey-close": row(LOGIN, *[FORBIDDEN] * 5, to("/surveys/")),
     }
 )
+
+
+# --- the supervisor directory: who sees whom, and which fields --------------------------------
+# The bureau sees every supervisor with every field (the mobile number whole); a subdistrict
+# office sees the supervisors who live in its subdistrict (mobile masked) and, by name only, the
+# serving supervisors of its projects who live elsewhere; any other department (contractor,
+# supervising engineer, utility, property manager, warranty contractor) the names of the serving
+# supervisors of its own projects, nothing else. FULL: every field; MASKED: every field, the
+# mobile masked; NAME: the name and nothing else; "" (absent): not listed at all.
+FULL, MASKED, NAME, ABSENT = "full", "masked", "name", ""
+DIRECTORY_MOBILES = {
+    "alice": "13900000001",  # lives in 安阳, watches the 安阳 project (宏程 builds it)
+    "bob": "13800000002",  # lives in 玉海, watches the 玉海 project (安居 builds it)
+    "carol": "13700000003",  # lives in 玉海, watches the 安阳 project
+    "dave": "13600000004",  # lives in 安阳, watched the 安阳 project, dismissed
+}
+DIRECTORY = {
+    # viewer: what each of alice, bob, carol, dave shows
+    "bureau": {"alice": FULL, "bob": FULL, "carol": FULL, "dave": FULL},
+    "handler": {"alice": MASKED, "bob": ABSENT, "carol": NAME, "dave": MASKED},  # 安阳 office
+    "other_staff": {"alice": ABSENT, "bob": MASKED, "carol": MASKED, "dave": ABSENT},  # 玉海
+    "builder": {"alice": NAME, "bob": ABSENT, "carol": NAME, "dave": ABSENT},  # 宏程 contractor
+    "other_contractor": {"alice": ABSENT, "bob": NAME, "carol": ABSENT, "dave": ABSENT},
+    "engineer": {"alice": NAME, "bob": ABSENT, "carol": NAME, "dave": ABSENT},  # on 安阳's
+    "utility": {"alice": ABSENT, "bob": NAME, "carol": ABSENT, "dave": ABSENT},  # on 玉海's
+    "estate": {"alice": ABSENT, "bob": ABSENT, "carol": ABSENT, "dave": ABSENT},  # no project
+    "warranty": {"alice": NAME, "bob": ABSENT, "carol": NAME, "dave": ABSENT},  # a 安阳 item
+}
+NEIGHBOURHOODS = ("兴业大厦", "玉海楼小区")
+
+
+@pytest.fixture
+def directory(world: World):
+    from supervision.models import Department, ScopeItem
+
+    from .factories import make_department, make_user
+
+    world.project.departments.add(world.office)
+    world.other_project.departments.add(world.other_office)
+    make_supervisor("carol", world.other_project.neighbourhood, [world.project])
+    dave = make_supervisor("dave", world.project.neighbourhood, [world.project])
+    residents.dismiss_supervisor(dave.supervisor, actor=world.bureau)
+    for name, mobile in DIRECTORY_MOBILES.items():
+        User.objects.filter(username=name).update(mobile=mobile)
+    K = Department.Kind
+    departments = {
+        "engineer": make_department("正衡监理", K.SUPERVISING_ENGINEER),
+        "utility": make_department("瑞安水务", K.UTILITY),
+        "estate": make_department("瑞安物业", K.PROPERTY_MANAGER),
+        "warranty": make_department("保修防水公司", K.CONTRACTOR),
+    }
+    world.project.departments.add(departments["engineer"])
+    world.other_project.departments.add(departments["utility"])
+    ScopeItem.objects.create(
+        project=world.project,
+        area="building",
+        description="屋面防水",
+        warranty_contractor=departments["warranty"],
+    )
+    viewers = {
+        "bureau": world.bureau,
+        "handler": world.handler,
+        "other_staff": world.other_staff,
+        "builder": world.builder,
+        "other_contractor": make_user(
+            "anju", role=User.Role.STAFF, department=world.other_contractor
+        ),
+        **{
+            role: make_user(f"staff-{role}", role=User.Role.STAFF, department=department)
+            for role, department in departments.items()
+        },
+    }
+    return viewers
+
+
+def directory_table(response) -> tuple[str, dict[str, str]]:
+    """The directory's table and its rows by the name in their header cell."""
+    html = response.content.decode()
+    table = html[html.index("<table") : html.index("</table>")]
+    rows = {}
+    for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S):
+        name = re.search(r'<th scope="row">([^<]*)</th>', tr)
+        if name:
+            rows[name.group(1)] = tr
+    return table, rows
+
+
+@pytest.mark.parametrize("viewer", list(DIRECTORY))
+def test_the_supervisor_directory_shows_each_desk_only_its_own(directory, client, viewer):
+    client.force_login(directory[viewer])
+    response = client.get("/supervisors/")
+    assert response.status_code == 200
+    table, rows = directory_table(response)
+    expected = DIRECTORY[viewer]
+    assert set(rows) == {name for name, level in expected.items() if level}, viewer
+    for name, level in expected.items():
+        if not level:
+            continue
+        row, mobile = rows[name], DIRECTORY_MOBILES[name]
+        masked = f"{mobile[:3]}****{mobile[-4:]}"
+        if level == NAME:
+            assert f"RAJD-{name}" not in row and mobile not in row and masked not in row
+            assert not any(n in row for n in NEIGHBOURHOODS) and "改造" not in row
+            continue
+        assert f"RAJD-{name}" in row and any(n in row for n in NEIGHBOURHOODS)
+        assert "改造" in row  # the watched projects
+        assert (mobile in row) == (level == FULL) and (masked in row) == (level == MASKED)
+    if not any(level in (FULL, MASKED) for level in expected.values()):
+        # Names only: no personal column at all, and no mobile, certificate or home anywhere.
+        for word in ("手机", "居住小区", "监督项目", "证号", "RAJD-", "****", "/certificate/"):
+            assert word not in table, (viewer, word)
+        page = response.content.decode()
+        assert not any(mobile in page for mobile in DIRECTORY_MOBILES.values())
+        assert not any(n in page for n in NEIGHBOURHOODS)
+    assert ("/certificate/" in table) == (viewer == "bureau")
+
+
+@pytest.mark.parametrize("viewer", ["alice", "bob"])
+def test_supervisors_and_the_public_have_no_directory(directory, client, world, viewer):
+    assert client.get("/supervisors/").status_code == 302  # to the login
+    client.force_login(getattr(world, viewer))
+    response = client.get("/supervisors/")
+    assert response.status_code == 403
+    assert not any(m in response.content.decode() for m in DIRECTORY_MOBILES.values())

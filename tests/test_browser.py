@@ -910,3 +910,47 @@ def test_a_voice_note_recorded_on_the_phone_plays_for_the_department(
         print(f"\nvoice note: {note.seconds} s stored, {duration:.2f} s in the browser")
     finally:
         desk.close()
+
+
+def test_a_patrols_items_share_nine_photos_and_the_page_says_what_is_left(
+    demo, live_server, wechat, tmp_path
+):
+    """Nine photos for the whole patrol (the server refuses more in one request): choosing six
+    for 围挡 and then five for 扬尘 adds three, says why next to the picker, and every picker
+    tells how many are left; the patrol then goes up with all nine."""
+    page, base = wechat(320, 640), live_server.url
+    colours = [(40 * k % 255, 90, 160) for k in range(11)]
+    files = []
+    for k, colour in enumerate(colours):
+        path = tmp_path / f"IMG_{k:04d}.jpg"
+        Image.new("RGB", (640, 480), colour).save(path, quality=80)
+        files.append(str(path))
+    log_in(page, base, "jiandu07")
+    page.goto(f"{base}/patrols/new/")
+    page.select_option("select[name=project]", index=1)
+    for item, note in (("fencing", "北侧围挡倒了一段。"), ("dust", "渣土没有覆盖。")):
+        page.check(f"input[name=check-{item}][value=problem]")
+        page.fill(f"input[name=note-{item}]", note)
+    page.set_input_files("#id_photos-fencing", files[:6])
+    fencing = page.locator("[data-photo-picker][data-name=photos-fencing]")
+    dust = page.locator("[data-photo-picker][data-name=photos-dust]")
+    expect(fencing.locator("[data-photo-count]")).to_have_text("已选 6 张，这次还能再选 3 张")
+    expect(dust.locator("[data-photo-count]")).to_have_text("这次还能再选 3 张")
+    # She scrolls to 扬尘's 从相册选 and picks five.
+    page.locator("label.photo-button[for=id_photos-dust]").scroll_into_view_if_needed()
+    page.set_input_files("#id_photos-dust", files[6:])
+    expect(dust.locator("[data-photo-previews] figure")).to_have_count(3)
+    problem = dust.locator("[data-photo-problems]")
+    expect(problem).to_have_text("这次一共最多 9 张照片，多选的没有加上。")
+    box = problem.bounding_box()
+    tabs = page.locator("nav.tabbar").bounding_box()
+    bottom = tabs["y"] if tabs else 640
+    assert box is not None and 0 <= box["y"] <= bottom - box["height"], "the reason is in view"
+    expect(fencing.locator("[data-photo-count]")).to_have_text("已选 6 张，这次还能再选 0 张")
+    shot(page, "patrol-photos-320-shared-allowance", full_page=False)
+    page.click("[data-submit]")
+    page.wait_for_selector("text=巡查记录已保存")
+    from supervision.models import Patrol, PatrolPhoto
+
+    patrol = Patrol.objects.latest("pk")
+    assert PatrolPhoto.objects.filter(check_item__patrol=patrol).count() == 9

@@ -90,3 +90,31 @@ def test_no_files_written_when_the_transaction_rolls_back(
         raise Boom
     assert not Photo.objects.exists()
     assert not default_storage.exists("photos")
+
+
+def test_pillow_guards_at_our_pixel_limit():
+    assert Image.MAX_IMAGE_PIXELS == photos.MAX_PIXELS
+
+
+def test_memory_is_handed_back_after_a_request_s_photos_even_when_refused(monkeypatch):
+    trims = []
+    monkeypatch.setattr(photos, "_TRIM", trims.append)
+    photos.prepare_photos([image_file()])
+    with pytest.raises(photos.PhotoError):
+        photos.prepare_photos([SimpleUploadedFile("a.jpg", b"%PDF-1.4")])
+    assert trims == [0, 0]
+
+
+def test_a_file_without_seek_is_read_once_and_counted():
+    class Stream:
+        name = "stream.jpg"
+
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def read(self, *args) -> bytes:
+            data, self.data = self.data, b""
+            return data
+
+    [prepared] = photos.prepare_photos([Stream(image_file(size=(40, 30)).read())])
+    assert (prepared.width, prepared.height) == (40, 30)

@@ -54,13 +54,47 @@
     return holder ? parseInt(holder.getAttribute("data-max-photos"), 10) || MAX_PHOTOS : MAX_PHOTOS;
   }
 
+  // A form whose pickers share one allowance (a patrol: nine photos for all its items) says so
+  // with data-max-photos-total; each picker may then take what the others leave.
+  function room(picker) {
+    var form = picker.closest("form");
+    var total = form && parseInt(form.getAttribute("data-max-photos-total"), 10);
+    if (!total) { return maxPhotos(picker); }
+    var others = pickers(form).reduce(function (n, other) {
+      return other === picker ? n : n + photosOf(other).length;
+    }, 0);
+    return Math.min(maxPhotos(picker), total - others);
+  }
+
+  // 「已选 2 张，最多 9 张」; where pickers share an allowance, every picker says what is left.
+  function countAll(picker) {
+    var form = picker.closest("form");
+    var shared = form && form.getAttribute("data-max-photos-total");
+    (shared ? pickers(form) : [picker]).forEach(function (one) {
+      var count = one.querySelector("[data-photo-count]");
+      if (!count) { return; }
+      var n = photosOf(one).length;
+      if (!shared) {
+        text(count, n ? "已选 " + n + " 张，最多 " + maxPhotos(one) + " 张" : "");
+        return;
+      }
+      var left = room(one) - n;
+      text(count, n ? "已选 " + n + " 张，这次还能再选 " + left + " 张" : (left < maxPhotos(one) ? "这次还能再选 " + left + " 张" : ""));
+    });
+  }
+
   function addPhotos(picker, files) {
     var photos = photosOf(picker);
-    var max = maxPhotos(picker);
+    var max = room(picker);
+    var form = picker.closest("form");
+    var shared = form && form.getAttribute("data-max-photos-total");
     var problems = [];
     Array.prototype.forEach.call(files, function (file) {
       if (photos.length >= max) {
-        problems.push("最多 " + max + " 张照片，多选的没有加上。");
+        var words = shared
+          ? "这次一共最多 " + shared + " 张照片，多选的没有加上。"
+          : "最多 " + max + " 张照片，多选的没有加上。";
+        if (problems.indexOf(words) < 0) { problems.push(words); }
         return;
       }
       if (file.size > MAX_BYTES) {
@@ -106,12 +140,13 @@
       figure.appendChild(remove);
       box.appendChild(figure);
     });
-    var count = picker.querySelector("[data-photo-count]");
-    if (count) {
-      text(count, photos.length ? "已选 " + photos.length + " 张，最多 " + maxPhotos(picker) + " 张" : "");
-    }
+    countAll(picker);
     var note = picker.querySelector("[data-photo-problems]");
-    if (note) { text(note, (problems || []).join(" ")); }
+    if (note) {
+      text(note, (problems || []).join(" "));
+      // Why a photo was not added stands where she looks, not under the tab bar.
+      if (problems && problems.length) { note.scrollIntoView({ block: "center", behavior: "instant" }); }
+    }
     if (photos.length && picker.form) { clearFieldError(picker.form, picker.getAttribute("data-name")); }
   }
 
