@@ -204,10 +204,12 @@ def survey_paper(request: HttpRequest, pk: int) -> HttpResponse:
 
 class OpenSurveyForm(forms.Form):
     opens_on = forms.DateField(
-        label=gettext_lazy("开始日期"), widget=forms.DateInput(attrs={"type": "date"})
+        label=gettext_lazy("开始日期"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     closes_on = forms.DateField(
-        label=gettext_lazy("截止日期"), widget=forms.DateInput(attrs={"type": "date"})
+        label=gettext_lazy("截止日期"),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
 
 

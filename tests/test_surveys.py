@@ -518,3 +518,13 @@ def test_fuzz_survey_open_and_close(survey_fuzzer, opens, closes, role):
     assert response.status_code in (200, 302, 400, 403, 409)
     response = fuzzer.send(role, "POST", f"/surveys/{survey.pk}/close/", {"x": opens or ""})
     assert response.status_code in (302, 403)
+
+
+def test_the_open_form_shows_today_and_two_weeks_on_in_its_date_boxes(world, client):
+    """The date boxes showed mm/dd/yyyy: a date input reads only YYYY-MM-DD."""
+    accept(world.project)
+    households_for(world.project)
+    client.force_login(world.bureau)
+    page = client.get(f"/projects/{world.project.pk}/survey/new/").content.decode()
+    assert f'value="{today():%Y-%m-%d}"' in page
+    assert f'value="{today() + timedelta(days=14):%Y-%m-%d}"' in page
