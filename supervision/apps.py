@@ -38,17 +38,31 @@ class SupervisionConfig(AppConfig):
 
     def ready(self) -> None:
         quicken_choice_labels(("supervision", "accounts"))
+        # Word search: its tokeniser on each SQLite connection, its triggers back after migrate.
+        from . import search  # noqa: PLC0415
+
+        search.connect()
         # Models and what imports them load only once the app registry is ready: this is
         # Django's place for it, not a cycle.
-        from . import fragments, stats, workdays  # noqa: PLC0415
+        from . import fragments, public_cache, stats, workdays  # noqa: PLC0415
         from .models import (  # noqa: PLC0415
+            Acceptance,
+            AcceptanceView,
+            Ballot,
             CalendarChange,
+            Consultation,
+            ConsultationItem,
             Department,
+            Issue,
             Neighbourhood,
+            Patrol,
             Photo,
             Project,
+            ScopeItem,
             Subdistrict,
             Supervisor,
+            Survey,
+            SurveyAnswer,
         )
 
         # The figures a background task may be asked to recompute, by name.
@@ -61,4 +75,27 @@ class SupervisionConfig(AppConfig):
             (Subdistrict, Department, Neighbourhood, Project),
             (Project.departments.through, Supervisor.projects.through),
             Photo,
+        )
+        # What the public pages show: a change to any of it makes their cached HTML old.
+        public_cache.connect_signals(
+            (
+                Subdistrict,
+                Department,
+                Neighbourhood,
+                Project,
+                ScopeItem,
+                Supervisor,
+                Issue,
+                Photo,
+                Acceptance,
+                AcceptanceView,
+                Survey,
+                SurveyAnswer,
+                Consultation,
+                ConsultationItem,
+                Ballot,
+                Patrol,
+                CalendarChange,
+            ),
+            (Project.departments.through, Supervisor.projects.through),
         )

@@ -6,12 +6,13 @@ from functools import partial
 
 import django_filters
 from django import forms
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.forms.utils import flatatt
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from . import search
 from .fragments import cached_rows, model_choices
 from .models import Department, Issue, Project, Subdistrict, department_projects
 
@@ -86,8 +87,10 @@ class IssueFilter(django_filters.FilterSet):
         model = Issue
         fields = ["q", "project", "subdistrict", "status", "category", "department"]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, ranked: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        # The issue list finds and ranks the words itself (``search.page``): here they filter.
+        self.ranked = ranked
         self.filters["project"].queryset = projects_of(getattr(self.request, "user", None))[0]
         # Plain Bootstrap widgets: rendering them through crispy cost most of the page's time.
         for name, field in self.form.fields.items():
@@ -137,10 +140,10 @@ class IssueFilter(django_filters.FilterSet):
         ]
 
     def search(self, queryset: QuerySet[Issue], name: str, value: str) -> QuerySet[Issue]:
-        value = value.strip()
-        if not value:
+        """Words in the reference, title or description, through the search index."""
+        if self.ranked or not value.strip():
             return queryset
-        return queryset.filter(Q(reference__icontains=value) | Q(title__icontains=value))
+        return search.matching(queryset, value)
 
     def filter_overdue(self, queryset: QuerySet[Issue], name: str, value) -> QuerySet[Issue]:
         return queryset.overdue() if value else queryset

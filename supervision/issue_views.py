@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import date, timedelta
+from functools import partial
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,13 +20,14 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from api.tokens import address_rate_limited, rate_limited, token_for_key
 
-from . import fragments, keyset, letters, notifications, services, warranty
+from . import fragments, keyset, letters, notifications, search, services, warranty
 from .access import issue_for, watched_projects, watches
 from .addresses import BUILDING_WORDS
 from .digest import daily_digest, sane_day
@@ -367,27 +369,38 @@ def issue_list(request: HttpRequest) -> HttpResponse:
         query.pop(name, None)
     filterset = None
     rows = issues
+    words = ""
     if any(query.values()):
-        filterset = IssueFilter(query, queryset=issues, request=request)
+        filterset = IssueFilter(query, queryset=issues, request=request, ranked=True)
         if filterset.is_valid():
             rows = filterset.qs
-    page = keyset.paginate(
-        rows, before=request.GET.get("before"), after=request.GET.get("after"), size=ISSUES_PAGE
-    )
+            words = filterset.form.cleaned_data.get("q") or ""
+    before, after = request.GET.get("before"), request.GET.get("after")
+    if words.strip():  # the other filters' issues that hold the words, the best first
+        page = search.page(rows, words, before=before, after=after, size=ISSUES_PAGE)
+    else:
+        page = keyset.paginate(rows, before=before, after=after, size=ISSUES_PAGE)
     cards = fragments.issue_cards(
         page.object_list, lambda pks: _issue_rows(Issue.objects.all()).in_bulk(pks)
     )
 
-    def filter_form() -> str:
-        form = (filterset or IssueFilter(None, queryset=issues, request=request)).form
+    def filter_form(data: dict) -> str:
+        form = IssueFilter(data or None, queryset=issues, request=request).form
         return render_to_string("includes/issue_filters.html", {"form": form})
 
-    if (filterset is not None and filterset.errors) or query.get("q", "").strip():
-        filters = filter_form()  # messages next to the fields, or typed words: never kept
+    if filterset is not None and filterset.errors:
+        filters = render_to_string("includes/issue_filters.html", {"form": filterset.form})
     else:
+        # Kept without the typed words (never kept), which then go into their box.
+        others = query.copy()
+        others.pop("q", None)
         filters = fragments.cached_html(
-            ("issue-filters", projects_of(request.user)[1], query.urlencode()), filter_form
+            ("issue-filters", projects_of(request.user)[1], others.urlencode()),
+            partial(filter_form, others),
         )
+        if words.strip():
+            blank = IssueFilter(None, queryset=issues, request=request).form["q"]
+            filters = mark_safe(filters.replace(str(blank), str(filterset.form["q"]), 1))
     return render(
         request,
         "supervision/issue_list.html",
@@ -449,8 +462,10 @@ def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> HttpRespons
                 return _api_rate_limited()
             else:
                 viewer = token.user
-    item = get_object_or_404(Photo.objects.visible_to(viewer), pk=pk)
-    return serve_private_file(item.thumbnail if thumbnail else item.image)
+    item = get_object_or_404(Photo.objects.visible_to(viewer).select_related("issue"), pk=pk)
+    return serve_private_file(
+        item.thumbnail if thumbnail else item.image, public=item.issue.is_public
+    )
 
 
 def _api_rate_limited() -> HttpResponse:

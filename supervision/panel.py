@@ -30,7 +30,16 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 
-from . import acceptance, export_views, exports, residents, services, surveys, warranty
+from . import (
+    acceptance,
+    export_views,
+    exports,
+    residents,
+    search,
+    services,
+    surveys,
+    warranty,
+)
 from .access import consultation_projects, consultations_managed_by, letter_escalations_for
 from .consultation_forms import (
     DEFAULT_APPROVAL,
@@ -360,6 +369,18 @@ class IssuePanel(PanelAdmin):
         return Issue.objects.visible_to(request.user).select_related(
             "project__neighbourhood__subdistrict", "project__contractor", "department", "contractor"
         )
+
+    def get_search_results(self, request, queryset, search_term):
+        """Words in the reference, title or description through the search index
+        (supervision/search.py), or a project's name; newest first, like the other views."""
+        if not search_term.strip():
+            return queryset, False
+        found = search.matching(queryset, search_term)
+        named = Project.objects.filter(name__icontains=search_term.strip())
+        projects = list(named.values_list("pk", flat=True)[: ProjectFilter.LIMIT])
+        if projects:
+            found = found | queryset.filter(project_id__in=projects)
+        return found, False
 
     def get_list_display(self, request):
         """An office's issues are all in its own subdistrict: no column to say so."""

@@ -79,9 +79,15 @@ def client_ip(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
-def serve_private_file(field, *, content_type: str = "image/jpeg") -> HttpResponse:
+def serve_private_file(
+    field, *, content_type: str = "image/jpeg", public: bool = False
+) -> HttpResponse:
     """A stored file after the view has checked who may see it: through nginx's internal
-    location (X-Accel-Redirect) when MEDIA_ACCEL_REDIRECT is set, else streamed by Django."""
+    location (X-Accel-Redirect) when MEDIA_ACCEL_REDIRECT is set, else streamed by Django.
+
+    Only what anybody may see (``public``: a public issue's photos) is kept by browsers and
+    caches, for a day; everything else is ``no-store``, so it is not on the device after logout.
+    """
     prefix = getattr(settings, "MEDIA_ACCEL_REDIRECT", "")
     if prefix:
         response = HttpResponse(content_type=content_type)
@@ -91,7 +97,7 @@ def serve_private_file(field, *, content_type: str = "image/jpeg") -> HttpRespon
             response = FileResponse(field.open("rb"), content_type=content_type)
         except (FileNotFoundError, ValueError):
             raise Http404 from None
-    response["Cache-Control"] = "private, max-age=86400"
+    response["Cache-Control"] = "public, max-age=86400" if public else "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -294,6 +294,7 @@ if not DEBUG:
     # Only a load test on 127.0.0.1 over plain HTTP turns these off (DJANGO_SECURE_COOKIES=0).
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 
 # Stale figures (home, dashboard) are shown while a background task recomputes them; "inline"

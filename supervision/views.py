@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST, require_safe
 from . import stats
 from .forms import ProjectFilterForm
 from .models import Issue, IssueEvent, Photo, Project, ScopeItem, Subdistrict
+from .public_cache import cached_public_page
 from .security import safe_next
 
 FINISHED = [Project.Status.COMPLETED, Project.Status.ACCEPTED]
@@ -64,6 +65,7 @@ def batch_progress(year: int) -> int:
 
 
 @require_safe
+@cached_public_page
 def home(request: HttpRequest) -> HttpResponse:
     """The programme at a glance: the current batch by status and subdistrict, and the figures.
 
@@ -109,6 +111,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@cached_public_page
 def project_list(request: HttpRequest) -> HttpResponse:
     form = ProjectFilterForm(request.GET or None)
     projects = _projects()
@@ -125,6 +128,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
+@cached_public_page
 def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(
         Project.objects.select_related("neighbourhood__subdistrict", "contractor").prefetch_related(
@@ -202,6 +206,7 @@ def qr_svg(url: str, *, scale: int) -> str:
 
 
 @require_safe
+@cached_public_page
 def project_notice(request: HttpRequest, pk: int) -> HttpResponse:
     """The A4 site notice (公示牌) with a large QR code: 扫码查看进度、反映问题."""
     project = get_object_or_404(
@@ -262,7 +267,13 @@ def toggle_elder_mode(request: HttpRequest) -> HttpResponse:
     if request.COOKIES.get(ELDER_COOKIE) == "1":
         response.delete_cookie(ELDER_COOKIE)
     else:
-        response.set_cookie(ELDER_COOKIE, "1", max_age=365 * 24 * 3600, samesite="Lax")
+        response.set_cookie(
+            ELDER_COOKIE,
+            "1",
+            max_age=365 * 24 * 3600,
+            samesite="Lax",
+            secure=settings.SESSION_COOKIE_SECURE,  # Secure in production, as the others
+        )
     return response
 
 

@@ -849,7 +849,8 @@ def test_who_may_see_the_issue_gets_its_photos(world, client, filed_photo, who):
         assert response.status_code == 200
         assert response["Content-Type"] == "image/jpeg"
         assert response["X-Content-Type-Options"] == "nosniff"
-        assert "private" in response["Cache-Control"]
+        # Not kept on the device after logout (a private issue's photo).
+        assert response["Cache-Control"] == "private, no-store"
         assert body.startswith(b"\xff\xd8")
         assert max(Image.open(io.BytesIO(body)).size) == longest
 
@@ -862,6 +863,7 @@ def test_anonymous_gets_a_photo_only_of_a_public_issue(world, client, filed_phot
         response, body = fetch(client, url)
         assert response.status_code == 200
         assert body.startswith(b"\xff\xd8")
+        assert response["Cache-Control"] == "public, max-age=86400"  # anybody's: kept a day
 
 
 def test_another_departments_staff_get_404_for_a_photo(world, client, filed_photo):

@@ -76,3 +76,16 @@ def test_demo_data_is_off_in_production():
     code = "import django; django.setup(); from django.conf import settings; print(settings.DEMO_DATA_ALLOWED)"
     result = run_python(code, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="x" * 50)
     assert result.stdout.strip() == "False"
+
+
+def test_every_cookie_is_secure_in_production(client, settings):
+    """The 长辈模式 and language cookies too, like the session's and the CSRF one's."""
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.LANGUAGE_COOKIE_SECURE)"
+    )
+    result = run_python(code, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="x" * 50)
+    assert result.stdout.split() == ["True", "True", "True"]
+    settings.SESSION_COOKIE_SECURE = True
+    response = client.post("/elder-mode/", {"next": "/"})
+    assert response.cookies["elder"]["secure"] is True

@@ -486,6 +486,21 @@ class CatalogueVersion(models.Model):
         return str(self.version)
 
 
+class PublicVersion(models.Model):
+    """One row: a number (nanoseconds since the epoch) that changes whenever anything the public
+    pages show may have changed. Their cached HTML (``supervision/public_cache.py``) holds it in
+    its keys and ETags; every app process reads it from here."""
+
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("公开页面版本")
+        verbose_name_plural = _("公开页面版本")
+
+    def __str__(self) -> str:
+        return str(self.version)
+
+
 class CalendarChange(models.Model):
     """本地调整: a day that differs from the national calendar (a typhoon day off, or next
     year's schedule before the ``holidays`` package carries it)."""

@@ -1,0 +1,167 @@
+"""The public pages residents open from QR codes (the home page, the project list, a project's
+page and its notice), kept as rendered HTML for anonymous visitors.
+
+An entry's key holds the *public version* (``PublicVersion``, one row): every committed save or
+deletion of what these pages show (projects and their places, departments and supervisors,
+issues and their photos, acceptances, surveys, consultations, patrols) replaces it, so a change
+shows at once in the process that made it, and within ``VERSION_SECONDS`` in every other (at
+once everywhere with a shared cache, ``CACHE_URL``). Bulk loads that send no signals
+(``generate_scale``) call ``public_changed()`` themselves. Entries live a minute at most, so the
+clock words (「3 小时前」, 「已超期」) never drift further.
+
+The pages carry forms (长辈模式, the language switch) with a CSRF token: the cached HTML holds a
+placeholder that each visitor's own token replaces. A visitor with a message waiting (after
+logging out, say) is served fresh. Each answer has an ``ETag`` (the key and the minute) and a
+``Last-Modified`` (the version's time): a browser that already has the page gets a 304.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any
+
+from django.core.cache import caches
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.middleware.csrf import get_token
+from django.utils import translation
+from django.utils.http import http_date, parse_http_date_safe
+
+from .models import PublicVersion
+
+log = logging.getLogger(__name__)
+
+CACHE = "fragments"
+VERSION_KEY = "public-version"
+VERSION_SECONDS = 5
+PAGE_SECONDS = 60
+# Stands in the cached HTML where each visitor's CSRF token goes.
+CSRF_PLACEHOLDER = "public-cache-csrf-token-placeholder"
+
+
+def _cache():
+    return caches[CACHE]
+
+
+def public_version() -> int:
+    """A number that changes whenever something the public pages show may have."""
+    try:
+        version = _cache().get(VERSION_KEY)
+    except Exception:  # a cache that does not answer is a cache that is empty
+        log.warning("public page cache unavailable", exc_info=True)
+        version = None
+    if version is None:
+        version = PublicVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+        version = version or 0
+        _set(VERSION_KEY, version, VERSION_SECONDS)
+    return version
+
+
+def _set(key: str, value: Any, seconds: int) -> None:
+    try:
+        _cache().set(key, value, seconds)
+    except Exception:
+        log.warning("public page cache unavailable", exc_info=True)
+
+
+def public_changed(**kwargs) -> None:
+    """Signal receiver (and a call after bulk loads): the public pages are old, now and once
+    the change is committed."""
+    if kwargs.get("action", "post_").startswith("pre_"):
+        return  # m2m_changed: only after the rows have changed
+
+    def bump() -> None:
+        version = time.time_ns()
+        PublicVersion.objects.update_or_create(pk=1, defaults={"version": version})
+        _set(VERSION_KEY, version, VERSION_SECONDS)
+
+    bump()
+    if transaction.get_connection().in_atomic_block:
+        # A page another request builds from the old rows before the commit gets the version
+        # just set; the second one, after the commit, leaves it behind.
+        transaction.on_commit(bump)
+
+
+def connect_signals(models: Iterable, through: Iterable) -> None:
+    for model in models:
+        uid = f"public-{model._meta.label_lower}"
+        post_save.connect(public_changed, sender=model, dispatch_uid=f"{uid}-save")
+        post_delete.connect(public_changed, sender=model, dispatch_uid=f"{uid}-delete")
+    for model in through:
+        uid = f"public-{model._meta.label_lower}"
+        m2m_changed.connect(public_changed, sender=model, dispatch_uid=f"{uid}-m2m")
+
+
+def _fresh_only(request: HttpRequest) -> bool:
+    """Who gets the page built for them: people logged in, and visitors with a message waiting
+    (the messages framework keeps it in a cookie, or in the session)."""
+    if request.method not in ("GET", "HEAD") or request.user.is_authenticated:
+        return True
+    if "messages" in request.COOKIES:
+        return True
+    session = getattr(request, "session", None)
+    return bool(session is not None and request.COOKIES.get("sessionid") and "_messages" in session)
+
+
+def cached_public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Serve ``view``'s page to anonymous visitors from the cache (see the module's doc)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if _fresh_only(request):
+            return view(request, *args, **kwargs)
+        version = public_version()
+        minute = int(time.time() // PAGE_SECONDS)
+        parts = (
+            request.get_host(),  # the QR codes hold the page's own address
+            request.path,
+            request.META.get("QUERY_STRING", ""),
+            translation.get_language(),
+            request.COOKIES.get("elder") == "1",
+        )
+        key = (
+            "public:" + hashlib.blake2b(repr((parts, version)).encode(), digest_size=12).hexdigest()
+        )
+        etag = f'"{key[7:]}-{minute}"'
+        modified = version // 1_000_000_000 or None
+        if etag in request.headers.get("If-None-Match", ""):
+            return _not_modified(etag, modified)
+        since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
+        if since and modified and modified <= since and "If-None-Match" not in request.headers:
+            return _not_modified(etag, modified)
+        try:
+            entry = _cache().get(key)
+        except Exception:
+            log.warning("public page cache unavailable", exc_info=True)
+            entry = None
+        if entry is None:
+            request.public_cache_csrf = CSRF_PLACEHOLDER
+            response = view(request, *args, **kwargs)
+            if response.status_code != 200 or response.streaming:
+                return response
+            content_type = response.get("Content-Type", "text/html; charset=utf-8")
+            entry = (response.content.decode(response.charset), content_type)
+            _set(key, entry, PAGE_SECONDS)
+        html, content_type = entry
+        response = HttpResponse(
+            html.replace(CSRF_PLACEHOLDER, get_token(request)), content_type=content_type
+        )
+        response["ETag"] = etag
+        if modified:
+            response["Last-Modified"] = http_date(modified)
+        return response
+
+    return wrapper
+
+
+def _not_modified(etag: str, modified: int | None) -> HttpResponse:
+    response = HttpResponseNotModified()
+    response["ETag"] = etag
+    if modified:
+        response["Last-Modified"] = http_date(modified)
+    return response
