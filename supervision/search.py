@@ -86,11 +86,16 @@ class Term:
 
 def terms(words: str) -> list[Term]:
     """What a search asks for, every one of them: the pairs of each run of characters (a lone
-    character as a prefix), and each Latin word or number whole. Punctuation asks for nothing."""
+    character as a prefix), and each Latin word or number whole, except a word of letters the
+    search ends in: that one may be half typed (``scaff`` finds scaffold), so it is a prefix.
+    Numbers stay whole (``2`` must not find every issue of 2026). Punctuation asks for nothing."""
     found: dict[Term, None] = {}
-    for run in RUNS.findall(unicodedata.normalize("NFKC", words)):
+    normalized = unicodedata.normalize("NFKC", words)
+    for match in RUNS.finditer(normalized):
+        run = match.group()
         if run[0].isascii():
-            found[Term(run.lower())] = None
+            typing = match.end() == len(normalized.rstrip()) and not run.isdigit()
+            found[Term(run.lower(), prefix=typing)] = None
         elif len(run) == 1:
             found[Term(run, prefix=True)] = None
         else:

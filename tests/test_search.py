@@ -63,6 +63,12 @@ def test_a_search_asks_for_every_pair_and_a_lone_character_as_a_prefix():
     assert search.terms("，。！？ -- ") == []
 
 
+def test_a_word_of_letters_still_being_typed_is_a_prefix_a_number_is_whole():
+    assert search.terms("alert sc") == [search.Term("alert"), search.Term("sc", prefix=True)]
+    assert search.terms("sc alert") == [search.Term("sc"), search.Term("alert", prefix=True)]
+    assert search.terms("2026-2") == [search.Term("2026"), search.Term("2")]
+
+
 def test_postgres_cuts_text_as_python_does(db, on_postgres):
     samples = ["楼顶漏水", "2023-00042", "3号楼，ＡＢ单元 东侧脚手架", "x", "", "𠀀𠀁 ok 007"]
     with connection.cursor() as cursor:
