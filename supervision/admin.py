@@ -2,6 +2,10 @@
 comes with the departments' side.)"""
 
 from django.contrib import admin
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from simple_history.admin import SimpleHistoryAdmin
 
 from .models import (
@@ -15,6 +19,22 @@ from .models import (
     Subdistrict,
     Supervisor,
 )
+from .panel import login_target
+
+
+def login(request: HttpRequest, extra_context=None) -> HttpResponse:
+    """/admin/login/ is /accounts/login/: the same limits and, for whoever has set it up, the
+    two-factor code, which Django's own admin login form would skip. Back to the admin page
+    asked for; a signed-in person who may not use the admin is refused (403), not sent round."""
+    target = login_target(request, "admin")
+    if not request.user.is_authenticated:
+        return redirect_to_login(target)
+    if not admin.site.has_permission(request):
+        raise PermissionDenied
+    return redirect(target)
+
+
+admin.site.login = login
 
 
 @admin.register(Subdistrict)

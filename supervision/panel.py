@@ -71,6 +71,16 @@ from .templatetags.supervision_tags import deadline_text
 from .xlsx import issues_workbook
 
 
+def login_target(request: HttpRequest, site: str) -> str:
+    """The page of the admin site named ``site`` (``admin``, ``panel``) that the login page
+    should return to: ``?next=`` when it is one of the site's own, its index otherwise."""
+    index = reverse(f"{site}:index")
+    target = request.GET.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return index
+    return target if target.startswith(index) else index
+
+
 class PanelSite(admin.AdminSite):
     site_header = gettext_lazy("群众监督 · 部门工作台")
     site_title = gettext_lazy("部门工作台")
@@ -85,10 +95,7 @@ class PanelSite(admin.AdminSite):
 
     def login(self, request: HttpRequest, extra_context=None):
         """One login page for everyone (/accounts/login/); back to the panel page asked for."""
-        target = request.GET.get("next", "")
-        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-            target = ""
-        target = target if target.startswith("/panel/") else reverse("panel:index")
+        target = login_target(request, "panel")
         if request.user.is_authenticated:
             if self.has_permission(request):
                 return redirect(target)

@@ -721,8 +721,8 @@ def panel_expect(role: str, route: Route) -> Expect:
 
 def admin_expect(role: str, route: Route) -> Expect:
     """The full admin is for ``is_staff`` accounts; nobody in the world is one."""
-    if route.name == "login":
-        return OK
+    if route.name == "login":  # the site's login (limits, two factors); no admin for them
+        return to("/accounts/login/", denial=True) if role == "anon" else FORBIDDEN
     if route.name == "logout":
         return to("/admin/", denial=True)
     return LOGIN

@@ -2,8 +2,9 @@
 in 15 minutes, wherever they were made, and every login page refuses that address with 429, the
 right password too; five failures for one account lock it on every page.
 
-One row per login path: the site's login, the full admin's, the panel's (which sends to the
-site's and checks no password itself) and the two-factor step. The API key pages take no
+One row per login path: the site's login, the full admin's and the panel's (both send to the
+site's and check no password themselves, so that nobody skips the two-factor step) and the
+two-factor step. The API key pages take no
 password (a logged-in person makes and revokes keys), so they have no row.
 """
 
@@ -39,7 +40,7 @@ class LoginPath:
 
 LOGIN_PATHS = [
     LoginPath("/accounts/login/", "bob"),
-    LoginPath("/admin/login/", "admin"),
+    LoginPath("/admin/login/", "admin", checks_passwords=False),
     LoginPath("/panel/login/", "handler", checks_passwords=False),
     LoginPath("/accounts/login/otp/", "bureau"),
 ]
@@ -111,9 +112,9 @@ def scene(world, admin, device):
     return world
 
 
-@pytest.mark.parametrize("failed_on", ["/accounts/login/", "/admin/login/"])
 @pytest.mark.parametrize("row", LOGIN_PATHS, ids=[r.path for r in LOGIN_PATHS])
-def test_thirty_failures_from_one_address_close_every_login_path(scene, client, row, failed_on):
+def test_thirty_failures_from_one_address_close_every_login_path(scene, client, row):
+    failed_on = "/accounts/login/"
     if row.path == "/accounts/login/otp/":
         hold_second_step(client, scene)
     fail(client, failed_on, LIMIT - 1)
@@ -132,9 +133,11 @@ def test_thirty_failures_from_one_address_close_every_login_path(scene, client, 
         assert right_attempt(client, scene, row, address="10.66.0.2").status_code == 302
 
 
-def test_the_panel_login_checks_no_password_below_the_limit(scene, client):
-    """Its POST sends to the site's login page (where the limits apply) and logs nobody in."""
-    response = right_attempt(client, scene, LOGIN_PATHS[2])
+@pytest.mark.parametrize("row", LOGIN_PATHS[1:3], ids=[r.path for r in LOGIN_PATHS[1:3]])
+def test_the_admin_and_panel_logins_check_no_password(scene, client, row):
+    """Their POST sends to the site's login page (where the limits and the two-factor step
+    apply) and logs nobody in."""
+    response = right_attempt(client, scene, row)
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     assert "_auth_user_id" not in client.session
 
@@ -154,7 +157,7 @@ def test_wrong_two_factor_codes_count_against_the_address(scene, client, device)
 
 
 def test_a_locked_address_is_refused_before_any_password_is_checked(scene, client, caplog):
-    fail(client, "/admin/login/", LIMIT)
+    fail(client, "/accounts/login/", LIMIT)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="audit"):
         for row in LOGIN_PATHS[:3]:
@@ -170,15 +173,10 @@ def test_a_locked_address_is_refused_before_any_password_is_checked(scene, clien
 # --- the per-account limit (django-axes), on every path ---------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("failed_on", "tried_on"),
-    [
-        ("/admin/login/", "/accounts/login/"),
-        ("/accounts/login/", "/admin/login/"),
-        ("/admin/login/", "/admin/login/"),
-    ],
-)
-def test_five_failures_for_one_account_lock_it_on_every_path(scene, client, failed_on, tried_on):
+def test_five_failures_for_one_account_lock_it(scene, client):
+    """From five addresses (no address limit is near): the account is locked, the right
+    password refused. The other login pages check no password at all (above)."""
+    failed_on = tried_on = "/accounts/login/"
     for i in range(5):
         client.post(
             failed_on,
@@ -210,7 +208,7 @@ def test_five_wrong_codes_lock_the_account(scene, client, device):
     assert_refused(right, "account")
     assert "_auth_user_id" not in client.session
     response = client.post(
-        "/admin/login/",
+        "/accounts/login/",
         {"username": scene.bureau.username, "password": PASSWORD},
         REMOTE_ADDR="10.68.1.2",
     )

@@ -5,7 +5,7 @@ from django.core.cache import cache
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .factories import PASSWORD
+from .factories import PASSWORD, make_user
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +36,34 @@ def test_bureau_with_an_authenticator_needs_the_code_after_the_password(world, c
     right = client.post("/accounts/login/otp/", {"code": code_for(device)})
     assert right.status_code == 302
     assert client.session["_auth_user_id"] == str(world.bureau.pk)
+
+
+def test_the_admin_login_page_cannot_skip_the_code(world, client):
+    """/admin/login/ sends to the site's login (with the admin page asked for), which asks a
+    superuser with an authenticator for the code; Django's own admin form would not have."""
+    admin = make_user("root", is_staff=True, is_superuser=True)
+    device = TOTPDevice.objects.create(user=admin, name="phone", confirmed=True)
+    posted = client.post(
+        "/admin/login/?next=/admin/auth/", {"username": "root", "password": PASSWORD}
+    )
+    assert posted.status_code == 302 and "_auth_user_id" not in client.session
+    page = client.get("/admin/login/?next=/admin/auth/")
+    assert page["Location"] == "/accounts/login/?next=/admin/auth/"
+    password = client.post(page["Location"], {"username": "root", "password": PASSWORD})
+    assert password["Location"].endswith("/accounts/login/otp/")
+    assert "_auth_user_id" not in client.session
+    code = client.post("/accounts/login/otp/", {"code": code_for(device)})
+    assert code["Location"] == "/admin/auth/"
+    assert client.get("/admin/auth/").status_code == 200
+    # Signed in, the admin login page goes back to the admin; elsewhere never (no open redirect).
+    assert client.get("/admin/login/?next=https://evil.example/")["Location"] == "/admin/"
+
+
+def test_the_admin_login_page_refuses_whoever_may_not_use_the_admin(world, client):
+    """A signed-in supervisor is refused there, not sent round between two pages."""
+    client.force_login(world.alice)
+    assert client.get("/admin/login/?next=/admin/").status_code == 403
+    assert client.get("/admin/", follow=True).status_code == 403
 
 
 def test_without_an_authenticator_the_password_is_enough(world, client):
