@@ -55,7 +55,7 @@ def projects_of(user) -> tuple[QuerySet[Project], str]:
 
 
 class IssueFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(label=_("编号或标题"), method="search")
+    q = django_filters.CharFilter(label=_("字词"), method="search")
     project = django_filters.ModelChoiceFilter(
         label=_("项目"), queryset=Project.objects.order_by("name"), empty_label=_("全部项目")
     )

@@ -401,10 +401,19 @@ def issue_list(request: HttpRequest) -> HttpResponse:
         if words.strip():
             blank = IssueFilter(None, queryset=issues, request=request).form["q"]
             filters = mark_safe(filters.replace(str(blank), str(filterset.form["q"]), 1))
+    others = [(name, value) for name, value in query.lists() if name != "q" for value in value]
     return render(
         request,
         "supervision/issue_list.html",
-        {"filters": filters, "page": page, "cards": cards, "query": query.urlencode()},
+        {
+            "filters": filters,
+            "page": page,
+            "cards": cards,
+            "query": query.urlencode(),
+            "words": query.get("q", ""),
+            # The other filters: kept by the search box, and the 筛选 panel open when any is set.
+            "other_filters": [(name, value) for name, value in others if value],
+        },
     )
 
 

@@ -331,3 +331,18 @@ def test_triggers_dropped_by_a_table_rebuild_come_back_after_migrate(world, clie
     fence.title = "围挡已修复"
     fence.save(update_fields=["title"])
     assert found(client, "修复") == [fence.pk]
+
+
+def test_the_search_box_sits_above_the_filters_and_keeps_them(world, client, three):
+    """On a phone the words go in a box at the top; the 筛选 panel stays shut unless another
+    filter is set, so the results are right below; a search keeps the other filters."""
+    leak, fence, scaffold = three
+    client.force_login(world.alice)
+    page = client.get(ISSUES, {"q": "围挡"}).content.decode()
+    box = re.search(r'<form method="get" role="search".*?</form>', page, re.S)[0]
+    assert 'name="q" value="围挡"' in box and 'type="hidden"' not in box
+    assert '<details class="mb-3">' in page  # shut
+    filtered = client.get(ISSUES, {"q": "围挡", "status": fence.status}).content.decode()
+    box = re.search(r'<form method="get" role="search".*?</form>', filtered, re.S)[0]
+    assert f'<input type="hidden" name="status" value="{fence.status}">' in box
+    assert '<details class="mb-3" open>' in filtered
