@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench loadtest messages check-migrations clean
+.PHONY: run test test-fast lint format bench loadtest messages check-migrations clean prod-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ loadtest: $(STAMP)
 # Key pages, throughput and photo intake at BENCH_SCALE=small|province; honours DATABASE_URL.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# deploy/ as an operator installs it, on this machine: nginx (self-signed TLS, free 127.0.0.1
+# ports) → gunicorn → a throwaway PostgreSQL database + Redis db 13, checked from outside.
+prod-check: $(STAMP)
+	$(BIN)/python deploy/prod_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache staticfiles

@@ -1,8 +1,12 @@
-"""gunicorn settings: `gunicorn supervision.wsgi -c gunicorn.conf.py` (behind nginx)."""
+"""gunicorn settings: `gunicorn -c gunicorn.conf.py`, behind nginx.
+
+In production: deploy/systemd/qunzhong-web.service, deploy/nginx/qunzhong.conf.
+"""
 
 import multiprocessing
 import os
 
+wsgi_app = "supervision.wsgi"  # a WSGI app named on the command line wins
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
