@@ -66,5 +66,12 @@ bench: $(STAMP)
 prod-check: $(STAMP)
 	$(BIN)/python deploy/prod_check.py
 
+# The same stack with Redis db 12 and the demo world, under the mixed load through nginx for
+# SOAK_SECONDS (1800) at SOAK_RATE (50) requests/s; writes benchmarks/soak.json, exit status 1
+# when a budget (0 errors, p95 < 500 ms, worker memory < +10 %) is missed.
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache staticfiles

@@ -13,6 +13,6 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = 60  # photo uploads on a slow network
 graceful_timeout = 30
 max_requests = 2000  # recycle workers now and then
-max_requests_jitter = 200
+max_requests_jitter = 1000  # workers that started together do not all restart together
 accesslog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -37,16 +37,38 @@ BASE = f"http://127.0.0.1:{PORT}"
 SECONDS = float(os.environ.get("LOADTEST_SECONDS", "120"))
 USERS = int(os.environ.get("LOADTEST_USERS", "8"))
 WORKERS = int(os.environ.get("LOADTEST_WORKERS", "4"))
-PASSWORD = "renovate-2023"
+PASSWORD = "renovate-2023"  # the demo accounts' (supervision/demo.py)
+SUPERVISORS = [f"jiandu{n:02d}" for n in range(1, 26)]
+STAFF = ("anyang", "yuhai", "jinhu")
 
 
-def small_jpeg() -> bytes:
+def small_jpeg(size: tuple[int, int] = (1200, 900)) -> bytes:
     sys.path.insert(0, str(ROOT))
     from PIL import Image
 
     out = io.BytesIO()
-    Image.effect_noise((1200, 900), 40).convert("RGB").save(out, "JPEG", quality=80)
+    Image.effect_noise(size, 40).convert("RGB").save(out, "JPEG", quality=80)
     return out.getvalue()
+
+
+def filing_fields(csrf: str, token: str, project: str) -> dict[str, str]:
+    """The filing form (/issues/new/) as a supervisor fills it in; ``token`` is the form's
+    idempotency token."""
+    return {
+        "csrfmiddlewaretoken": csrf,
+        "token": token,
+        "project": project,
+        "category": "quality",
+        "urgency": "normal",
+        "title": "负载测试：外墙裂缝",
+        "description": "北面外墙出现裂缝，需要核实。",
+    }
+
+
+def percentile(times: list[float], q: float) -> float:
+    """The ``q`` quantile (0–1) of ``times``, nearest rank below; 0 when empty."""
+    ordered = sorted(times)
+    return ordered[int(q * (len(ordered) - 1))] if ordered else 0
 
 
 class Visitor:
@@ -114,9 +136,9 @@ def run_user(number: int, deadline: float, results, lock, photo: bytes, projects
     rng = random.Random(number)
     public = Visitor(results, lock)
     supervisor = Visitor(results, lock)
-    supervisor.log_in(f"jiandu{(number % 25) + 1:02d}")
+    supervisor.log_in(SUPERVISORS[number % len(SUPERVISORS)])
     staff = Visitor(results, lock)
-    staff_name = ["anyang", "yuhai", "jinhu"][number % 3]
+    staff_name = STAFF[number % len(STAFF)]
     staff.log_in(staff_name)
     issues = issues[staff_name]
     while time.monotonic() < deadline:
@@ -133,15 +155,7 @@ def run_user(number: int, deadline: float, results, lock, photo: bytes, projects
             supervisor.post(
                 "file",
                 "/issues/new/",
-                {
-                    "csrfmiddlewaretoken": supervisor.csrf(),
-                    "token": token.group(1),
-                    "project": project.group(1),
-                    "category": "quality",
-                    "urgency": "normal",
-                    "title": "负载测试：外墙裂缝",
-                    "description": "北面外墙出现裂缝，需要核实。",
-                },
+                filing_fields(supervisor.csrf(), token.group(1), project.group(1)),
                 files=[("photos", "load.jpg", photo)],
             )
         else:
@@ -235,7 +249,7 @@ def main() -> int:
                     "pk", flat=True
                 )
             )
-            for name in ("anyang", "yuhai", "jinhu")
+            for name in STAFF
         }
         photo = small_jpeg()
         results: list = []
@@ -280,8 +294,8 @@ def main() -> int:
     kinds = sorted({row[0] for row in results})
     for name in [*kinds, "all"]:
         rows = results if name == "all" else [r for r in results if r[0] == name]
-        times = sorted(r[2] for r in rows)
-        p95 = times[int(0.95 * (len(times) - 1))] if times else 0
+        times = [r[2] for r in rows]
+        p95 = percentile(times, 0.95)
         p50 = statistics.median(times) if times else 0
         bad = sum(1 for r in rows if failed(r))
         print(f"{name:<12}{len(rows):>9}{bad:>9}{p50:>9.0f}{p95:>9.0f}")

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -445,33 +446,73 @@ def run_checks(c: Checks, client: Client, tmp: Path, app_port: int, data: dict) 
     )
 
 
-def main() -> int:
-    started = time.monotonic()
-    c = Checks()
-    tmp = Path(tempfile.mkdtemp(prefix="qunzhong-prodcheck-"))
+@dataclass
+class Stack:
+    """The running stack, as ``running_stack`` hands it to the caller."""
+
+    tmp: Path
+    env: dict[str, str]
+    db_name: str
+    https_port: int
+    http_port: int
+    app_port: int
+    cert: Path
+    procs: dict[str, subprocess.Popen]
+    logs: dict[str, Path]
+
+    @property
+    def base(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    def manage(self, *args: str, what: str, env: dict[str, str] | None = None) -> str:
+        """``manage.py …`` with the stack's settings (``env`` adds to them); its stdout."""
+        return run([PYTHON, "manage.py", *args], env={**self.env, **(env or {})}, what=what)
+
+    def print_logs(self) -> None:
+        for name, path in self.logs.items():
+            if path.exists():
+                tail = path.read_text(errors="replace")[-2000:].strip()
+                print(f"--- {name} ({path.name}), last lines:\n{tail}")
+
+
+def admin_dsn() -> str:
+    return f"host={PGHOST} port={PGPORT} user={PGUSER} dbname=postgres"
+
+
+@contextlib.contextmanager
+def running_stack(
+    *,
+    title: str = "prod-check",
+    label: str = "prodcheck",
+    redis_db: int = REDIS_DB,
+    workers: str | None = "2",
+) -> Iterator[Stack]:
+    """nginx (the operator's site file, self-signed TLS) → gunicorn (gunicorn.conf.py, with
+    ``workers`` or as the conf decides when None) → a new PostgreSQL database, Redis database
+    ``redis_db`` emptied, and ``db_worker``; migrated, static files collected, no data. ``label``
+    names the database and the temporary folder.
+
+    Everything is stopped, dropped and removed on the way out; when an exception leaves the block,
+    the last lines of each log are printed first."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"qunzhong-{label}-"))
     tmp.chmod(0o755)  # nginx's workers (www-data) read the static files and photos
-    db_name = f"qunzhong_prodcheck_{os.getpid()}"
-    admin_dsn = f"host={PGHOST} port={PGPORT} user={PGUSER} dbname=postgres"
-    cache = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB, socket_timeout=5)
+    db_name = f"qunzhong_{label}_{os.getpid()}"
+    cache = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db, socket_timeout=5)
     procs: dict[str, subprocess.Popen] = {}
     logs: dict[str, Path] = {}
+    stack: Stack | None = None
     db_made = False
-
-    def on_signal(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
     try:
         nginx = nginx_binary()
         version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr.strip()
         https_port, http_port, app_port = free_port(), free_port(), free_port()
         print(
-            f"== prod-check: {version.removeprefix('nginx version: ')} (TLS, self-signed) "
-            f"→ gunicorn → PostgreSQL {PGHOST}:{PGPORT}/{db_name} + Redis db {REDIS_DB}",
+            f"== {title}: {version.removeprefix('nginx version: ')} (TLS, self-signed) "
+            f"→ gunicorn → PostgreSQL {PGHOST}:{PGPORT}/{db_name} + Redis db {redis_db}",
             flush=True,
         )
 
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        with psycopg.connect(admin_dsn(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db_name}"')
             conn.execute(f'CREATE DATABASE "{db_name}"')
         db_made = True
@@ -499,32 +540,19 @@ def main() -> int:
             SITE_URL=f"https://127.0.0.1:{https_port}",
             TRUSTED_PROXY_COUNT="1",
             DATABASE_URL=f"postgres://{PGUSER}@{PGHOST}:{PGPORT}/{db_name}",
-            CACHE_URL=f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
+            CACHE_URL=f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
             STATIC_ROOT=str(tmp / "static"),
             MEDIA_ROOT=str(tmp / "media"),
             MEDIA_ACCEL_REDIRECT="/protected-media/",
             AUDIT_LOG_FILE=str(tmp / "audit.log"),
             GUNICORN_BIND=f"127.0.0.1:{app_port}",
-            GUNICORN_WORKERS="2",
             XDG_RUNTIME_DIR=str(tmp),  # gunicorn's control socket: this run's own
         )
+        if workers is not None:
+            env["GUNICORN_WORKERS"] = workers
         manage = [PYTHON, "manage.py"]
         run(manage + ["migrate", "--noinput"], env=env, what="migrate")
         run(manage + ["collectstatic", "--noinput"], env=env, what="collectstatic")
-        out = run(manage + ["shell", "-c", DATA_SCRIPT], env=env, what="data")
-        data = json.loads(out.strip().splitlines()[-1])
-        deploy_check = subprocess.run(
-            manage + ["check", "--deploy", "--fail-level", "WARNING"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        c.check(
-            "manage.py check --deploy --fail-level WARNING",
-            deploy_check.returncode == 0,
-            ((deploy_check.stdout + deploy_check.stderr).strip().splitlines() or [""])[-1][:200],
-        )
 
         # The site file as an operator installs it, with this run's ports and paths.
         shutil.copytree(ERROR_PAGES, tmp / "errors")
@@ -581,44 +609,75 @@ def main() -> int:
         wait_for_port(app_port, procs["gunicorn"], "gunicorn")
         wait_for_port(https_port, procs["nginx"], "nginx")
         print(f"   up: nginx :{https_port} (https) :{http_port} (http) → gunicorn :{app_port}")
-
-        client = Client(https_port, http_port, cert)
-        run_checks(c, client, tmp, app_port, data)
-
-        c.check(
-            "background worker (db_worker) is running",
-            procs["worker"].poll() is None,
-            f"exit status {procs['worker'].returncode}" if procs["worker"].poll() else "",
-        )
-        # With the app gone, nginx's own Chinese page.
-        stop(procs["gunicorn"])
-        down = client.request("/projects/")
-        c.check(
-            "app down: 502 with the Chinese 「系统繁忙」 page",
-            down.status == 502 and BUSY in down.text(),
-            f"{down.status}, 「{BUSY}」 in page: {BUSY in down.text()}",
-        )
-    except (SetupError, OSError, psycopg.Error, redis.RedisError) as error:
-        c.check("setting up the stack", False, str(error))
+        stack = Stack(tmp, env, db_name, https_port, http_port, app_port, cert, procs, logs)
+        yield stack
+    except Exception:
+        Stack(tmp, {}, db_name, 0, 0, 0, tmp, procs, logs).print_logs()
+        raise
     finally:
         for proc in procs.values():
             stop(proc)
-        if c.failed:
-            for name, path in logs.items():
-                if path.exists():
-                    tail = path.read_text(errors="replace")[-2000:].strip()
-                    print(f"--- {name} ({path.name}), last lines:\n{tail}")
         try:
             cache.flushdb()
         except redis.RedisError as error:
-            print(f"could not empty Redis db {REDIS_DB}: {error}")
+            print(f"could not empty Redis db {redis_db}: {error}")
         if db_made:
             try:
-                with psycopg.connect(admin_dsn, autocommit=True) as conn:
+                with psycopg.connect(admin_dsn(), autocommit=True) as conn:
                     conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
             except psycopg.Error as error:
                 print(f"could not drop database {db_name}: {error}")
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    started = time.monotonic()
+    c = Checks()
+
+    def on_signal(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with running_stack() as stack:
+            out = stack.manage("shell", "-c", DATA_SCRIPT, what="data")
+            data = json.loads(out.strip().splitlines()[-1])
+            deploy_check = subprocess.run(
+                [PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                cwd=ROOT,
+                env=stack.env,
+                capture_output=True,
+                text=True,
+            )
+            c.check(
+                "manage.py check --deploy --fail-level WARNING",
+                deploy_check.returncode == 0,
+                ((deploy_check.stdout + deploy_check.stderr).strip().splitlines() or [""])[-1][
+                    :200
+                ],
+            )
+
+            client = Client(stack.https_port, stack.http_port, stack.cert)
+            run_checks(c, client, stack.tmp, stack.app_port, data)
+
+            worker = stack.procs["worker"]
+            c.check(
+                "background worker (db_worker) is running",
+                worker.poll() is None,
+                f"exit status {worker.returncode}" if worker.poll() else "",
+            )
+            # With the app gone, nginx's own Chinese page.
+            stop(stack.procs["gunicorn"])
+            down = client.request("/projects/")
+            c.check(
+                "app down: 502 with the Chinese 「系统繁忙」 page",
+                down.status == 502 and BUSY in down.text(),
+                f"{down.status}, 「{BUSY}」 in page: {BUSY in down.text()}",
+            )
+            if c.failed:
+                stack.print_logs()
+    except (SetupError, OSError, psycopg.Error, redis.RedisError) as error:
+        c.check("setting up the stack", False, str(error))
 
     elapsed = time.monotonic() - started
     print(f"== {c.passed} passed, {len(c.failed)} failed in {elapsed:.0f} s")
