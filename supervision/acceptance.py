@@ -219,7 +219,7 @@ def record_view(
         elif actor is not None:
             view = locked.views.select_for_update().get(user=actor)
         else:
-            raise WorkflowError(_("请先登录，或输入居民代表的验收码。"), status_code=403)
+            raise WorkflowError(_("请先登录，或输入居民代表的投票码。"), status_code=403)
         if not locked.is_open:
             raise WorkflowError(
                 _("这次验收已经结束（%(s)s），不能再记录意见。")

@@ -233,7 +233,7 @@ def acceptance_sign(request: HttpRequest, pk: int) -> HttpResponse:
         if not acceptance.is_open:
             error, status = _("这次验收已经结束，不能再记录意见。"), 409
         elif _guesses_left(request) <= 0:
-            error, status = _("验收码输错次数太多，请 15 分钟后再试，或请监督员代录。"), 429
+            error, status = _("投票码输错次数太多，请 15 分钟后再试，或请监督员代录。"), 429
         elif (household := _representative(acceptance, request.POST.get("code"))) is None:
             # A code that is no representative's is answered without reading any photo.
             form = SignForm(request.POST)

@@ -118,7 +118,7 @@ def survey(request: HttpRequest, pk: int) -> HttpResponse:
         if typed:
             if _guesses_left(request) <= 0:
                 code_error, status = (
-                    _("住户码输错次数太多，请 15 分钟后再试，或联系社区工作人员。"),
+                    _("投票码输错次数太多，请 15 分钟后再试，或联系社区工作人员。"),
                     429,
                 )
             else:
@@ -130,7 +130,7 @@ def survey(request: HttpRequest, pk: int) -> HttpResponse:
                 else:
                     _remember(request, item, household)
         elif household is None:
-            code_error, status = _("请输入住户码。"), 400
+            code_error, status = _("请输入投票码。"), 400
         if household is not None and not code_error:
             if "overall" not in request.POST:
                 return redirect(item)  # the code alone: the form is on the page now

@@ -130,9 +130,9 @@ def household_by_code(survey: Survey, code: str) -> Household:
         .first()
     )
     if household is None:
-        raise WorkflowError(_("住户码不正确，请核对通知单上的 12 位码。"), status_code=400)
+        raise WorkflowError(_("投票码不正确，请核对通知单上的 12 位投票码。"), status_code=400)
     if household.consultation.project_id != survey.project_id:
-        raise WorkflowError(_("这个住户码不属于本项目的住户，不能参加本次调查。"), status_code=400)
+        raise WorkflowError(_("这个投票码不属于本项目的住户，不能参加本次调查。"), status_code=400)
     return household
 
 
@@ -156,7 +156,7 @@ def answer_survey(
         ).count()
         != 1
     ):
-        raise WorkflowError(_("这个住户码不属于本项目的住户，不能参加本次调查。"), status_code=400)
+        raise WorkflowError(_("这个投票码不属于本项目的住户，不能参加本次调查。"), status_code=400)
     if entered_by is not None:
         if not services.is_serving_supervisor(entered_by):
             raise WorkflowError(_("只有在任的群众监督员可以代录纸质问卷。"), status_code=403)

@@ -345,6 +345,24 @@ def test_a_leftover_is_filed_once_and_only_by_an_invited_supervisor(scene):
     assert first.pk == again.pk and Issue.objects.count() == 1
 
 
+def test_a_leftover_reads_where_it_is_the_home_or_the_whole_neighbourhood(scene, client):
+    w, households, _carol = scene
+    acceptance = schedule(w, households)
+    home = service.record_view(
+        acceptance, opinion="reservation", note="楼道灯不亮", household=households[0]
+    )
+    mine = service.record_view(
+        acceptance, opinion="reservation", note="小区路面有积水", actor=w.alice
+    )
+    due = timezone.localdate() + timedelta(days=5)
+    assert service.file_leftover(home, actor=w.alice, deadline=due).place == "3幢1单元"
+    issue = service.file_leftover(mine, actor=w.alice, deadline=due)
+    assert issue.place == "全小区"
+    client.force_login(w.handler)
+    page = client.get(f"/issues/{issue.pk}/").content.decode()
+    assert "全小区" in page and "全小区幢" not in page
+
+
 # --- pages -------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,8 @@ from .factories import image_file
         (("3号楼", "2单元", "101室"), "3号楼2单元101室"),
         (("12栋", "", ""), "12栋"),
         (("", "", ""), ""),
+        (("全小区",), "全小区"),
+        (("整个小区", "", "", "东门"), "整个小区东门"),
     ],
 )
 def test_an_address_names_each_part_once(parts, written):

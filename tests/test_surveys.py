@@ -197,7 +197,7 @@ def test_wrong_code_is_refused_in_chinese_and_nothing_changes(setup):
     world, survey, homes = setup
     response = Client().post(f"/surveys/{survey.pk}/", {"code": "ZZZZ-ZZZZ-ZZZZ", **answer_post()})
     assert response.status_code == 400
-    assert "住户码不正确" in response.content.decode()
+    assert "投票码不正确" in response.content.decode()
     assert not SurveyAnswer.objects.exists()
 
 

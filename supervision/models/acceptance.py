@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from ..addresses import address
 from .catalogue import Project, TimestampedModel
 from .issues import Issue, StoredPhoto
 from .residents import Household
@@ -181,8 +182,7 @@ class AcceptanceView(models.Model):
         """Who, as the public record shows it: a supervisor by name (they are appointed in
         public), a household by building and unit only."""
         if self.household_id:
-            h = self.household
-            return f"{h.building}{_('幢')}{h.unit + _('单元') if h.unit else ''}"
+            return address(self.household.building, self.household.unit)
         return str(self.user)
 
 
