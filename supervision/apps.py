@@ -44,7 +44,7 @@ class SupervisionConfig(AppConfig):
         search.connect()
         # Models and what imports them load only once the app registry is ready: this is
         # Django's place for it, not a cycle.
-        from . import fragments, public_cache, stats, workdays  # noqa: PLC0415
+        from . import fragments, public_cache, rollups, workdays  # noqa: PLC0415
         from .models import (  # noqa: PLC0415
             Acceptance,
             AcceptanceView,
@@ -65,8 +65,8 @@ class SupervisionConfig(AppConfig):
             SurveyAnswer,
         )
 
-        # The figures a background task may be asked to recompute, by name.
-        stats.RECIPES.update(home=stats.programme_headline, dashboard=stats.dashboard_figures)
+        # The dashboard's rollups follow every change of an issue, a patrol or a project's place.
+        rollups.connect_signals()
         # A day changed in the panel, one by one or in bulk, moves deadlines at once here (other
         # processes reread the table within ``workdays.CHANGES_TTL``).
         post_save.connect(workdays.forget_local_changes, sender=CalendarChange)

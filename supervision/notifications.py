@@ -19,7 +19,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import stats
 from .deliveries import enqueue_delivery
 from .models import Delivery, IssueEvent, Notification
 
@@ -91,8 +90,6 @@ def recipients(event: IssueEvent) -> list:
 
 def issue_changed(issue_id: int, event_id: int) -> None:
     """Called after the transaction of a workflow step has committed."""
-    stats.bump_version()
-
     event = (
         IssueEvent.objects.select_related(
             "issue__project", "issue__department", "issue__contractor", "actor"

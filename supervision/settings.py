@@ -297,10 +297,6 @@ if not DEBUG:
     LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 
-# Stale figures (home, dashboard) are shown while a background task recomputes them; "inline"
-# recomputes them in the request instead (the test suite, and sites without a worker).
-STATS_REFRESH = env_str("STATS_REFRESH", "background")
-
 # Excel exports of up to this many issues are written inside the request; larger ones by the
 # background worker into a private file under MEDIA_ROOT/private/exports/, kept this many days.
 EXPORT_INLINE_MAX_ROWS = env_int("EXPORT_INLINE_MAX_ROWS", 5000)

@@ -1,209 +1,52 @@
-"""The programme's figures, from SQL aggregates only: counts, rates and medians per group.
+"""The programme's figures: counts, rates and medians per group, for any period.
 
-Medians use window functions (ROW_NUMBER and COUNT over each group), which SQLite and PostgreSQL
-both have: the database returns at most the two middle rows of each group, never the rows
-themselves. Heavy figures are cached under a version that every issue event bumps, and recomputed in the
-background when stale (``figures``).
+The figures are computed from a ``Cube``: issues counted per department, project contractor,
+subdistrict, category, status and warranty flag; histograms of the signing-for and fixing times;
+issues per day and status; and what each supervisor did per month. The bureau's cube comes from
+the rollups (``rollups.py``) for the whole months of the period, and from the issues themselves
+for the days at its edges, so any period is exact without scanning the province's issues. A
+department's cube (a few thousand issues) is counted from its issues the same way.
+
+Two things are not rolled up. Limits passed now by open issues depend on the moment: they are
+counted over the open issues (their status index), leaving out those already late. And the
+medians are read from histograms of durations rounded to the tenth shown (hours to sign for,
+days to fix): the middle value, or for an even count the mean of the two middle ones rounded
+half up to the tenth. That equals the median of the exact durations, rounded, except when an
+even count's two middle durations fall in different tenths: then it can differ by 0.1.
 """
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.conf import settings
-from django.core.cache import cache
-from django.db.models import (
-    Count,
-    DateField,
-    F,
-    FloatField,
-    Func,
-    Q,
-    QuerySet,
-    Window,
-)
-from django.db.models.functions import RowNumber, TruncDate, TruncMonth, TruncWeek
+from django.contrib.auth import get_user_model
+from django.db.models import Case, Count, Q, QuerySet, Sum, Value, When
 from django.utils import timezone
-from django_tasks import task
 
-from .models import Issue, Patrol, Project, department_issues, department_projects, overdue
+from . import rollups
+from .models import (
+    ActivityRollup,
+    DayRollup,
+    Department,
+    DurationRollup,
+    Issue,
+    IssueRollup,
+    Patrol,
+    Project,
+    Subdistrict,
+    department_issues,
+    department_projects,
+    overdue,
+)
+from .rollups import DayOf, MonthOf, WeekOf  # noqa: F401  (the local calendar, for other modules)
 
 S = Issue.Status
-VERSION_KEY = "stats:version"
-# An entry is kept a day (stale ones are still shown while recomputed); a refresh that died
-# is retried after five minutes.
-ENTRY_SECONDS = 24 * 3600
-REFRESH_LOCK_SECONDS = 300
-MIN_REFRESH_SECONDS = 60
+FIXED_OR_ANSWERED = (S.RECTIFIED, S.ANSWERED, S.CLOSED)
 
 
-# --- cache -------------------------------------------------------------------------------------
-
-
-def bump_version() -> None:
-    """Called for every issue event after commit: cached figures become stale."""
-    try:
-        cache.incr(VERSION_KEY)
-    except ValueError:
-        # Evicted: start from a value no cached figure can carry.
-        cache.set(VERSION_KEY, time.time_ns(), None)
-
-
-def current_version() -> int:
-    return cache.get_or_set(VERSION_KEY, time.time_ns, None)
-
-
-# Named computations of figures, so that a background task can recompute them by name. Filled
-# by ``SupervisionConfig.ready``: ``{"home": programme_headline, "dashboard": dashboard_figures}``.
-RECIPES: dict[str, Callable[..., dict]] = {}
-
-
-def _key(name: str, args: dict) -> str:
-    return "stats:" + ":".join([name, *(f"{k}={args[k]}" for k in sorted(args))])
-
-
-def figures(name: str, **args) -> dict:
-    """The figures of recipe ``name`` for ``args``, from the cache.
-
-    At province scale the whole programme's figures take seconds to compute, and issue events
-    arrive every minute; recomputing on the next view after each event would make the bureau wait
-    seconds for most views. So a stale entry is served at once (its ``computed_at`` says when it
-    was computed) while a background task recomputes it; only a missing entry is computed inside
-    the request. ``STATS_REFRESH = "inline"`` recomputes stale entries in the request instead.
-    """
-    key = _key(name, args)
-    entry = cache.get(key)
-    if entry is not None:
-        if entry["version"] == current_version():
-            return entry["value"]
-        if settings.STATS_REFRESH == "background":
-            age = (timezone.now() - entry["value"]["computed_at"]).total_seconds()
-            # At most one refresh a minute per entry: at province scale events arrive faster
-            # than the whole programme's figures compute (5 s on PostgreSQL, 16 s on SQLite).
-            if age >= MIN_REFRESH_SECONDS and cache.add(
-                f"{key}:refreshing", 1, REFRESH_LOCK_SECONDS
-            ):
-                refresh_figures.enqueue(name, args)
-            return entry["value"]
-    return refresh(name, args)
-
-
-@task()
-def refresh_figures(name: str, args: dict) -> str:
-    """Recompute cached figures that an issue event made stale, in the background."""
-    refresh(name, args)
-    return "ok"
-
-
-def refresh(name: str, args: dict) -> dict:
-    """Compute and store; the version is read first, so an event meanwhile leaves it stale."""
-    key = _key(name, args)
-    version = current_version()
-    value = {**RECIPES[name](**args), "computed_at": timezone.now()}
-    cache.set(key, {"version": version, "value": value}, ENTRY_SECONDS)
-    cache.delete(f"{key}:refreshing")
-    return value
-
-
-# --- building blocks ---------------------------------------------------------------------------
-
-
-class Seconds(Func):
-    """``end - start`` in seconds, computed by the database itself.
-
-    Django's duration arithmetic on SQLite calls a Python function for every row; over the
-    province's 200,000 issues a median took 4.3 s that way, and about a tenth of it with
-    ``julianday``.
-    """
-
-    output_field = FloatField()
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        return self.as_sql(
-            compiler,
-            connection,
-            template="((julianday(%(expressions)s)) * 86400.0)",
-            arg_joiner=") - julianday(",
-            **extra_context,
-        )
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        return self.as_sql(
-            compiler,
-            connection,
-            template="EXTRACT(EPOCH FROM (%(expressions)s))::float",
-            arg_joiner=" - ",
-            **extra_context,
-        )
-
-
-class _LocalTruncOnSQLite:
-    """SQLite has no time zones, so Django truncates each row in a Python function (200,000
-    calls for the province's weekly chart: over a second). SQLite's own date functions do it
-    with the local offset instead: a fixed offset, right for China's time zone, which has no
-    daylight saving. PostgreSQL truncates natively as before."""
-
-    sqlite_modifiers: tuple[str, ...] = ()
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        sql, params = compiler.compile(self.lhs)
-        offset = timezone.localtime().utcoffset() or timedelta()
-        modifiers = ", ".join(["%s"] * (1 + len(self.sqlite_modifiers)))
-        shift = f"{int(offset.total_seconds() // 60):+d} minutes"
-        return f"date({sql}, {modifiers})", (*params, shift, *self.sqlite_modifiers)
-
-
-class WeekOf(_LocalTruncOnSQLite, TruncWeek):
-    """The local date of the Monday of the week (Django's TruncWeek, as a date)."""
-
-    sqlite_modifiers = ("-6 days", "weekday 1")
-
-    def __init__(self, expression):
-        super().__init__(expression, output_field=DateField())
-
-
-class DayOf(_LocalTruncOnSQLite, TruncDate):
-    """The local date (Django's TruncDate, without a Python call per row on SQLite)."""
-
-    def __init__(self, expression):
-        super().__init__(expression, output_field=DateField())
-
-
-class MonthOf(_LocalTruncOnSQLite, TruncMonth):
-    """The local date of the first of the month (Django's TruncMonth, as a date)."""
-
-    sqlite_modifiers = ("start of month",)
-
-    def __init__(self, expression):
-        super().__init__(expression, output_field=DateField())
-
-
-def duration(end: str, start: str = "created_at") -> Seconds:
-    return Seconds(F(end), F(start))
-
-
-def medians(queryset: QuerySet, value, group: str | None = None) -> dict:
-    """Median of ``value`` (an expression) per ``group`` value, or {None: median} without a
-    group. Only the middle one or two rows of each group leave the database."""
-    partition = [F(group)] if group else []
-    rows = (
-        queryset.annotate(value=value)
-        .filter(value__isnull=False)
-        .annotate(
-            position=Window(RowNumber(), partition_by=partition, order_by=[F("value").asc()]),
-            size=Window(Count("pk"), partition_by=partition),
-        )
-        .filter(position__gte=(F("size") + 1) / 2, position__lte=(F("size") + 2) / 2)
-        .values_list(group or "pk", "value")
-    )
-    middle = defaultdict(list)
-    for key, amount in rows:
-        middle[key if group else None].append(amount)
-    return {key: timedelta(seconds=sum(values) / len(values)) for key, values in middle.items()}
+# --- formatting --------------------------------------------------------------------------------
 
 
 def days(amount: timedelta | None) -> float | None:
@@ -231,13 +74,29 @@ def format_rate(value: float | None) -> str:
     return f"{text}%"
 
 
+def median_tenths(histogram: dict[int, int]) -> float | None:
+    """The median of a histogram of tenths (of an hour or a day), in hours or days: the middle
+    value, or for an even count the mean of the two middle values rounded half up to a tenth."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    low, high = (total + 1) // 2, total // 2 + 1  # the middle positions, counted from 1
+    seen, middle = 0, []
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        while len(middle) < 2 and seen >= (low, high)[len(middle)]:
+            middle.append(bucket)
+        if len(middle) == 2:
+            break
+    return ((middle[0] + middle[1] + 1) // 2) / 10
+
+
+# --- conditions --------------------------------------------------------------------------------
+
+
 def missed_a_limit(now: datetime) -> Q:
     """Signed for late, rectified late, or past a limit now."""
-    return (
-        Q(accepted_at__gt=F("sign_for_due_at"))
-        | Q(rectified_at__gt=F("rectify_due_at"))
-        | overdue(now)
-    )
+    return rollups.late() | overdue(now)
 
 
 def reopened() -> Q:
@@ -245,39 +104,244 @@ def reopened() -> Q:
     return Q(reopen_count__gt=0)
 
 
-def _rates(queryset: QuerySet, now: datetime) -> dict:
-    """Counts for rates, in one aggregate query."""
-    return queryset.aggregate(
-        filed=Count("pk"),
-        closed=Count("pk", filter=Q(status=S.CLOSED)),
-        open=Count("pk", filter=Q(status__in=Issue.OPEN_STATUSES)),
-        overdue=Count("pk", filter=missed_a_limit(now)),
-        fixed_or_answered=Count(
-            "pk", filter=Q(status__in=[S.RECTIFIED, S.ANSWERED, S.CLOSED]) | reopened()
-        ),
-        reopened=Count("pk", filter=reopened()),
-        rated=Count("pk", filter=~Q(rating="")),
-        satisfied=Count("pk", filter=Q(rating=Issue.Rating.SATISFIED)),
-        # Closed without the reporter's check (逾期未评价): unrated, never counted as 满意.
-        closed_unrated=Count("pk", filter=Q(status=S.CLOSED, rating="")),
-        # 附议: others (supervisors, residents' letters) said "me too" at least once.
-        supported=Count("pk", filter=Q(support_count__gt=0)),
+# --- the cube ----------------------------------------------------------------------------------
+
+MEASURES = rollups.ISSUE_MEASURES
+
+
+@dataclass
+class Cube:
+    """What every figure is computed from, for one scope and period."""
+
+    # (department, contractor, subdistrict, category, status, is_warranty) → ISSUE_MEASURES
+    issues: dict = field(default_factory=lambda: defaultdict(lambda: [0] * len(MEASURES)))
+    # (department, contractor, is_warranty, kind, tenths) → count
+    durations: dict = field(default_factory=lambda: defaultdict(int))
+    # (week's Monday, status) → count
+    weeks: dict = field(default_factory=lambda: defaultdict(int))
+    # month → [active supervisors, issues, patrols]; person → [issues, patrols]
+    months: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
+    people: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    # department → open issues past a limit now that were not late already
+    overdue_now: dict = field(default_factory=lambda: defaultdict(int))
+
+    def add_issues(self, issues: QuerySet[Issue]) -> None:
+        """Count these issues (``rollups.issue_counts`` and ``duration_counts``, days dropped)."""
+        for (_day, *key), measures in rollups.issue_counts(issues).items():
+            row = self.issues[tuple(key)]
+            for i, amount in enumerate(measures):
+                row[i] += amount
+        for (_day, *key), (count,) in rollups.duration_counts(issues).items():
+            self.durations[tuple(key)] += count
+
+    def add_weeks(self, issues: QuerySet[Issue]) -> None:
+        for (day, status), (count,) in rollups.day_counts(issues).items():
+            self.weeks[(_monday(day), status)] += count
+
+    def add_activity(self, activity: dict) -> None:
+        """Add ``rollups.activity_counts`` (months not in the cube yet)."""
+        for (month, person), (issues, patrols) in activity.items():
+            if issues or patrols:
+                self.months[month][0] += 1
+                self.months[month][1] += issues
+                self.months[month][2] += patrols
+                self.people[person][0] += issues
+                self.people[person][1] += patrols
+
+
+def live_cube(
+    issues: QuerySet[Issue], patrols: QuerySet | None = None, now: datetime | None = None
+) -> Cube:
+    """The cube of these issues (and patrols), counted from them."""
+    cube = Cube()
+    cube.add_issues(issues)
+    cube.add_weeks(issues)
+    cube.add_activity(rollups.activity_counts(issues, patrols))
+    _count_overdue_now(cube, issues, now or timezone.now())
+    return cube
+
+
+def _count_overdue_now(cube: Cube, issues: QuerySet[Issue], now: datetime) -> None:
+    # ``due_at`` (kept by ``Issue.save``) is set while a limit runs: the index's condition.
+    rows = (
+        issues.filter(status__in=Issue.OPEN_STATUSES, due_at__isnull=False)
+        .filter(overdue(now))
+        .annotate(was_late=Case(When(rollups.late(), then=Value(1)), default=Value(0)))
+        .filter(was_late=0)
+        .values_list("department_id")
+        .annotate(n=Count("*"))  # not the id, which the index lacks on PostgreSQL
+        .order_by()
     )
+    for department, n in rows:
+        cube.overdue_now[department or 0] += n
+
+
+ISSUE_KEY = ("department", "contractor", "subdistrict", "category", "status", "is_warranty")
+DURATION_KEY = ("department", "contractor", "is_warranty", "kind", "tenths")
+
+
+def _add_rollups(cube: Cube, grain: str, first: date | None, last: date | None, parts) -> None:
+    """Add the rollups' rows of a grain ("month", "day") from ``first`` to ``last`` (None: no
+    limit), summed by the database over their days."""
+    days = Q(grain=grain)
+    if first:
+        days &= Q(day__gte=first)
+    if last:
+        days &= Q(day__lte=last)
+    if "issues" in parts:
+        rows = (
+            IssueRollup.objects.filter(days)
+            .values_list(*ISSUE_KEY)
+            .annotate(*(Sum(m) for m in MEASURES))
+            .order_by()
+        )
+        for row in rows:
+            key = row[: len(ISSUE_KEY)]
+            cube.issues[key] = [
+                a + (b or 0) for a, b in zip(cube.issues[key], row[len(ISSUE_KEY) :], strict=True)
+            ]
+    if "durations" in parts:
+        rows = (
+            DurationRollup.objects.filter(days)
+            .values_list(*DURATION_KEY)
+            .annotate(Sum("count"))
+            .order_by()
+        )
+        for *key, count in rows:
+            cube.durations[tuple(key)] += count or 0
+    if "activity" in parts:
+        # Kept per month only: asked for with whole months.
+        months = ActivityRollup.objects.filter(
+            month__gte=first or date.min, month__lte=last or date.max
+        )
+        active = Q(issues__gt=0) | Q(patrols__gt=0)
+        for month, people, issues, patrols in (
+            months.values_list("month")
+            .annotate(n=Count("pk", filter=active), i=Sum("issues"), p=Sum("patrols"))
+            .order_by()
+        ):
+            cube.months[month] = [
+                a + b for a, b in zip(cube.months[month], (people, issues, patrols), strict=True)
+            ]
+        for person, issues, patrols in (
+            months.values_list("person").annotate(Sum("issues"), Sum("patrols")).order_by()
+        ):
+            cube.people[person][0] += issues
+            cube.people[person][1] += patrols
+
+
+def _add_weeks(cube: Cube, start: date | None, end: date | None) -> None:
+    """The weekly chart's counts of the days from ``start`` to ``end`` (None: no limit)."""
+    rows = (
+        DayRollup.objects.filter(day__gte=start or date.min, day__lte=end or date.max)
+        .values_list("week", "status")
+        .annotate(Sum("filed"))
+        .order_by()
+    )
+    for week, status, count in rows:
+        cube.weeks[(week, status)] += count
+
+
+def _next_month(month: date) -> date:
+    return (month.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def _previous_month(month: date) -> date:
+    return (month - timedelta(days=1)).replace(day=1)
+
+
+def _split(period: Period) -> tuple[tuple[date | None, date | None] | None, list[Period]]:
+    """The whole months of a period (first days of the first and last; None: no limit), and
+    the periods at its edges that are not whole months."""
+    start, end = period.start, period.end
+    first = None if start is None else start if start.day == 1 else _next_month(start)
+    last = None
+    if end is not None:
+        last = end.replace(day=1)
+        if _next_month(last) - timedelta(days=1) != end:
+            last = _previous_month(last)
+    if first and last and first > last:
+        return None, [period]
+    edges = []
+    if first and start < first:
+        edges.append(Period(start, first - timedelta(days=1), ""))
+    if last and end >= _next_month(last):
+        edges.append(Period(_next_month(last), end, ""))
+    return (first, last), edges
+
+
+def bureau_cube(period: Period, now: datetime | None = None) -> Cube:
+    """Every issue's cube for a period, from the rollups: the whole months from their month
+    rows, the days at the edges from their day rows (the supervisors' activity there from the
+    issues and patrols themselves), and the limits passed now from the open issues."""
+    now = now or timezone.now()
+    cube = Cube()
+    months, edges = _split(period)
+    if months is not None:
+        _add_rollups(cube, "month", *months, parts={"issues", "durations", "activity"})
+    for edge in edges:
+        _add_rollups(cube, "day", edge.start, edge.end, parts={"issues", "durations"})
+        cube.add_activity(
+            rollups.activity_counts(
+                edge.apply(Issue.objects.all()), edge.apply(Patrol.objects.all())
+            )
+        )
+    _add_weeks(cube, period.start, period.end)
+    _count_overdue_now(cube, period.apply(Issue.objects.all()), now)
+    return cube
 
 
 # --- the figures -------------------------------------------------------------------------------
 
 
-def headline(issues: QuerySet[Issue], now: datetime | None = None) -> dict:
-    """Issues filed and closed, median days to fix, share 满意, overdue and reopen rates, and
-    how many issues others supported (附议)."""
-    now = now or timezone.now()
-    figures = _rates(issues, now)
-    fix = medians(issues.filter(rectified_at__isnull=False), duration("rectified_at")).get(None)
-    sign = medians(issues.filter(accepted_at__isnull=False), duration("accepted_at")).get(None)
+def _sum(rows) -> dict:
+    totals = dict.fromkeys(MEASURES, 0)
+    for measures in rows:
+        for name, amount in zip(MEASURES, measures, strict=True):
+            totals[name] += amount
+    return totals
+
+
+def _rates(cube: Cube, match=lambda key: True) -> dict:
+    """The counts behind the rates of the issues whose key matches."""
+    rows = [(key, m) for key, m in cube.issues.items() if match(key)]
+    totals = _sum(m for _key, m in rows)
+    closed = _sum(m for key, m in rows if key[4] == S.CLOSED)
+    fixed = _sum(m for key, m in rows if key[4] in FIXED_OR_ANSWERED)
+    return {
+        "filed": totals["filed"],
+        "closed": closed["filed"],
+        "open": sum(m[0] for key, m in rows if key[4] in Issue.OPEN_STATUSES),
+        "late": totals["late"],
+        "fixed_or_answered": fixed["filed"] + totals["reopened"] - fixed["reopened"],
+        "reopened": totals["reopened"],
+        "rated": totals["rated"],
+        "satisfied": totals["satisfied"],
+        # Closed without the reporter's check (逾期未评价): unrated, never counted as 满意.
+        "closed_unrated": closed["filed"] - closed["rated"],
+        # 附议: others (supervisors, residents' letters) said "me too" at least once.
+        "supported": totals["supported"],
+    }
+
+
+def _medians(cube: Cube, group: int | None = None, warranty: bool | None = None) -> dict:
+    """{(kind, group value): median} over the duration histograms; ``group`` is the position
+    in the key (0 department, 1 contractor), None for one median per kind."""
+    histograms: dict = defaultdict(lambda: defaultdict(int))
+    for key, count in cube.durations.items():
+        if warranty is not None and key[2] != warranty:
+            continue
+        histograms[(key[3], None if group is None else key[group])][key[4]] += count
+    return {name: median_tenths(histogram) for name, histogram in histograms.items()}
+
+
+def _headline(cube: Cube) -> dict:
+    figures = _rates(cube)
+    figures["overdue"] = figures.pop("late") + sum(cube.overdue_now.values())
+    medians = _medians(cube)
     figures.update(
-        median_days_to_fix=days(fix),
-        median_hours_to_sign=hours(sign),
+        median_days_to_fix=medians.get(("fix", None)),
+        median_hours_to_sign=medians.get(("sign", None)),
         satisfied_share=percent(figures["satisfied"], figures["rated"]),
         overdue_rate=percent(figures["overdue"], figures["filed"]),
         reopen_rate=percent(figures["reopened"], figures["fixed_or_answered"]),
@@ -285,43 +349,221 @@ def headline(issues: QuerySet[Issue], now: datetime | None = None) -> dict:
     return figures
 
 
-def programme_headline() -> dict:
-    """The home page's figures: filed, closed, open, share 满意 and the median days to fix (the
-    dashboard adds the rates and the sign-for median)."""
-    issues = Issue.objects.all()
-    figures = issues.aggregate(
-        filed=Count("pk"),
-        closed=Count("pk", filter=Q(status=S.CLOSED)),
-        open=Count("pk", filter=Q(status__in=Issue.OPEN_STATUSES)),
-        rated=Count("pk", filter=~Q(rating="")),
-        satisfied=Count("pk", filter=Q(rating=Issue.Rating.SATISFIED)),
+def _department_table(cube: Cube) -> list[dict]:
+    departments = {key[0] for key in cube.issues if key[0]}
+    names = dict(Department.objects.filter(pk__in=departments).values_list("pk", "name"))
+    medians = _medians(cube, group=0)
+    rows = []
+    for department in departments:
+        row = {"department": department, "department__name": names.get(department)}
+        counts = _rates(cube, lambda key, d=department: key[0] == d)
+        if not counts["filed"]:
+            continue
+        row.update(
+            filed=counts["filed"],
+            closed=counts["closed"],
+            overdue=counts["late"] + cube.overdue_now.get(department, 0),
+            reopened=counts["reopened"],
+            fixed_or_answered=counts["fixed_or_answered"],
+            rated=counts["rated"],
+            satisfied=counts["satisfied"],
+            median_hours_to_sign=medians.get(("sign", department)),
+            median_days_to_fix=medians.get(("fix", department)),
+        )
+        row["overdue_rate"] = percent(row["overdue"], row["filed"])
+        row["reopen_rate"] = percent(row["reopened"], row["fixed_or_answered"])
+        row["satisfied_share"] = percent(row["satisfied"], row["rated"])
+        rows.append(row)
+    # Fewest missed limits first, then the most satisfied, then the fastest.
+    rows.sort(
+        key=lambda r: (
+            r["overdue_rate"] if r["overdue_rate"] is not None else 101,
+            -(r["satisfied_share"] or 0),
+            r["median_days_to_fix"] if r["median_days_to_fix"] is not None else 1e9,
+            r["department__name"] or "",
+        )
     )
-    fix = medians(issues.filter(rectified_at__isnull=False), duration("rectified_at")).get(None)
-    figures.update(
-        median_days_to_fix=days(fix),
-        satisfied_share=percent(figures["satisfied"], figures["rated"]),
-    )
-    return figures
+    return rows
 
 
-def counts_by(issues: QuerySet[Issue], field: str, label_field: str | None = None) -> list:
-    fields = [field] + ([label_field] if label_field else [])
-    return list(issues.values(*fields).annotate(count=Count("pk")).order_by("-count", field))
+def _contractor_scorecard(cube: Cube) -> list[dict]:
+    totals: dict = defaultdict(lambda: [0] * len(MEASURES))
+    for key, measures in cube.issues.items():
+        if key[1]:
+            totals[key[1]] = [a + b for a, b in zip(totals[key[1]], measures, strict=True)]
+    names = dict(Department.objects.filter(pk__in=totals).values_list("pk", "name"))
+    # Issues per project counts every project the contractor builds, clean ones included.
+    projects = dict(
+        Project.objects.filter(contractor__in=list(totals))
+        .values("contractor")
+        .annotate(n=Count("pk"))
+        .values_list("contractor", "n")
+    )
+    medians = _medians(cube, group=1)
+    rows = []
+    for contractor, measures in totals.items():
+        counts = dict(zip(MEASURES, measures, strict=True))
+        if not counts["filed"]:
+            continue
+        row = {
+            "project__contractor": contractor,
+            "project__contractor__name": names.get(contractor),
+            "filed": counts["filed"],
+            "projects": projects.get(contractor, 0),
+            "reopened": counts["reopened"],
+        }
+        row["per_project"] = round(row["filed"] / row["projects"], 1) if row["projects"] else None
+        row["median_days_to_fix"] = medians.get(("fix", contractor))
+        row["reopen_rate"] = percent(row["reopened"], row["filed"])
+        rows.append(row)
+    return sorted(
+        rows, key=lambda r: (r["project__contractor__name"] or "", r["project__contractor"])
+    )
+
+
+def _warranty_scorecard(cube: Cube) -> list[dict]:
+    counts: dict = defaultdict(lambda: [0, 0])
+    for key, measures in cube.issues.items():
+        if key[5] and key[0]:
+            counts[key[0]][0] += measures[0]
+            if key[4] in Issue.OPEN_STATUSES:
+                counts[key[0]][1] += measures[0]
+    names = dict(Department.objects.filter(pk__in=counts).values_list("pk", "name"))
+    medians = _medians(cube, group=0, warranty=True)
+    rows = [
+        {
+            "department": department,
+            "department__name": names.get(department),
+            "filed": filed,
+            "open": still_open,
+            "median_hours_to_sign": medians.get(("sign", department)),
+            "median_days_to_fix": medians.get(("fix", department)),
+        }
+        for department, (filed, still_open) in counts.items()
+        if filed
+    ]
+    return sorted(rows, key=lambda r: (r["department__name"] or "", r["department"]))
+
+
+def _counts_by(cube: Cube, position: int) -> dict:
+    counts: dict = defaultdict(int)
+    for key, measures in cube.issues.items():
+        counts[key[position]] += measures[0]
+    return {value: n for value, n in counts.items() if n}
+
+
+def _by_category(cube: Cube) -> list[dict]:
+    counts = _counts_by(cube, 3)
+    return [
+        {"category": category, "count": n}
+        for category, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
+
+
+def _by_subdistrict(cube: Cube) -> list[dict]:
+    counts = _counts_by(cube, 2)
+    names = dict(Subdistrict.objects.filter(pk__in=counts).values_list("pk", "name"))
+    named = defaultdict(int)
+    for subdistrict, n in counts.items():
+        named[names.get(subdistrict)] += n
+    return [
+        {"project__neighbourhood__subdistrict__name": name, "count": n}
+        for name, n in sorted(named.items(), key=lambda item: (-item[1], item[0] or ""))
+    ]
+
+
+def _weekly(cube: Cube) -> list[dict]:
+    weeks: dict = {}
+    for (week, status), count in sorted(cube.weeks.items()):
+        if count:
+            weeks.setdefault(week, dict.fromkeys(S.values, 0))[status] += count
+    return [{"week": week, "counts": counts} for week, counts in sorted(weeks.items())]
+
+
+def _supervisor_summary(cube: Cube, top: int = 20) -> dict:
+    """``supervisor_summary`` of the cube's activity."""
+    months = [
+        {"month": month, "active": active, "issues": issues, "patrols": patrols}
+        for month, (active, issues, patrols) in sorted(cube.months.items())
+        if active
+    ]
+    users = get_user_model().objects.filter(pk__in=list(cube.people))
+    names = {
+        pk: shown or username
+        for pk, shown, username in users.values_list("pk", "display_name", "username")
+    }
+    people: dict = {}
+    for person, (issues, patrols) in cube.people.items():
+        if issues or patrols:
+            name = names.get(person, "")
+            entry = people.setdefault(name, {"name": name, "issues": 0, "patrols": 0})
+            entry["issues"] += issues
+            entry["patrols"] += patrols
+    ranked = sorted(people.values(), key=lambda p: (-(p["issues"] + p["patrols"]), p["name"]))
+    return {"months": months, "top": ranked[:top]}
+
+
+def figures_of(cube: Cube) -> dict:
+    """Every figure of the dashboard, from a cube."""
+    return {
+        "headline": _headline(cube),
+        "weekly": _weekly(cube),
+        "by_category": _by_category(cube),
+        "by_subdistrict": _by_subdistrict(cube),
+        "departments": _department_table(cube),
+        "contractors": _contractor_scorecard(cube),
+        "warranty_contractors": _warranty_scorecard(cube),
+        "supervisor_summary": _supervisor_summary(cube),
+    }
+
+
+# --- figures of any issues (counted from them) -------------------------------------------------
+
+
+def headline(issues: QuerySet[Issue], now: datetime | None = None) -> dict:
+    """Issues filed and closed, median days to fix, share 满意, overdue and reopen rates, and
+    how many issues others supported (附议)."""
+    return _headline(live_cube(issues, now=now))
+
+
+def department_table(issues: QuerySet[Issue], now: datetime | None = None) -> list[dict]:
+    """The league table: per department, volume, median sign-for and fix times, rates."""
+    return _department_table(live_cube(issues, now=now))
+
+
+def contractor_scorecard(issues: QuerySet[Issue]) -> list[dict]:
+    """Per contractor of the projects: issues per project, median fix time, reopen rate."""
+    return _contractor_scorecard(live_cube(issues))
+
+
+def warranty_scorecard(issues: QuerySet[Issue]) -> list[dict]:
+    """Warranty issues (保修) on their own, per warranty contractor: how many, how many still
+    open, median hours to sign for and median days to fix."""
+    return _warranty_scorecard(live_cube(issues))
 
 
 def weekly_by_status(issues: QuerySet[Issue]) -> list[dict]:
     """Issues filed per week, split by their status now."""
-    rows = (
-        issues.annotate(week=WeekOf("created_at"))
-        .values("week", "status")
-        .annotate(count=Count("pk"))
-        .order_by("week")
+    cube = Cube()
+    cube.add_weeks(issues)
+    return _weekly(cube)
+
+
+def programme_headline() -> dict:
+    """The home page's figures: filed, closed, open, share 满意 and the median days to fix (the
+    dashboard adds the rates and the sign-for median), from the rollups."""
+    cube = Cube()
+    _add_rollups(cube, "month", None, None, parts={"issues", "durations"})
+    figures = {
+        key: value
+        for key, value in _rates(cube).items()
+        if key in ("filed", "closed", "open", "rated", "satisfied")
+    }
+    figures.update(
+        median_days_to_fix=_medians(cube).get(("fix", None)),
+        satisfied_share=percent(figures["satisfied"], figures["rated"]),
     )
-    weeks: dict = {}
-    for row in rows:
-        week = row["week"].date() if isinstance(row["week"], datetime) else row["week"]
-        weeks.setdefault(week, {status: 0 for status in S.values})[row["status"]] = row["count"]
-    return [{"week": week, "counts": counts} for week, counts in weeks.items()]
+    return figures
 
 
 # A chart of more weeks than this starts at the first week with issues and ends at the last.
@@ -352,124 +594,19 @@ def _monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def department_table(issues: QuerySet[Issue], now: datetime | None = None) -> list[dict]:
-    """The league table: per department, volume, median sign-for and fix times, rates."""
-    now = now or timezone.now()
-    rows = list(
-        issues.filter(department__isnull=False)
-        .values("department", "department__name")
-        .annotate(
-            filed=Count("pk"),
-            closed=Count("pk", filter=Q(status=S.CLOSED)),
-            overdue=Count("pk", filter=missed_a_limit(now)),
-            reopened=Count("pk", filter=reopened()),
-            fixed_or_answered=Count(
-                "pk",
-                filter=Q(status__in=[S.RECTIFIED, S.ANSWERED, S.CLOSED]) | reopened(),
-            ),
-            rated=Count("pk", filter=~Q(rating="")),
-            satisfied=Count("pk", filter=Q(rating=Issue.Rating.SATISFIED)),
-        )
-    )
-    sign = medians(issues.filter(accepted_at__isnull=False), duration("accepted_at"), "department")
-    fix = medians(issues.filter(rectified_at__isnull=False), duration("rectified_at"), "department")
-    for row in rows:
-        row["median_hours_to_sign"] = hours(sign.get(row["department"]))
-        row["median_days_to_fix"] = days(fix.get(row["department"]))
-        row["overdue_rate"] = percent(row["overdue"], row["filed"])
-        row["reopen_rate"] = percent(row["reopened"], row["fixed_or_answered"])
-        row["satisfied_share"] = percent(row["satisfied"], row["rated"])
-    # Fewest missed limits first, then the most satisfied, then the fastest.
-    rows.sort(
-        key=lambda r: (
-            r["overdue_rate"] if r["overdue_rate"] is not None else 101,
-            -(r["satisfied_share"] or 0),
-            r["median_days_to_fix"] if r["median_days_to_fix"] is not None else 1e9,
-        )
-    )
-    return rows
-
-
-def contractor_scorecard(issues: QuerySet[Issue]) -> list[dict]:
-    """Per contractor of the projects: issues per project, median fix time, reopen rate."""
-    rows = list(
-        issues.filter(project__contractor__isnull=False)
-        .values("project__contractor", "project__contractor__name")
-        .annotate(
-            filed=Count("pk"),
-            projects=Count("project", distinct=True),
-            reopened=Count("pk", filter=reopened()),
-        )
-        .order_by("project__contractor__name")
-    )
-    fix = medians(
-        issues.filter(rectified_at__isnull=False),
-        duration("rectified_at"),
-        "project__contractor",
-    )
-    # Issues per project counts every project the contractor builds, clean ones included.
-    projects = dict(
-        Project.objects.filter(contractor__in=[row["project__contractor"] for row in rows])
-        .values("contractor")
-        .annotate(n=Count("pk"))
-        .values_list("contractor", "n")
-    )
-    for row in rows:
-        row["projects"] = projects.get(row["project__contractor"], row["projects"])
-        row["per_project"] = round(row["filed"] / row["projects"], 1) if row["projects"] else None
-        row["median_days_to_fix"] = days(fix.get(row["project__contractor"]))
-        row["reopen_rate"] = percent(row["reopened"], row["filed"])
-    return rows
-
-
-def warranty_scorecard(issues: QuerySet[Issue]) -> list[dict]:
-    """Warranty issues (保修) on their own, per warranty contractor: how many, how many still
-    open, median hours to sign for and median days to fix."""
-    warranty = issues.filter(is_warranty=True, department__isnull=False)
-    rows = list(
-        warranty.values("department", "department__name")
-        .annotate(filed=Count("pk"), open=Count("pk", filter=Q(status__in=Issue.OPEN_STATUSES)))
-        .order_by("department__name")
-    )
-    sign = medians(
-        warranty.filter(accepted_at__isnull=False), duration("accepted_at"), "department"
-    )
-    fix = medians(
-        warranty.filter(rectified_at__isnull=False), duration("rectified_at"), "department"
-    )
-    for row in rows:
-        row["median_hours_to_sign"] = hours(sign.get(row["department"]))
-        row["median_days_to_fix"] = days(fix.get(row["department"]))
-    return rows
-
-
 def supervisor_activity(issues: QuerySet[Issue], patrols: QuerySet | None = None) -> list[dict]:
-    """Issues filed and patrols logged per supervisor per month."""
-    counts: dict[tuple, dict] = {}
-
-    def month_of(value):
-        return value.date() if isinstance(value, datetime) else value
-
-    for source, field, key in ((issues, "reporter", "issues"), (patrols, "supervisor", "patrols")):
-        if source is None:
-            continue
-        rows = (
-            source.annotate(month=MonthOf("created_at"))
-            .values("month", field, f"{field}__display_name", f"{field}__username")
-            .annotate(count=Count("pk"))
-        )
-        for row in rows:
-            entry = counts.setdefault(
-                (month_of(row["month"]), row[field]),
-                {
-                    "month": month_of(row["month"]),
-                    "name": row[f"{field}__display_name"] or row[f"{field}__username"],
-                    "issues": 0,
-                    "patrols": 0,
-                },
-            )
-            entry[key] = row["count"]
-    return sorted(counts.values(), key=lambda r: (r["month"], -(r["issues"] + r["patrols"])))
+    """Issues filed and patrols logged per supervisor per month (the export's sheet)."""
+    counts = rollups.activity_counts(issues, patrols)
+    users = get_user_model().objects.filter(pk__in={person for _month, person in counts})
+    names = {
+        pk: shown or username
+        for pk, shown, username in users.values_list("pk", "display_name", "username")
+    }
+    rows = [
+        {"month": month, "name": names.get(person, ""), "issues": issues_, "patrols": patrols_}
+        for (month, person), (issues_, patrols_) in counts.items()
+    ]
+    return sorted(rows, key=lambda r: (r["month"], -(r["issues"] + r["patrols"]), r["name"]))
 
 
 def supervisor_summary(activity: list[dict], top: int = 20) -> dict:
@@ -538,20 +675,15 @@ def scope_patrols(scope: str) -> QuerySet[Patrol]:
 
 
 def dashboard_figures(scope: str, start: str, end: str) -> dict:
-    """Every figure of the dashboard for a scope ("all" or "dept<id>") and period (ISO dates)."""
+    """Every figure of the dashboard for a scope ("all" or "dept<id>") and period (ISO dates):
+    the bureau's from the rollups, a department's from its issues."""
     period = Period(
         date.fromisoformat(start) if start else None, date.fromisoformat(end) if end else None, ""
     )
-    scoped = period.apply(scope_issues(scope))
     now = timezone.now()
-    activity = supervisor_activity(scoped, period.apply(scope_patrols(scope)))
-    return {
-        "headline": headline(scoped, now),
-        "weekly": weekly_by_status(scoped),
-        "by_category": counts_by(scoped, "category"),
-        "by_subdistrict": counts_by(scoped, "project__neighbourhood__subdistrict__name"),
-        "departments": department_table(scoped, now),
-        "contractors": contractor_scorecard(scoped),
-        "warranty_contractors": warranty_scorecard(scoped),
-        "supervisor_summary": supervisor_summary(activity),
-    }
+    if scope == "all":
+        cube = bureau_cube(period, now)
+    else:
+        issues = period.apply(scope_issues(scope))
+        cube = live_cube(issues, period.apply(scope_patrols(scope)), now)
+    return figures_of(cube)

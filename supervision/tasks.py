@@ -2,8 +2,7 @@
 ``db_worker``): the sweep every 15 minutes (overdue issues, and fixes waiting for the reporter).
 
 The jobs sit on top of the workflow engine; the plumbing below it has its own modules, so that
-nothing the engine imports needs to import this: deliveries (``deliveries.deliver``) and the
-figures' refresh (``stats.refresh_figures``).
+nothing the engine imports needs to import this: deliveries (``deliveries.deliver``).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from django_tasks_db.models import DBTaskResult
 from . import exports, letters, services, warranty
 from .deliveries import deliver  # noqa: F401  (tasks queued as supervision.tasks.deliver)
 from .exports import write_export  # noqa: F401  (queued as supervision.tasks.write_export)
-from .stats import refresh_figures  # noqa: F401  (queued as supervision.tasks.refresh_figures)
 
 SWEEP_EVERY = timedelta(minutes=15)
 

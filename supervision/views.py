@@ -91,7 +91,7 @@ def home(request: HttpRequest) -> HttpResponse:
             ),
         ),
     ).filter(project_count__gt=0)
-    figures = stats.figures("home")
+    figures = stats.programme_headline()
     context = {
         "year": year,
         "batch_count": totals["count"],

@@ -28,9 +28,6 @@ def _fast_and_isolated(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.LANGUAGE_CODE = "zh-hans"
-    # No task worker runs in tests: stale figures are recomputed in the request (tests of the
-    # background refresh set "background" themselves).
-    settings.STATS_REFRESH = "inline"
     # Tests make many keyless requests from one address; the limit's own tests lower it.
     settings.API_ANONYMOUS_RATE_LIMIT = 100_000
     forget_local_changes()  # each test has its own calendar changes

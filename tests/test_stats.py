@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import io
 from datetime import date, datetime, timedelta
-from unittest import mock
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
-from django_tasks_db.models import DBTaskResult
 from openpyxl import load_workbook
 
 from supervision import services, stats
@@ -23,14 +20,6 @@ S = Issue.Status
 R = Issue.Rating
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_figures():
-    """Figures are cached across requests: no test may see another's."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
@@ -70,16 +59,16 @@ def shaped(
             if signed is not None
             else S.SUBMITTED
         )
-    Issue.objects.filter(pk=issue.pk).update(
-        created_at=created,
-        status=status,
-        sign_for_due_at=created + sign_due,
-        rectify_due_at=created + fix_due,
-        accepted_at=created + signed if signed is not None else None,
-        rectified_at=created + fixed if fixed is not None else None,
-        closed_at=created + closed if closed is not None else None,
-        rating=rating,
-    )
+    # Saved, not updated: the dashboard's rollups follow saves (``supervision.rollups``).
+    issue.created_at = created
+    issue.status = status
+    issue.sign_for_due_at = created + sign_due
+    issue.rectify_due_at = created + fix_due
+    issue.accepted_at = created + signed if signed is not None else None
+    issue.rectified_at = created + fixed if fixed is not None else None
+    issue.closed_at = created + closed if closed is not None else None
+    issue.rating = rating
+    issue.save()
     issue.refresh_from_db()
     return issue
 
@@ -356,72 +345,7 @@ def test_period_includes_whole_local_days(world):
     assert stats.Period(None, None, "").apply(Issue.objects.all()).count() == 4
 
 
-# --- the cache ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def probe(monkeypatch):
-    """A recipe whose answers the test chooses."""
-    answers = []
-    monkeypatch.setitem(stats.RECIPES, "probe", lambda **args: {"answer": answers.pop(0), **args})
-    return answers
-
-
-def test_cached_figures_stay_until_the_version_is_bumped(db, probe):
-    probe.extend(["first", "second", "third"])
-    assert stats.figures("probe")["answer"] == "first"
-    assert stats.figures("probe")["answer"] == "first"
-    stats.bump_version()
-    assert stats.figures("probe")["answer"] == "second"
-
-
-def test_figures_are_kept_apart_by_their_arguments(db, probe):
-    probe.extend(["a", "b"])
-    assert stats.figures("probe", scope="all")["answer"] == "a"
-    assert stats.figures("probe", scope="dept1")["answer"] == "b"
-    assert stats.figures("probe", scope="all")["answer"] == "a"
-
-
-def test_bumping_after_the_version_key_was_evicted_still_invalidates(db, probe):
-    probe.extend(["stale", "fresh"])
-    assert stats.figures("probe")["answer"] == "stale"
-    cache.delete(stats.VERSION_KEY)  # evicted (LRU, restart of a shared cache …)
-    stats.bump_version()
-    assert stats.figures("probe")["answer"] == "fresh"
-
-
-def test_stale_figures_are_shown_at_once_while_one_task_recomputes_them(db, probe, settings):
-    """At province scale a recompute takes seconds: nobody waits for it after an event."""
-    settings.STATS_REFRESH = "background"
-    probe.extend(["old", "new"])
-    first = stats.figures("probe", scope="all")
-    assert first["answer"] == "old" and first["computed_at"]
-    stats.bump_version()
-    with mock.patch.object(stats, "MIN_REFRESH_SECONDS", 0):
-        assert stats.figures("probe", scope="all")["answer"] == "old"  # stale, at once
-        assert stats.figures("probe", scope="all")["answer"] == "old"
-    queued = DBTaskResult.objects.filter(task_path=stats.refresh_figures.module_path)
-    assert queued.count() == 1  # one refresh, however many views
-    assert queued.get().args_kwargs["args"] == ["probe", {"scope": "all"}]
-    # The worker runs it; the next view shows the new figures.
-    stats.refresh("probe", {"scope": "all"})
-    assert stats.figures("probe", scope="all")["answer"] == "new"
-
-
-def test_a_busy_minute_refreshes_figures_once(db, probe, settings):
-    settings.STATS_REFRESH = "background"
-    probe.extend(["old", "new"])
-    stats.figures("probe")
-    stats.bump_version()
-    assert stats.figures("probe")["answer"] == "old"
-    # Computed under a minute ago: shown as it is, no refresh queued yet.
-    assert not DBTaskResult.objects.exists()
-
-
-def test_figures_never_computed_are_computed_in_the_request(db, probe, settings):
-    settings.STATS_REFRESH = "background"
-    probe.append("only")
-    assert stats.figures("probe")["answer"] == "only"
+# --- the figures follow the issues ----------------------------------------------------------
 
 
 def test_a_workflow_step_refreshes_the_dashboard(world, client, django_capture_on_commit_callbacks):

@@ -51,11 +51,13 @@ from .residents import (
     PatrolCheck,
     PatrolPhoto,
 )
+from .rollups import ActivityRollup, DayRollup, DurationRollup, IssueRollup
 from .surveys import Survey, SurveyAnswer, SurveyAreaAnswer, SurveyEvent
 from .warranty import ReturnVisit
 
 __all__ = [
     "Acceptance",
+    "ActivityRollup",
     "AcceptanceEvent",
     "AcceptancePhoto",
     "AcceptanceView",
@@ -67,8 +69,10 @@ __all__ = [
     "CatalogueVersion",
     "Consultation",
     "ConsultationItem",
+    "DayRollup",
     "Delivery",
     "Department",
+    "DurationRollup",
     "Eligibility",
     "ExportJob",
     "ExtensionRequest",
@@ -78,6 +82,7 @@ __all__ = [
     "LetterEvent",
     "LetterPhoto",
     "IssueCounter",
+    "IssueRollup",
     "IssueEvent",
     "IssueQuerySet",
     "IssueRelatedQuerySet",

@@ -276,6 +276,22 @@ class Issue(TimestampedModel):
                 name="supervision_issue_queue_idx",
                 condition=Q(due_at__isnull=False),
             ),
+            # The dashboard's limits passed now (``stats``): open issues with a limit running,
+            # per department, read from the index alone.
+            models.Index(
+                fields=[
+                    "department",
+                    "status",
+                    "created_at",
+                    "due_at",
+                    "accepted_at",
+                    "sign_for_due_at",
+                    "rectified_at",
+                    "rectify_due_at",
+                ],
+                name="supervision_issue_overdue_idx",
+                condition=Q(due_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
