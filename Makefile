@@ -66,6 +66,13 @@ bench: $(STAMP)
 prod-check: $(STAMP)
 	$(BIN)/python deploy/prod_check.py
 
+# Back up and restore the generated province both ways (pg_dump/pg_restore, export_data/
+# import_data) on PostgreSQL (DRILL_PG), timed, and compare rows, figures and photos; writes
+# benchmarks/restore_drill.json. docs/operations.md has the figures.
+.PHONY: restore-drill
+restore-drill: $(STAMP)
+	$(BIN)/python benchmarks/restore_drill.py
+
 # The same stack with Redis db 12 and the demo world, under the mixed load through nginx for
 # SOAK_SECONDS (1800) at SOAK_RATE (50) requests/s; writes benchmarks/soak.json, exit status 1
 # when a budget (0 errors, p95 < 500 ms, worker memory < +10 %) is missed.

@@ -88,6 +88,8 @@ def catalogue_changed(**kwargs) -> None:
     committed."""
     if kwargs.get("action", "post_").startswith("pre_"):
         return  # m2m_changed: only after the rows have changed
+    if kwargs.get("raw"):
+        return  # loaddata (import_data), which calls this once at its end
 
     def bump() -> None:
         version = time.time_ns()
@@ -101,10 +103,10 @@ def catalogue_changed(**kwargs) -> None:
         transaction.on_commit(bump)
 
 
-def photo_changed(instance, created: bool = False, **kwargs) -> None:
+def photo_changed(instance, created: bool = False, raw: bool = False, **kwargs) -> None:
     """Signal receiver: a photo changed or removed outside a workflow step (the admin) changes
     its issue's card. Photos added by a step need nothing: the step saves the issue."""
-    if created or not instance.issue_id:
+    if created or raw or not instance.issue_id:
         return
     Issue.objects.filter(pk=instance.issue_id).update(updated_at=timezone.now())
 

@@ -44,6 +44,9 @@ if not SECRET_KEY:
             " secret key, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'."
         )
     SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"
+# Rotating the key (docs/operations.md): the old one stays here until the sessions it signed
+# have expired, so nobody is logged out by the change.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 

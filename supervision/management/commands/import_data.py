@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from supervision import rollups
+from supervision import fragments, public_cache, rollups
 from supervision.models import Issue, Project
 
 
@@ -41,6 +41,8 @@ class Command(BaseCommand):
             # The dashboard's counts are derived: counted again from what was loaded, so a
             # backup made before the rollups existed restores complete figures too.
             rollups.rebuild()
+            public_cache.public_changed()
+            fragments.catalogue_changed()
             files = 0
             for name in names:
                 if name.startswith("media/") and not name.endswith("/"):
