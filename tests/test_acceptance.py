@@ -28,8 +28,7 @@ from .factories import image_file, make_supervisor
 Opinion = AcceptanceView.Opinion
 
 
-@pytest.fixture
-def scene(world):
+def finished_project(world):
     """The 安阳 project finished, with a consultation of six households and a second supervisor."""
     w = world
     Project.objects.filter(pk=w.project.pk).update(status=Project.Status.COMPLETED)
@@ -53,6 +52,11 @@ def scene(world):
     ]
     carol = make_supervisor("carol", w.project.neighbourhood, [w.project])
     return w, households, carol
+
+
+@pytest.fixture
+def scene(world):
+    return finished_project(world)
 
 
 def schedule(w, households, n=3, **kwargs):
