@@ -80,5 +80,14 @@ restore-drill: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py
 
+# The same stack on a PostgreSQL (initdb), a Redis and a media tmpfs of its own, filing issues
+# with photos while each fault happens in turn: PostgreSQL restarted, Redis stopped 60 s,
+# db_worker and a gunicorn worker killed -9, the media disk full. Needs root. Writes
+# benchmarks/faults.json; exit status 1 when anything is lost or duplicated, a photo or a
+# delivery is missing, a person sees anything but 「系统繁忙」, or recovery takes over 30 s.
+.PHONY: faults
+faults: $(STAMP)
+	$(BIN)/python benchmarks/faults.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache staticfiles

@@ -486,16 +486,21 @@ def running_stack(
     label: str = "prodcheck",
     redis_db: int = REDIS_DB,
     workers: str | None = "2",
+    media_root: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """nginx (the operator's site file, self-signed TLS) → gunicorn (gunicorn.conf.py, with
     ``workers`` or as the conf decides when None) → a new PostgreSQL database, Redis database
     ``redis_db`` emptied, and ``db_worker``; migrated, static files collected, no data. ``label``
-    names the database and the temporary folder.
+    names the database and the temporary folder. ``media_root`` is MEDIA_ROOT (a folder of the
+    temporary one unless given: `make faults` gives a small file system of its own);
+    ``extra_env`` adds to the stack's environment.
 
     Everything is stopped, dropped and removed on the way out; when an exception leaves the block,
     the last lines of each log are printed first."""
     tmp = Path(tempfile.mkdtemp(prefix=f"qunzhong-{label}-"))
     tmp.chmod(0o755)  # nginx's workers (www-data) read the static files and photos
+    media = media_root or tmp / "media"
     db_name = f"qunzhong_{label}_{os.getpid()}"
     cache = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db, socket_timeout=5)
     procs: dict[str, subprocess.Popen] = {}
@@ -542,7 +547,7 @@ def running_stack(
             DATABASE_URL=f"postgres://{PGUSER}@{PGHOST}:{PGPORT}/{db_name}",
             CACHE_URL=f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
             STATIC_ROOT=str(tmp / "static"),
-            MEDIA_ROOT=str(tmp / "media"),
+            MEDIA_ROOT=str(media),
             MEDIA_ACCEL_REDIRECT="/protected-media/",
             AUDIT_LOG_FILE=str(tmp / "audit.log"),
             GUNICORN_BIND=f"127.0.0.1:{app_port}",
@@ -550,6 +555,7 @@ def running_stack(
         )
         if workers is not None:
             env["GUNICORN_WORKERS"] = workers
+        env.update(extra_env or {})
         manage = [PYTHON, "manage.py"]
         run(manage + ["migrate", "--noinput"], env=env, what="migrate")
         run(manage + ["collectstatic", "--noinput"], env=env, what="collectstatic")
@@ -569,7 +575,7 @@ def running_stack(
                     "/etc/letsencrypt/live/jiandu.example.cn/fullchain.pem": str(cert),
                     "/etc/letsencrypt/live/jiandu.example.cn/privkey.pem": str(key),
                     "/srv/qunzhong/static/": f"{tmp}/static/",
-                    "/srv/qunzhong/media/": f"{tmp}/media/",
+                    "/srv/qunzhong/media/": f"{media}/",
                     "/srv/qunzhong/app/deploy/errors/": f"{tmp}/errors/",
                     "/var/www/letsencrypt": f"{tmp}/acme",
                 },

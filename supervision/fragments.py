@@ -61,16 +61,16 @@ def _cache():
 def _get_many(keys: Iterable[str]) -> dict[str, Any]:
     try:
         return _cache().get_many(keys)
-    except Exception:  # a cache that does not answer is a cache that is empty
-        log.warning("fragments cache unavailable", exc_info=True)
+    except Exception as error:  # a cache that does not answer is a cache that is empty
+        log.warning("fragments cache unavailable: %s", error)
         return {}
 
 
 def _set_many(values: dict[str, Any], seconds: int) -> None:
     try:
         _cache().set_many(values, seconds)
-    except Exception:
-        log.warning("fragments cache unavailable", exc_info=True)
+    except Exception as error:
+        log.warning("fragments cache unavailable: %s", error)
 
 
 def catalogue_version() -> int:

@@ -401,12 +401,19 @@ def new_name(suffix: str = "") -> str:
     return f"photos/{now:%Y/%m}/{secrets.token_hex(16)}{suffix}.jpg"
 
 
-def store(item: PreparedPhoto) -> tuple[str, str]:
-    """Names for a prepared photo's web copy and thumbnail; the files follow on commit.
+def store(
+    item: PreparedPhoto, write: Callable[[str, bytes], None] | None = None
+) -> tuple[str, str]:
+    """Names for a prepared photo's web copy and thumbnail; the files follow on commit, or are
+    written at once by ``write`` (a step that writes them before its commit: services).
     Must run inside the caller's ``transaction.atomic`` block."""
     web_name, thumb_name = new_name(), new_name("_t")
-    transaction.on_commit(lambda: _write(web_name, item.web))
-    transaction.on_commit(lambda: _write(thumb_name, item.thumbnail))
+    if write is not None:
+        write(web_name, item.web)
+        write(thumb_name, item.thumbnail)
+    else:
+        transaction.on_commit(lambda: write_file(web_name, item.web))
+        transaction.on_commit(lambda: write_file(thumb_name, item.thumbnail))
     return web_name, thumb_name
 
 
@@ -415,14 +422,22 @@ def named(data: bytes, name: str) -> ContentFile:
     return ContentFile(data, name=name)
 
 
-def attach_photos(issue, prepared: Iterable[PreparedPhoto], *, kind: str, event=None) -> list:
-    """Create ``Photo`` rows for ``issue`` (and ``event``); the files follow on commit.
+def attach_photos(
+    issue,
+    prepared: Iterable[PreparedPhoto],
+    *,
+    kind: str,
+    event=None,
+    write: Callable[[str, bytes], None] | None = None,
+) -> list:
+    """Create ``Photo`` rows for ``issue`` (and ``event``); the files follow on commit, or are
+    written at once by ``write`` (see ``store``).
 
     Must run inside the caller's ``transaction.atomic`` block.
     """
     photos = []
     for item in prepared:
-        web_name, thumb_name = store(item)
+        web_name, thumb_name = store(item, write)
         photos.append(
             Photo.objects.create(
                 issue=issue,
@@ -437,7 +452,7 @@ def attach_photos(issue, prepared: Iterable[PreparedPhoto], *, kind: str, event=
     return photos
 
 
-def _write(name: str, data: bytes) -> None:
+def write_file(name: str, data: bytes) -> None:
     saved = default_storage.save(name, ContentFile(data))
     if saved != name:  # pragma: no cover - 128 random bits do not collide
         raise RuntimeError(f"photo name taken: {name}")

@@ -52,8 +52,8 @@ def public_version() -> int:
     """A number that changes whenever something the public pages show may have."""
     try:
         version = _cache().get(VERSION_KEY)
-    except Exception:  # a cache that does not answer is a cache that is empty
-        log.warning("public page cache unavailable", exc_info=True)
+    except Exception as error:  # a cache that does not answer is a cache that is empty
+        log.warning("public page cache unavailable: %s", error)
         version = None
     if version is None:
         version = PublicVersion.objects.filter(pk=1).values_list("version", flat=True).first()
@@ -65,8 +65,8 @@ def public_version() -> int:
 def _set(key: str, value: Any, seconds: int) -> None:
     try:
         _cache().set(key, value, seconds)
-    except Exception:
-        log.warning("public page cache unavailable", exc_info=True)
+    except Exception as error:
+        log.warning("public page cache unavailable: %s", error)
 
 
 def public_changed(**kwargs) -> None:
@@ -138,8 +138,8 @@ def cached_public_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
             return _not_modified(etag, modified)
         try:
             entry = _cache().get(key)
-        except Exception:
-            log.warning("public page cache unavailable", exc_info=True)
+        except Exception as error:
+            log.warning("public page cache unavailable: %s", error)
             entry = None
         if entry is None:
             request.public_cache_csrf = CSRF_PLACEHOLDER

@@ -8,11 +8,13 @@ with a message a person can read, and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -37,6 +39,7 @@ from .models import (
     Support,
     issue_visible,
 )
+from .unavailable import is_disk_full
 from .workdays import end_of_working_day, working_days_deadline
 
 Status = Issue.Status
@@ -380,6 +383,68 @@ def _next_reference(year: int) -> tuple[int, str]:
     return sequence, f"{year}-{sequence:05d}"
 
 
+STORAGE_FULL = gettext_lazy("服务器存储空间不足，照片没有保存，请稍后再试。")
+
+
+class _PhotoFiles:
+    """The photos of one step. As the outermost transaction, the step writes their files before
+    its rows commit: a full disk then rolls the step back, and a worker killed after the commit
+    leaves no row without its file. The files are removed again when the step fails before its
+    commit; when the commit itself fails (the database gone as it answered) the rows may be
+    there, so the files stay. Inside a caller's transaction, whose end the step cannot see, the
+    files follow that transaction's commit (``photos.attach_photos``)."""
+
+    def __init__(self, *, before_commit: bool) -> None:
+        self.before_commit = before_commit
+        self.written: list[str] = []
+        self.finished = False  # the step's block ran to its end: only the commit was left
+
+    def attach(self, issue: Issue, prepared: Sequence, *, kind: str, event) -> list[Photo]:
+        write = self._write if self.before_commit else None
+        return photo_intake.attach_photos(issue, prepared, kind=kind, event=event, write=write)
+
+    def _write(self, name: str, data: bytes) -> None:
+        self.written.append(name)  # first: a file the full disk cut short is removed too
+        photo_intake.write_file(name, data)
+
+    def discard(self) -> None:
+        for name in self.written:
+            with suppress(OSError):
+                default_storage.delete(name)
+
+
+@contextmanager
+def _atomic_with_photos() -> Iterator[_PhotoFiles]:
+    """``transaction.atomic()`` for a step that stores photos (see ``_PhotoFiles``). A full disk
+    is told beside the photos with status 503: the phone keeps the issue and sends it again."""
+    files = _PhotoFiles(before_commit=not transaction.get_connection().in_atomic_block)
+    try:
+        with transaction.atomic():
+            yield files
+            files.finished = True
+    except BaseException as error:
+        if not files.finished:  # rolled back for certain
+            files.discard()
+        if is_disk_full(error):
+            raise WorkflowError(str(STORAGE_FULL), status_code=503, field="photos") from None
+        raise
+
+
+# A resend sooner than this may meet the first request still sending the notifications.
+NOTIFY_AGAIN_AFTER = timedelta(seconds=10)
+
+
+def _notify_again(issue: Issue) -> None:
+    """A filing sent again (its answer never reached the phone): when the request that filed it
+    died between the commit and the notifications, they go out now. ``issue_changed`` does
+    nothing for an event it has handled before."""
+    if timezone.now() - issue.created_at < NOTIFY_AGAIN_AFTER:
+        return
+    event = IssueEvent.objects.filter(issue=issue, kind=Kind.SUBMITTED).order_by("pk").first()
+    if event is not None:
+        notifications.issue_changed(issue.pk, event.pk)
+
+
 # --- the steps ---------------------------------------------------------------------------------
 
 
@@ -418,6 +483,7 @@ def submit_issue(
         if existing is not None:
             if existing.reporter_id != reporter.pk:
                 raise _invalid(_("提交凭据无效，请刷新页面后重试。"))
+            _notify_again(existing)
             return existing  # a retry of what was filed: that issue, once
     try:
         prepared = photo_intake.prepare_photos(photos)
@@ -447,7 +513,7 @@ def submit_issue(
     area = area if area in ScopeItem.Area.values else ""
     route = route_issue(project, category, area)
     try:
-        with transaction.atomic():
+        with _atomic_with_photos() as files:
             now = timezone.now()
             year = timezone.localtime(now).year
             sequence, reference = _next_reference(year)
@@ -487,7 +553,7 @@ def submit_issue(
                 deadline=issue.sign_for_due_at,
                 created_at=now,
             )
-            photo_intake.attach_photos(issue, prepared, kind=Photo.Kind.BEFORE, event=event)
+            files.attach(issue, prepared, kind=Photo.Kind.BEFORE, event=event)
             voice_intake.attach_voice(issue, spoken, event=event)
             transaction.on_commit(lambda: notifications.issue_changed(issue.pk, event.pk))
     except IntegrityError:
@@ -646,7 +712,7 @@ def rectify_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> I
         prepared = photo_intake.prepare_photos(photos)
     except photo_intake.PhotoError as error:
         raise _invalid(str(error), "photos") from None
-    with transaction.atomic():
+    with _atomic_with_photos() as files:
         fresh = _lock(issue)
         _check("rectify", actor, fresh)
         if not prepared:
@@ -666,7 +732,7 @@ def rectify_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> I
             text=text,
             now=now,
         )
-        photo_intake.attach_photos(fresh, prepared, kind=Photo.Kind.AFTER, event=event)
+        files.attach(fresh, prepared, kind=Photo.Kind.AFTER, event=event)
     return _sync(issue, fresh)
 
 
@@ -782,7 +848,7 @@ def comment_on_issue(
     except photo_intake.PhotoError as error:
         raise _invalid(str(error)) from None
     spoken = _prepare_voice(voice)
-    with transaction.atomic():
+    with _atomic_with_photos() as files:
         fresh = _lock(issue)
         _check("comment", actor, fresh)
         now = timezone.now()
@@ -802,7 +868,7 @@ def comment_on_issue(
             if (handles(actor, fresh) or works_on(actor, fresh))
             else Photo.Kind.BEFORE
         )
-        photo_intake.attach_photos(fresh, prepared, kind=kind, event=event)
+        files.attach(fresh, prepared, kind=kind, event=event)
         voice_intake.attach_voice(fresh, spoken, event=event)
     _sync(issue, fresh)
     return event

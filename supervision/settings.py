@@ -79,6 +79,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "supervision.security.SecurityHeadersMiddleware",
     "supervision.security.RejectNulMiddleware",
+    # The database or Redis away, the photo disk full: 503 「系统繁忙，请稍后再试」, not a 500.
+    "supervision.unavailable.ServiceUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
