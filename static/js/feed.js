@@ -13,5 +13,8 @@
       }
     });
   }
+  // Right after the swap, in the same task, so that the two copies are never painted (htmx:load
+  // comes only after the settle delay); and on load for whatever else brings content.
+  document.addEventListener("htmx:afterSwap", keepNewestDayLines);
   document.addEventListener("htmx:load", keepNewestDayLines);
 })();
