@@ -360,7 +360,9 @@ def _service(code: str, label: str) -> dict:
         "description": _("老旧小区改造中的%(label)s问题") % {"label": label},
         "metadata": True,
         "type": "realtime",
-        "keywords": None,
+        # The GeoReport v2 schema allows null here, but clients that follow the
+        # spec's prose ("keywords separated by comma") expect a string; give one.
+        "keywords": ",".join((str(label), str(_("老旧小区改造")))),
         "group": _("老旧小区改造"),
     }
 

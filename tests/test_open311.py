@@ -290,6 +290,8 @@ def test_services_are_our_categories_in_both_formats(client, db):
     data = get_json(client, "/services.json", "services.json")
     assert [s["service_code"] for s in data] == CATEGORIES
     assert all(s["metadata"] is True and s["type"] == "realtime" for s in data)
+    # The spec's prose wants a comma-separated string; clients split it, so never null.
+    assert all(isinstance(s["keywords"], str) and s["keywords"] for s in data)
     assert dict(Issue.Category.choices)["safety"] == next(
         s["service_name"] for s in data if s["service_code"] == "safety"
     )
