@@ -23,7 +23,7 @@ from supervision import deliveries
 from supervision.models import Delivery, Issue, IssueEvent, Notification, Photo
 from supervision.unavailable import unavailable_response
 
-from .factories import image_file
+from .test_notifications import filing
 
 BUSY = "系统繁忙，请稍后再试"
 STORAGE_FULL = "服务器存储空间不足，照片没有保存，请稍后再试。"
@@ -43,22 +43,6 @@ urlpatterns = [
     path("api/boom/", _database_gone),
     path("full/", _disk_full),
 ]
-
-
-def filing(world, token: str = "tok-unavailable-1", **fields) -> dict:
-    data = {
-        "token": token,
-        "project": world.project.pk,
-        "category": Issue.Category.QUALITY,
-        "urgency": Issue.Urgency.NORMAL,
-        "title": "5 幢北面外墙涂料起皮",
-        "description": "北面外墙涂料大面积起皮，一碰就掉。",
-        "building": "5 幢",
-        "location": "北面外墙",
-        "photos": [image_file()],
-    }
-    data.update(fields)
-    return data
 
 
 def stored_files() -> list:
@@ -174,7 +158,7 @@ def test_pages_that_do_not_need_redis_still_open(world, redis_gone, client):
     client.force_login(world.alice)
     assert client.get("/issues/").status_code == 200
 
-    response = client.post("/issues/new/", filing(world))
+    response = client.post("/issues/new/", filing(world, token="tok-unavailable-1"))
 
     assert response.status_code == 302
     assert Issue.objects.filter(idempotency_key="tok-unavailable-1").count() == 1
