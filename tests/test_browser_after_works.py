@@ -105,6 +105,7 @@ def inside_the_screen(page, selector: str) -> dict:
 def big_enough_to_tap(page, selector: str) -> None:
     """Each choice is a label at least 44 px high, the whole of it a target."""
     labels = page.locator(selector)
+    expect(labels.first).to_be_visible()  # the page a tap opened has loaded
     assert labels.count() >= 2
     for n in range(labels.count()):
         box = labels.nth(n).bounding_box()
@@ -142,6 +143,7 @@ def test_the_bureau_schedules_five_people_record_views_and_the_record_prints(
     log_in(alice, base, "alice")
     alice.goto(record)
     alice.click("[data-opinion-link]")
+    alice.wait_for_url("**/opinion/")
     big_enough_to_tap(alice, "[data-opinion-choices] label")
     alice.click("text=同意验收")
     alice.click("text=提交意见")
