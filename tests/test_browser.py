@@ -149,6 +149,9 @@ def test_feed_shows_new_events_without_a_reload(demo, live_server, phone):
     page, base = phone, live_server.url
     log_in(page, base, "jiandu03")
     page.goto(f"{base}/feed/")
+    # The live server shares the test's in-memory SQLite: a write from here while it still serves
+    # the page's thumbnails fails with "database table is locked". Let the page settle first.
+    page.wait_for_load_state("networkidle")
     issue = Issue.objects.filter(status=Issue.Status.SUBMITTED).first()
     handler = issue.department.members.first()
     services.comment_on_issue(issue, actor=handler, text="我们明天上午到现场看。")
