@@ -168,6 +168,6 @@ class IssueAdmin(admin.ModelAdmin):
 
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin):
-    list_display = ["issue", "kind", "width", "height", "created_at"]
-    list_filter = ["kind"]
+    list_display = ["issue", "kind", "state", "width", "height", "created_at"]
+    list_filter = ["kind", "state"]
     raw_id_fields = ["issue", "event"]

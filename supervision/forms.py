@@ -108,7 +108,9 @@ class PhotosField(forms.Field):
     At most ``max_photos`` (``count_message`` words the refusal), and at most
     ``photos.PHOTO_MAX_PIXELS_PER_REQUEST`` pixels together, checked before any is decoded. With
     ``prepare=False`` it only checks and cleans to the files: a form with several pickers (a
-    patrol's) then prepares them all at once with ``prepare_photo_fields``."""
+    patrol's) then prepares them all at once with ``prepare_photo_fields``. With ``defer=True``
+    (an issue's photos) a HEIC photo is checked but left for the worker to decode
+    (``photos.convert_pending``)."""
 
     widget = PhotoPicker
 
@@ -118,11 +120,13 @@ class PhotosField(forms.Field):
         max_photos: int = photo_intake.MAX_PHOTOS,
         count_message: str = "",
         prepare: bool = True,
+        defer: bool = False,
         **kwargs,
     ):
         kwargs.setdefault("required", False)
         super().__init__(**kwargs)
         self.max_photos, self.count_message, self.prepare = max_photos, count_message, prepare
+        self.defer = defer
 
     def clean(self, value):
         files = [f for f in (value or []) if f]
@@ -131,7 +135,7 @@ class PhotosField(forms.Field):
                 photo_intake.check_photos(files, limit=self.max_photos, message=self.count_message)
                 return files
             return photo_intake.prepare_photos(
-                files, limit=self.max_photos, message=self.count_message
+                files, limit=self.max_photos, message=self.count_message, defer=self.defer
             )
         except photo_intake.PhotoError as error:
             raise forms.ValidationError(error.messages) from None
@@ -258,6 +262,7 @@ class IssueForm(forms.Form):
         help_text=_("居民意见填写：属于改造内容的哪个方面。"),
     )
     photos = PhotosField(
+        defer=True,
         label=_("现场照片"),
         help_text=_("最多 9 张，可以分几次拍或选；大照片会先在手机上压缩再发送。"),
     )
@@ -404,7 +409,7 @@ class CommentForm(StepForm):
     step, label, button_class = "comment", _("留言"), "btn-outline-primary"
     text = _text_field(_("留言"), required=False, placeholder=_("补充情况、提问或回复"))
     voice = VoiceField()
-    photos = PhotosField(label=_("照片（可选）"))
+    photos = PhotosField(label=_("照片（可选）"), defer=True)
 
     def clean(self):
         data = super().clean()
@@ -591,7 +596,9 @@ class TransferForm(DepartmentStepForm):
 class RectifyForm(StepForm):
     step, label, button_class = "rectify", _("报告整改完成"), "btn-success"
     text = _text_field(_("整改情况"), placeholder=_("做了什么、什么时候完成"))
-    photos = PhotosField(label=_("整改后照片"))  # at least one: the service says so beside it
+    photos = PhotosField(
+        label=_("整改后照片"), defer=True
+    )  # at least one: the service says so beside it
 
     def run(self):
         d = self.cleaned_data

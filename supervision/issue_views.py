@@ -279,6 +279,8 @@ def issue_page_context(request: HttpRequest, issue: Issue, forms: dict | None = 
         "events": events,
         "before": [p for p in photos if p.kind == Photo.Kind.BEFORE],
         "after": [p for p in photos if p.kind == Photo.Kind.AFTER],
+        "pending_photos": sum(p.state == Photo.State.PENDING for p in photos),
+        "failed_photos": [p for p in photos if p.state == Photo.State.FAILED],
         "step_forms": step_forms,
         "next_step": first,
         # Open on the page: the step sent back with errors, else the one the work calls for.
@@ -472,9 +474,34 @@ def photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> HttpRespons
             else:
                 viewer = token.user
     item = get_object_or_404(Photo.objects.visible_to(viewer).select_related("issue"), pk=pk)
+    if not item.is_ready:
+        return _photo_tile(item)
     return serve_private_file(
         item.thumbnail if thumbnail else item.image, public=item.issue.is_public
     )
+
+
+TILE = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="400" viewBox="0 0 400 400">'
+    '<rect width="400" height="400" fill="{background}"/>'
+    '<text x="200" y="222" font-size="64" text-anchor="middle" fill="{colour}" '
+    'font-family="sans-serif">{text}</text></svg>'
+)
+
+
+def _photo_tile(item: Photo) -> HttpResponse:
+    """What a photo's addresses show until the worker has converted it (a HEIC photo), or once
+    it could not: a tile that says so, never the file as sent. Not kept by the browser, so the
+    photo itself shows as soon as it is ready."""
+    if item.state == Photo.State.PENDING:
+        svg = TILE.format(background="#e9ecef", colour="#495057", text=_("照片处理中"))
+    else:
+        svg = TILE.format(background="#f8d7da", colour="#842029", text=_("照片无法处理"))
+    response = HttpResponse(svg, content_type="image/svg+xml; charset=utf-8")
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return response
 
 
 def _api_rate_limited() -> HttpResponse:

@@ -12,6 +12,13 @@ is then decoded with bounded memory: a JPEG at 1/2, 1/4 or 1/8 scale (``Image.dr
 other format at full size once and shrunk to RGB a band of rows at a time (never a second
 full-size copy beside the decoded pixels), and the memory is handed back to the system after
 the request's photos are done.
+
+A HEIC photo (an iPhone's) takes about half a second of one core to decode, so an issue's HEIC
+photos are not decoded in the request: after the same checks (its content sniffed, its size and
+its pixels from the header) the file is kept as sent, its ``Photo`` row is marked
+``pending``, and the worker converts it (``convert_pending``). Until then its addresses show a
+「照片处理中」 tile; a photo the worker cannot decode is marked ``failed`` and its sender is told.
+Other intakes (letters, patrols, acceptance) convert at once through ``store``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import secrets
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 import pillow_heif
@@ -32,9 +40,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
+from django_tasks import task
 from PIL import Image, UnidentifiedImageError
 
-from .models import Photo
+from .models import Issue, Photo
+from .notifications import notify_about_project
 
 MAX_PHOTOS = 9
 MAX_BYTES = 20 * 1024 * 1024
@@ -103,6 +113,14 @@ class PreparedPhoto:
     height: int
     # Where the photo was taken, read from EXIF before it is stripped; used only with consent.
     position: tuple[Decimal, Decimal] | None = None
+    # A HEIC photo as sent, not yet decoded (``web`` and ``thumbnail`` are empty): converted by
+    # the worker once its row is stored (``attach_photos``), or at once by ``store``.
+    original: bytes = b""
+    name: str = ""
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.original)
 
 
 COUNT_MESSAGE = gettext_noop("一次最多上传 %(max)d 张照片，您选了 %(n)d 张。")
@@ -162,9 +180,10 @@ def _pixel_limit(fmt: str | None) -> int:
 
 
 def prepare_photos(
-    files: Sequence, *, limit: int = MAX_PHOTOS, message: str = ""
+    files: Sequence, *, limit: int = MAX_PHOTOS, message: str = "", defer: bool = False
 ) -> list[PreparedPhoto]:
-    """Check and convert uploaded files.
+    """Check and convert uploaded files; with ``defer``, HEIC photos are checked but left
+    pending, for ``attach_photos`` and the worker (an issue's photos).
 
     Raises ``PhotoError`` naming every file we refuse and why, so that the person can fix all of
     them at once; too many photos, or too many pixels together, are refused before any is
@@ -177,7 +196,7 @@ def prepare_photos(
     try:
         for upload in files:
             try:
-                prepared.append(prepare_photo(upload))
+                prepared.append(prepare_photo(upload, defer=defer))
             except PhotoError as error:
                 refusals.extend(error.messages)
     finally:
@@ -218,7 +237,7 @@ def _too_many_pixels(name: str, fmt: str | None) -> PhotoError:
     return _refusal(name, _("图片像素过大"))
 
 
-def prepare_photo(upload) -> PreparedPhoto:
+def prepare_photo(upload, *, defer: bool = False) -> PreparedPhoto:
     if isinstance(upload, PreparedPhoto):
         return upload
     name = getattr(upload, "name", "") or _("照片")
@@ -241,18 +260,48 @@ def prepare_photo(upload) -> PreparedPhoto:
         raise _refusal(name, _("不是支持的照片格式（请用 JPEG、PNG、WebP 或 HEIC）")) from None
     try:
         with image:
-            return _convert(image, data, name)
+            return _convert(image, data, name, defer=defer)
     except PhotoError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         raise _refusal(name, _("文件已损坏")) from None
 
 
-def _convert(image: Image.Image, data: bytes, name: str) -> PreparedPhoto:
+def _convert(image: Image.Image, data: bytes, name: str, *, defer: bool) -> PreparedPhoto:
     # Only the header has been read so far: refuse a decompression bomb before decoding it.
     if image.width * image.height > _pixel_limit(image.format):
         raise _too_many_pixels(name, image.format)
     position = _position(image)
+    if image.format == "HEIF" and defer:
+        # Decoded later, by the worker; the web copy's size from the header's, for the page.
+        width, height = _fit(image.width, image.height, WEB_SIZE)
+        return PreparedPhoto(
+            web=b"", thumbnail=b"", width=width, height=height, position=position,
+            original=data, name=name,
+        )  # fmt: skip
+    return _decoded(image, data, position)
+
+
+def converted(item: PreparedPhoto) -> PreparedPhoto:
+    """A pending (HEIC) photo decoded into its web copy and thumbnail; raises ``PhotoError``
+    when the file cannot be decoded after all."""
+    if not item.pending:
+        return item
+    name = item.name or _("照片")
+    try:
+        with Image.open(io.BytesIO(item.original), formats=ACCEPTED_FORMATS) as image:
+            return _decoded(image, item.original, item.position)
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(name, None) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise _refusal(name, _("文件已损坏")) from None
+    finally:
+        release_memory()
+
+
+def _decoded(
+    image: Image.Image, data: bytes, position: tuple[Decimal, Decimal] | None
+) -> PreparedPhoto:
     if image.format == "HEIF":
         # libheif decodes upright (its rotation and mirroring applied): no EXIF turn after it.
         shrunk, turn = _decode_heif(data), None
@@ -405,16 +454,21 @@ def store(
     item: PreparedPhoto, write: Callable[[str, bytes], None] | None = None
 ) -> tuple[str, str]:
     """Names for a prepared photo's web copy and thumbnail; the files follow on commit, or are
-    written at once by ``write`` (a step that writes them before its commit: services).
+    written at once by ``write`` (a step that writes them before its commit: services). A
+    pending (HEIC) photo is converted here first.
     Must run inside the caller's ``transaction.atomic`` block."""
+    item = converted(item)
     web_name, thumb_name = new_name(), new_name("_t")
-    if write is not None:
-        write(web_name, item.web)
-        write(thumb_name, item.thumbnail)
-    else:
-        transaction.on_commit(lambda: write_file(web_name, item.web))
-        transaction.on_commit(lambda: write_file(thumb_name, item.thumbnail))
+    _save(web_name, item.web, write)
+    _save(thumb_name, item.thumbnail, write)
     return web_name, thumb_name
+
+
+def _save(name: str, data: bytes, write: Callable[[str, bytes], None] | None) -> None:
+    if write is not None:
+        write(name, data)
+    else:
+        transaction.on_commit(lambda: write_file(name, data))
 
 
 def named(data: bytes, name: str) -> ContentFile:
@@ -431,15 +485,31 @@ def attach_photos(
     write: Callable[[str, bytes], None] | None = None,
 ) -> list:
     """Create ``Photo`` rows for ``issue`` (and ``event``); the files follow on commit, or are
-    written at once by ``write`` (see ``store``).
+    written at once by ``write`` (see ``store``). A pending (HEIC) photo is kept as sent, in
+    ``image``, and converted by the worker after the commit (``convert_pending``).
 
     Must run inside the caller's ``transaction.atomic`` block.
     """
     photos = []
     for item in prepared:
-        web_name, thumb_name = store(item, write)
-        photos.append(
-            Photo.objects.create(
+        if item.pending:
+            original = new_name(".heic").removesuffix(".jpg")
+            _save(original, item.original, write)
+            photo = Photo.objects.create(
+                issue=issue,
+                event=event,
+                kind=kind,
+                image=original,
+                thumbnail="",
+                width=item.width,
+                height=item.height,
+                state=Photo.State.PENDING,
+                name=item.name[:100],
+            )
+            transaction.on_commit(lambda pk=photo.pk: convert_pending.enqueue(pk))
+        else:
+            web_name, thumb_name = store(item, write)
+            photo = Photo.objects.create(
                 issue=issue,
                 event=event,
                 kind=kind,
@@ -448,8 +518,85 @@ def attach_photos(
                 width=item.width,
                 height=item.height,
             )
-        )
+        photos.append(photo)
     return photos
+
+
+@task()
+def convert_pending(photo_id: int) -> str:
+    """The worker's half of a HEIC photo's intake: decode the original, write the web copy and
+    the thumbnail, point the row at them and delete the original. A photo that cannot be decoded
+    is marked failed, with the reason, and whoever sent it is told. Safe to run twice."""
+    photo = Photo.objects.filter(pk=photo_id, state=Photo.State.PENDING).first()
+    if photo is None:
+        return "gone"
+    original = photo.image.name
+    try:
+        with default_storage.open(original, "rb") as source:
+            data = source.read(MAX_BYTES + 1)
+        item = converted(PreparedPhoto(b"", b"", 0, 0, original=data, name=photo.name))
+    except FileNotFoundError:
+        return _fail(photo, _refusal(photo.name or _("照片"), _("文件已丢失")))
+    except PhotoError as error:
+        return _fail(photo, error)
+    web_name, thumb_name = new_name(), new_name("_t")
+    write_file(web_name, item.web)
+    write_file(thumb_name, item.thumbnail)
+    with transaction.atomic():
+        done = Photo.objects.filter(pk=photo.pk, state=Photo.State.PENDING).update(
+            image=web_name,
+            thumbnail=thumb_name,
+            width=item.width,
+            height=item.height,
+            state=Photo.State.READY,
+        )
+    if not done:  # converted meanwhile by another run, or its issue deleted
+        for name in (web_name, thumb_name):
+            default_storage.delete(name)
+        return "gone"
+    default_storage.delete(original)
+    _photos_changed(photo)
+    return Photo.State.READY
+
+
+def _fail(photo: Photo, error: PhotoError) -> str:
+    reason = "；".join(str(m) for m in error.messages)[:200]
+    Photo.objects.filter(pk=photo.pk).update(state=Photo.State.FAILED, failure=reason)
+    issue = photo.issue
+    sender = photo.event.actor if photo.event_id else issue.reporter
+    notify_about_project(
+        [sender],
+        project=issue.project,
+        text=_("%(reference)s 的一张照片无法处理：%(reason)s。请重新补充照片。")
+        % {"reference": issue.reference, "reason": reason},
+        url=issue.get_absolute_url(),
+        topic=f"photo-failed-{photo.pk}",
+    )
+    _photos_changed(photo)
+    return Photo.State.FAILED
+
+
+def _photos_changed(photo: Photo) -> None:
+    """Pages that cached the issue's thread show the converted (or failed) photo now."""
+    Issue.objects.filter(pk=photo.issue_id).update(updated_at=timezone.now())
+
+
+# A conversion the worker has not finished in this long is queued again (a worker killed mid-way).
+PENDING_RETRY_AFTER = 10 * 60
+
+
+def recover_pending() -> int:
+    """Queue again the conversions of photos pending for longer than ``PENDING_RETRY_AFTER``
+    seconds (the sweep runs this); returns how many."""
+    since = timezone.now() - timedelta(seconds=PENDING_RETRY_AFTER)
+    stale = list(
+        Photo.objects.filter(state=Photo.State.PENDING, created_at__lt=since).values_list(
+            "pk", flat=True
+        )
+    )
+    for pk in stale:
+        convert_pending.enqueue(pk)
+    return len(stale)
 
 
 def write_file(name: str, data: bytes) -> None:

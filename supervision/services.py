@@ -486,7 +486,7 @@ def submit_issue(
             _notify_again(existing)
             return existing  # a retry of what was filed: that issue, once
     try:
-        prepared = photo_intake.prepare_photos(photos)
+        prepared = photo_intake.prepare_photos(photos, defer=True)
     except photo_intake.PhotoError as error:
         raise _invalid(str(error), "photos") from None
     spoken = _prepare_voice(voice)
@@ -709,7 +709,7 @@ def rectify_issue(issue: Issue, *, actor, text: str, photos: Sequence = ()) -> I
     """The department or its contractor reports the fix with after-photos (整改完成)."""
     text = _text(text, required=_("请说明整改情况。"))
     try:
-        prepared = photo_intake.prepare_photos(photos)
+        prepared = photo_intake.prepare_photos(photos, defer=True)
     except photo_intake.PhotoError as error:
         raise _invalid(str(error), "photos") from None
     with _atomic_with_photos() as files:
@@ -844,7 +844,7 @@ def comment_on_issue(
     text = _text(text, required=None if voice else _("请填写留言内容。"))
     _check("comment", actor, issue)
     try:
-        prepared = photo_intake.prepare_photos(photos)
+        prepared = photo_intake.prepare_photos(photos, defer=True)
     except photo_intake.PhotoError as error:
         raise _invalid(str(error)) from None
     spoken = _prepare_voice(voice)

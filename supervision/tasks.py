@@ -13,9 +13,10 @@ from django.utils import timezone
 from django_tasks import task
 from django_tasks_db.models import DBTaskResult
 
-from . import deliveries, exports, letters, services, warranty
+from . import deliveries, exports, letters, photos, services, warranty
 from .deliveries import deliver  # noqa: F401  (tasks queued as supervision.tasks.deliver)
 from .exports import write_export  # noqa: F401  (queued as supervision.tasks.write_export)
+from .photos import convert_pending  # noqa: F401  (queued as supervision.photos.convert_pending)
 
 SWEEP_EVERY = timedelta(minutes=15)
 
@@ -24,8 +25,8 @@ SWEEP_EVERY = timedelta(minutes=15)
 def sweep_overdue() -> int:
     """Escalate newly overdue issues, remind reporters of fixes waiting for their check and close
     those that waited too long; remind, escalate and erase residents' letters as they fall due;
-    delete expired exports; book 回头看 patrols; queue again deliveries a stopped worker left
-    behind; then (with the database backend) book the next sweep."""
+    delete expired exports; book 回头看 patrols; queue again deliveries and photo conversions a
+    stopped worker left behind; then (with the database backend) book the next sweep."""
     count = len(services.escalate_overdue())
     reminded, closed = services.sweep_unverified()
     count += len(reminded) + len(closed)
@@ -34,6 +35,7 @@ def sweep_overdue() -> int:
     count += len(warranty.schedule_return_visits())  # 回头看, and 保修期满前 30 天的提醒
     # Also run by each delivery; here too, for when no new delivery comes after a worker died.
     count += deliveries.recover_deliveries()
+    count += photos.recover_pending()  # HEIC conversions a stopped worker left behind
     schedule_sweep(after=SWEEP_EVERY)
     return count
 

@@ -24,6 +24,7 @@ from supervision import services
 from supervision.models import Issue, IssueEvent, Photo, Project
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS
+from .worker import run_worker
 
 pytestmark = pytest.mark.browser
 
@@ -117,6 +118,19 @@ def test_supervisor_files_an_issue_with_two_photos_and_follows_it(
     issue = Issue.objects.get(title="3 幢楼道扶手松动")
     assert page.is_visible(f"text={issue.reference}")
     assert round(float(issue.latitude), 2) == 27.78 and round(float(issue.longitude), 2) == 120.66
+    # The HEIC is converted by the worker, not in the request: until then a tile says so.
+    expect(page.locator("[data-photos-pending]")).to_have_text(
+        "有 1 张照片正在处理，稍后刷新就能看到。"
+    )
+    assert len(loaded_widths(page, issue_page_photos(page))) == 2  # the tile is a picture too
+    shot(page, "supervisor-04a-heic-pending")
+    page.wait_for_load_state("networkidle")  # the live server shares the test's SQLite
+    run_worker()
+    # The page shows the converted photo by itself (photo-pending.js): no reload, nothing lost.
+    expect(page.locator("[data-photos-pending]")).to_have_count(0, timeout=15_000)
+    expect(page.locator("img[data-photo-pending]")).to_have_count(0)
+    assert len(loaded_widths(page, issue_page_photos(page))) == 2
+    shot(page, "supervisor-04b-heic-converted")
     stored = list(issue.photos.order_by("pk"))
     assert len(stored) == 2
     for photo in stored:

@@ -13,15 +13,13 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.storage import default_storage
-from django.core.management import call_command
-from django.db import connection
-from django.test import TestCase
 from django.utils import timezone
-from django_tasks_db.models import DBTaskResult
 from openpyxl import load_workbook
 
 from supervision import exports
 from supervision.models import ExportJob, Issue, Notification
+
+from .worker import run_worker
 
 DASHBOARD_EXPORT = "/dashboard/export.xlsx"
 PANEL_ISSUES = "/panel/supervision/issue/"
@@ -51,20 +49,6 @@ def values(book) -> dict[str, list[tuple]]:
 
 def references(book, sheet: str = "问题清单") -> list[str]:
     return [row[0] for row in list(book[sheet].iter_rows(values_only=True))[1:]]
-
-
-def run_worker() -> None:
-    """What ``db_worker`` does beside the web server: every queued task, then stop. On
-    PostgreSQL the worker would open its own connection, which the test's transaction forbids:
-    the queued tasks are then run here, in order, as the worker would."""
-    if connection.vendor != "postgresql":
-        call_command("db_worker", "--batch", "--no-startup-delay", "-v0")
-        return
-    while queued := DBTaskResult.objects.ready().order_by("enqueued_at", "pk").first():
-        # What the task queues after its commit (the email) is queued, then run in turn.
-        with TestCase.captureOnCommitCallbacks(execute=True):
-            queued.task.call(*queued.args_kwargs["args"], **queued.args_kwargs["kwargs"])
-            queued.set_successful(None)
 
 
 def start_dashboard_export(client, django_capture_on_commit_callbacks, query=None):

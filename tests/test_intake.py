@@ -10,6 +10,7 @@ import io
 import re
 import struct
 import zlib
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,15 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 from PIL import Image, ImageFile, ImageOps
 
 from supervision import photos
 from supervision.models import Issue, IssueEvent, Photo
 
 from .factories import image_file
+from .worker import run_worker
 
 # Pillow warns between its bomb limit (ours, 50 MP) and twice it; we refuse those ourselves.
 pytestmark = pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -457,7 +461,11 @@ def heic_bytes(exif: Image.Exif | None = None) -> bytes:
     return _encode(noisy((640, 480)), "HEIF", quality=50, **kwargs)
 
 
-def test_heic_is_accepted_and_stored_as_jpeg(world, client, django_capture_on_commit_callbacks):
+def test_heic_is_accepted_at_once_and_the_worker_stores_it_as_jpeg(
+    world, client, django_capture_on_commit_callbacks
+):
+    """An iPhone's photo is not decoded in the request (about half a second of a core each):
+    the issue is filed, the thread shows 「照片处理中」, and the worker converts it."""
     data = heic_bytes()
     assert data[4:8] == b"ftyp"  # an ISO-BMFF file, as phones write them
     response = file_issue(
@@ -465,10 +473,99 @@ def test_heic_is_accepted_and_stored_as_jpeg(world, client, django_capture_on_co
     )
     assert response.status_code == 302
     photo = Photo.objects.get()
+    assert photo.state == Photo.State.PENDING
     assert (photo.width, photo.height) == (640, 480)
-    web = read_stored(photo.image.name)
-    assert decoded(web).format == "JPEG"
+    page = client.get(response["Location"]).content.decode()
+    assert "有 1 张照片正在处理，稍后刷新就能看到。" in page
+    for address in (photo.thumbnail_url, photo.get_absolute_url()):
+        tile = client.get(address)
+        assert tile["Content-Type"].startswith("image/svg+xml")
+        assert "照片处理中" in tile.content.decode()
+        assert tile["Cache-Control"] == "private, no-store"  # the photo shows once it is ready
+    original = photo.image.name
+    assert read_stored(original) == data  # kept as sent until converted, never served
+
+    run_worker()
+
+    photo.refresh_from_db()
+    assert photo.state == Photo.State.READY
+    assert (photo.width, photo.height) == (640, 480)
+    assert decoded(read_stored(photo.image.name)).format == "JPEG"
     assert decoded(read_stored(photo.thumbnail.name)).size == (400, 300)
+    assert not default_storage.exists(original)
+    assert client.get(photo.thumbnail_url)["Content-Type"] == "image/jpeg"
+    assert "正在处理" not in client.get(response["Location"]).content.decode()
+
+
+@pytest.mark.parametrize("damage", ["zeros", "cut"])
+def test_a_heic_the_worker_cannot_decode_is_reported_on_the_issue_and_to_its_sender(
+    damage, world, client, django_capture_on_commit_callbacks
+):
+    """The header reads (so the request took it) but the picture does not decode."""
+    data = heic_bytes()
+    start = data.index(b"mdat") + 8
+    broken = data[:start] + (
+        b"\0" * (len(data) - start) if damage == "zeros" else data[start:][:100]
+    )
+    response = file_issue(
+        client, world, django_capture_on_commit_callbacks, [upload("IMG_0009.HEIC", broken)]
+    )
+    assert response.status_code == 302
+    photo = Photo.objects.get()
+
+    run_worker()
+
+    photo.refresh_from_db()
+    assert photo.state == Photo.State.FAILED
+    assert photo.failure == "IMG_0009.HEIC：文件已损坏"
+    page = client.get(response["Location"]).content.decode()
+    assert "一张照片无法处理（IMG_0009.HEIC：文件已损坏），请重新补充照片。" in page
+    tile = client.get(photo.thumbnail_url)
+    assert "照片无法处理" in tile.content.decode()
+    told = world.alice.notifications.get()
+    assert (
+        told.text
+        == f"{photo.issue.reference} 的一张照片无法处理：IMG_0009.HEIC：文件已损坏。请重新补充照片。"
+    )
+    assert told.url == photo.issue.get_absolute_url()
+    run_worker()  # nothing more to do, and nobody is told twice
+    assert world.alice.notifications.count() == 1
+
+
+def test_a_conversion_a_stopped_worker_left_behind_is_queued_again_by_the_sweep(
+    world, client, django_capture_on_commit_callbacks
+):
+    file_issue(
+        client, world, django_capture_on_commit_callbacks, [upload("IMG_0001.HEIC", heic_bytes())]
+    )
+    DBTaskResult.objects.all().delete()  # the worker took the task and died with it
+    photo = Photo.objects.get()
+    assert photos.recover_pending() == 0  # too soon: the worker may still be at it
+    Photo.objects.filter(pk=photo.pk).update(created_at=timezone.now() - timedelta(minutes=11))
+    assert photos.recover_pending() == 1
+    run_worker()
+    photo.refresh_from_db()
+    assert photo.state == Photo.State.READY
+
+
+def test_a_pending_photo_is_shown_to_nobody_who_may_not_see_its_issue(
+    world, client, django_capture_on_commit_callbacks
+):
+    file_issue(
+        client, world, django_capture_on_commit_callbacks, [upload("IMG_0001.HEIC", heic_bytes())]
+    )
+    photo = Photo.objects.get()
+    assert not photo.issue.is_public  # until the department makes it public
+    client.logout()
+    assert client.get(photo.thumbnail_url).status_code == 404
+    assert client.get(photo.get_absolute_url()).status_code == 404
+
+
+def test_letters_and_other_intakes_convert_heic_at_once():
+    """Only an issue's photos wait for the worker; elsewhere a HEIC is decoded as it comes."""
+    prepared = photos.prepare_photos([upload("IMG_0001.HEIC", heic_bytes())])
+    assert not prepared[0].pending
+    assert decoded(prepared[0].web).format == "JPEG"
 
 
 def test_heic_position_is_read_with_consent_and_not_kept_in_the_file(
@@ -485,6 +582,7 @@ def test_heic_position_is_read_with_consent_and_not_kept_in_the_file(
     issue = Issue.objects.get()
     assert float(issue.latitude) == pytest.approx(27.78, abs=1e-5)
     assert float(issue.longitude) == pytest.approx(120.66, abs=1e-5)
+    run_worker()
     web = read_stored(issue.photos.get().image.name)
     assert decoded(web).format == "JPEG"
     assert b"Exif" not in web and b"PhoneMaker" not in web

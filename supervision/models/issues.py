@@ -439,6 +439,11 @@ class Photo(models.Model):
         BEFORE = "before", _("问题照片")
         AFTER = "after", _("整改照片")
 
+    class State(models.TextChoices):
+        READY = "ready", _("可查看")
+        PENDING = "pending", _("处理中")
+        FAILED = "failed", _("无法处理")
+
     issue = models.ForeignKey(
         Issue, verbose_name=_("问题"), on_delete=models.CASCADE, related_name="photos"
     )
@@ -450,12 +455,19 @@ class Photo(models.Model):
         on_delete=models.CASCADE,
         related_name="photos",
     )
+
     kind = models.CharField(_("类型"), max_length=10, choices=Kind.choices, default=Kind.BEFORE)
-    # Plain FileFields: the photo module has already measured and re-encoded the image.
+    # Plain FileFields: the photo module has already measured and re-encoded the image. While
+    # ``pending`` (a HEIC photo the worker has yet to convert), ``image`` is the file as sent,
+    # never served, and there is no thumbnail.
     image = models.FileField(_("照片"), upload_to=photo_path, max_length=200)
-    thumbnail = models.FileField(_("缩略图"), upload_to=photo_path, max_length=200)
+    thumbnail = models.FileField(_("缩略图"), upload_to=photo_path, blank=True, max_length=200)
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)
+    state = models.CharField(_("状态"), max_length=10, choices=State.choices, default=State.READY)
+    # The file's name as sent, for telling its sender which photo failed.
+    name = models.CharField(_("文件名"), max_length=100, blank=True)
+    failure = models.CharField(_("无法处理的原因"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("时间"), default=timezone.now)
 
     objects = IssueRelatedQuerySet.as_manager()
@@ -474,6 +486,10 @@ class Photo(models.Model):
     @property
     def thumbnail_url(self) -> str:
         return reverse("photo-thumbnail", args=[self.pk])
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state == self.State.READY
 
 
 class VoiceNote(models.Model):
