@@ -1,6 +1,6 @@
 import os
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import segno
@@ -198,8 +198,10 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@lru_cache(maxsize=2048)
 def qr_svg(url: str, *, scale: int) -> str:
-    """The QR code of ``url`` as inline SVG (segno), dark modules only, with a title."""
+    """The QR code of ``url`` as inline SVG (segno), dark modules only, with a title. Kept per
+    process: a project's address does not change, and making the code costs about 3 ms."""
     return mark_safe(  # segno writes the markup; the only text in it is our own URL, escaped
         segno.make(url, error="m").svg_inline(scale=scale, title=url, border=2, omitsize=True)
     )
