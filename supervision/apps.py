@@ -76,7 +76,8 @@ class SupervisionConfig(AppConfig):
             (Project.departments.through, Supervisor.projects.through),
             Photo,
         )
-        # What the public pages show: a change to any of it makes their cached HTML old.
+        # What the public pages show: a change to any of it makes their cached HTML old (issues
+        # and photos only for the pages that show them).
         public_cache.connect_signals(
             (
                 Subdistrict,
@@ -85,8 +86,6 @@ class SupervisionConfig(AppConfig):
                 Project,
                 ScopeItem,
                 Supervisor,
-                Issue,
-                Photo,
                 Acceptance,
                 AcceptanceView,
                 Survey,
@@ -98,4 +97,6 @@ class SupervisionConfig(AppConfig):
                 CalendarChange,
             ),
             (Project.departments.through, Supervisor.projects.through),
+            issue=Issue,
+            photo=Photo,
         )

@@ -111,7 +111,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
-@cached_public_page
+@cached_public_page(issues=False)
 def project_list(request: HttpRequest) -> HttpResponse:
     form = ProjectFilterForm(request.GET or None)
     projects = _projects()
@@ -208,7 +208,7 @@ def qr_svg(url: str, *, scale: int) -> str:
 
 
 @require_safe
-@cached_public_page
+@cached_public_page(issues=False)
 def project_notice(request: HttpRequest, pk: int) -> HttpResponse:
     """The A4 site notice (公示牌) with a large QR code: 扫码查看进度、反映问题."""
     project = get_object_or_404(

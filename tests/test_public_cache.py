@@ -116,3 +116,51 @@ def test_each_language_has_its_own_page(world):
     chinese = Client().get("/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     english = Client().get("/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "首页" in chinese and "Home" in english
+
+
+def test_a_filing_changes_the_home_pages_figures_and_leaves_the_list_and_the_notice_cached(
+    world, client, django_assert_max_num_queries
+):
+    """Supervisors file and departments answer all day: the project list and the site notice,
+    which show no issue, stay in the cache; the home page counts the new issue at once."""
+    for url in pages(world):
+        client.get(url)
+    home = client.get("/")["ETag"]
+    issue = services.submit_issue(
+        reporter=world.alice,
+        project=world.project,
+        category="quality",
+        title="北面外墙空鼓",
+        description="三楼外墙空鼓，敲起来是空的。",
+        photos=[image_file()],
+    )
+    for url in pages(world)[1:]:
+        if url != world.project.get_absolute_url():
+            with django_assert_max_num_queries(1):  # the session's cookie check at most
+                assert client.get(url).status_code == 200
+    assert client.get("/")["ETag"] != home
+
+    # A comment on an issue that is not public changes no public page at all.
+    for url in pages(world):
+        client.get(url)
+    services.comment_on_issue(issue, actor=world.handler, text="我们明天上午到现场看。")
+    for url in pages(world):
+        with django_assert_max_num_queries(1):
+            assert client.get(url).status_code == 200
+
+
+def test_any_change_to_a_public_issue_renews_its_project_page(world, client):
+    issue = services.submit_issue(
+        reporter=world.alice,
+        project=world.project,
+        category="quality",
+        title="北面外墙空鼓",
+        description="三楼外墙空鼓，敲起来是空的。",
+        photos=[image_file()],
+    )
+    issue.is_public = True
+    issue.save()
+    url = world.project.get_absolute_url()
+    before = client.get(url)["ETag"]
+    services.comment_on_issue(issue, actor=world.handler, text="我们明天上午到现场看。")
+    assert client.get(url)["ETag"] != before
