@@ -2,24 +2,61 @@
 
 Inputs forbid unknown fields, so that a typo in a field name is an error rather than a silently
 ignored value. The rules on the values themselves (who may do what, which states, how long a
-text may be, which department may be chosen) stay in the forms and services the pages use.
+text may be, which department may be chosen) stay in the forms and services the pages use; the
+document still states the ones a schema can state (``documented``), so that it says exactly what
+the server takes.
 """
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
 from supervision.models import Department, Issue, IssueEvent, Photo, Project, ScopeItem
-from supervision.services import MAX_TEXT
+from supervision.services import MAX_TEXT, needs_photo
 
 # Ids are bounded so that a huge number is a 4xx, never a database overflow.
 MAX_ID = 10**18 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
-CURSOR_PATTERN = r"^[0-9]{1,20}-[0-9]{1,18}$"
+
+# Python's whitespace (``str.isspace``), which the forms and services strip before they check
+# that a text was given, spelled out: ``\s`` means fewer characters in a JSON Schema's regex.
+SPACE = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# NUL is refused in every value before any view reads it (supervision.security, StrictJsonParser).
+NO_NUL = r"^[^\x00]*$"
+# A text that must be given: no NUL, and something besides whitespace.
+NOT_BLANK = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
+
+
+def documented(pattern: str, *, required: bool = False) -> Any:
+    """A text's pattern, for the document alone: the middleware, the forms and the services
+    enforce it, each in its own words, so pydantic does not. A text that must be given loses the
+    default pydantic keeps for the service's sake (see IssueIn)."""
+
+    def document(schema: dict) -> None:
+        schema["pattern"] = pattern
+        if required:
+            schema.pop("default", None)
+
+    return Field(json_schema_extra=document)
+
+
+def form_optional(schema: dict) -> None:
+    """A form field that may be left out is never null (multipart has no null): the document
+    gives the value it takes when sent."""
+    (value,) = [branch for branch in schema.pop("anyOf") if branch.get("type") != "null"]
+    schema.update(value)
+    schema.pop("default", None)
+
+
+Text = Annotated[str, Field(max_length=MAX_TEXT), documented(NO_NUL)]
+RequiredText = Annotated[str, Field(max_length=MAX_TEXT), documented(NOT_BLANK, required=True)]
+# Every cursor the pattern admits reads as a moment (17 digits of microseconds reach the year
+# 5138; 18 may pass 9999, where ``keyset.parse_cursor`` gives up), so one is refused here or never.
+CURSOR_PATTERN = r"^[0-9]{1,17}-[0-9]{1,18}$"
 Cursor = Annotated[str, Field(pattern=CURSOR_PATTERN, max_length=40)]
+Search = Annotated[str, Field(max_length=50), documented(NO_NUL)]
 
 
 def _literal(choices: type) -> object:
@@ -42,6 +79,7 @@ IssueStatus = _literal(Issue.Status)
 IssueCategory = _literal(Issue.Category)
 IssueUrgency = _literal(Issue.Urgency)
 IssueRating = _literal(Issue.Rating)
+SATISFIED = [r for r in Issue.Rating.values if r != Issue.Rating.UNSATISFIED]
 EventKind = _literal(IssueEvent.Kind)
 ProjectStatus = _literal(Project.Status)
 AreaCode = _literal(ScopeItem.Area)
@@ -235,19 +273,43 @@ class IssueIn(Input):
     # What the rules that guard filing check (services.filing_problems) is left to them, so that
     # a missing or unknown category, an unknown urgency, an empty title or description and fewer
     # than one household are answered in the service's words beside the field, as on the page.
+    # The document states those rules all the same (and api.v1 the ones between fields).
     category: FilingCategory = ""  # type: ignore[valid-type]
     urgency: FilingUrgency = "normal"  # type: ignore[valid-type]
-    title: Annotated[str, Field(max_length=100)] = ""
-    description: Text = ""
-    building: Annotated[str, Field(max_length=20)] = ""
-    unit: Annotated[str, Field(max_length=20)] = ""
-    location: Annotated[str, Field(max_length=100)] = ""
-    households: Annotated[int, Field(le=10000)] | None = None
+    title: Annotated[str, Field(max_length=100), documented(NOT_BLANK, required=True)] = ""
+    description: RequiredText = ""
+    building: Annotated[str, Field(max_length=20), documented(NO_NUL)] = ""
+    unit: Annotated[str, Field(max_length=20), documented(NO_NUL)] = ""
+    location: Annotated[str, Field(max_length=100), documented(NO_NUL)] = ""
+    households: Annotated[int, Field(le=10000, json_schema_extra={"minimum": 1})] | None = Field(
+        None, json_schema_extra=form_optional
+    )
     area: AreaCode | Literal[""] = ""  # type: ignore[valid-type]
     share_position: bool = False
-    token: Annotated[str, Field(max_length=64)] = Field(
+    token: Annotated[str, Field(max_length=64), documented(NO_NUL)] = Field(
         "", description="防重复提交凭据：同一凭据重复提交只会生成一个问题"
     )
+
+
+# The rules between the fields of a filing (services.filing_problems), for the multipart body
+# (api.v1): a residents' opinion names the building and the households; every other category
+# comes with at least one photo.
+FILING_RULES = [
+    {
+        "properties": {
+            "category": {"const": Issue.Category.OPINION.value},
+            "building": {"pattern": NOT_BLANK},
+        },
+        "required": ["building", "households"],
+    },
+    {
+        "properties": {
+            "category": {"enum": [c for c in Issue.Category.values if needs_photo(c)]},
+            "photos": {"minItems": 1},
+        },
+        "required": ["photos"],
+    },
+]
 
 
 # --- the steps (field names as in DESIGN.md) ---------------------------------------------------
@@ -259,7 +321,7 @@ class AcceptIn(Input):
 
 
 class TextIn(Input):
-    text: Text
+    text: RequiredText
 
 
 class OptionalTextIn(Input):
@@ -273,11 +335,11 @@ class DepartmentIn(Input):
 
 class TransferIn(Input):
     department: Id
-    reason: Text
+    reason: RequiredText
 
 
 class ReasonIn(Input):
-    reason: Text
+    reason: RequiredText
 
 
 class OptionalReasonIn(Input):
@@ -289,24 +351,41 @@ class SupportIn(Input):
 
 
 class VerifyIn(Input):
+    # 不满意 needs a reason (VerifyForm.clean): the document states the two cases.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"rating": {"enum": SATISFIED}}},
+                {
+                    "properties": {
+                        "rating": {"const": Issue.Rating.UNSATISFIED.value},
+                        "text": {"pattern": NOT_BLANK},
+                    },
+                    "required": ["text"],
+                },
+            ]
+        },
+    )
+
     rating: IssueRating  # type: ignore[valid-type]
     text: Text = ""
 
 
 class ExtendIn(Input):
     until: date
-    reason: Text
+    reason: RequiredText
 
 
 class StepTextForm(Input):
     """rectify / comment: multipart/form-data with ``photos`` files."""
 
-    text: Text
+    text: RequiredText
 
 
 class DecisionIn(Input):
     grant: bool
-    note: Annotated[str, Field(max_length=200)] = ""
+    note: Annotated[str, Field(max_length=200), documented(NO_NUL)] = ""
 
 
 # --- feed and notifications --------------------------------------------------------------------

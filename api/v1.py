@@ -9,6 +9,7 @@ key, keyset pagination, and one error shape for every refusal::
     {"detail": "<中文说明>", "errors": [{"field": "title", "message": "…"}]}
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -40,7 +41,7 @@ from supervision.models import (
     Photo,
     Project,
 )
-from supervision.photos import PhotoError
+from supervision.photos import MAX_PHOTOS, PhotoError
 
 from . import schemas as s
 from .tokens import address_rate_limited, rate_limited, token_for_key
@@ -124,6 +125,10 @@ api = NinjaAPI(
 )
 
 PUBLIC = [ApiKey(), _anonymous]
+# The document's word for PUBLIC: a key, or nothing at all. ninja lists ApiKey alone (it cannot
+# describe ``_anonymous``) and adds an operation's openapi_extra lists to its own, so the empty
+# requirement joins it: ``security: [{"ApiKey": []}, {}]``.
+PUBLIC_DOCUMENT = {"security": [{}]}
 
 
 def errors(*codes: int) -> dict[int, type[s.ErrorOut]]:
@@ -153,13 +158,17 @@ PYDANTIC_MESSAGES = {
     "extra_forbidden": "不认识这个字段。",
     "int_parsing": "应为整数。",
     "int_type": "应为整数。",
+    "int_from_float": "应为整数。",
+    "int_parsing_size": "太大了。",
     "bool_parsing": "应为 true 或 false。",
     "bool_type": "应为 true 或 false。",
     "string_type": "应为字符串。",
     "date_from_datetime_parsing": "日期格式应为 YYYY-MM-DD。",
     "date_parsing": "日期格式应为 YYYY-MM-DD。",
     "date_type": "日期格式应为 YYYY-MM-DD。",
+    "date_from_datetime_inexact": "日期格式应为 YYYY-MM-DD。",
     "literal_error": "不是可选的值。",
+    "enum": "不是可选的值。",
     "string_too_long": "太长了。",
     "string_pattern_mismatch": "格式不对。",
     "greater_than_equal": "太小了。",
@@ -471,7 +480,7 @@ class ProjectQuery(Schema):
     subdistrict: s.Id | None = Field(None, description="街道 id")
     year: Annotated[int, Field(ge=2000, le=2100)] | None = Field(None, description="年度批次")
     status: s.ProjectStatus | None = None  # type: ignore[valid-type]
-    q: Annotated[str, Field(max_length=50)] | None = Field(None, description="项目或小区名称")
+    q: s.Search | None = Field(None, description="项目或小区名称")
     cursor: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{1,18}$")] | None = Field(
         None, description="上一页返回的 next_cursor"
     )
@@ -502,6 +511,7 @@ def _project_item(request: HttpRequest, project: Project) -> dict:
     "/projects",
     response={200: s.ProjectPage, **errors(*PUBLIC_ERRORS)},
     auth=PUBLIC,
+    openapi_extra=PUBLIC_DOCUMENT,
     summary="改造项目列表",
     description="公开接口，可不带密钥。按年度从新到旧；用 next_cursor 翻页。",
     tags=["项目"],
@@ -536,6 +546,7 @@ def _project(pk: int) -> Project:
     "/projects/{project_id}",
     response={200: s.ProjectDetail, **errors(*PUBLIC_ERRORS, 404)},
     auth=PUBLIC,
+    openapi_extra=PUBLIC_DOCUMENT,
     summary="项目详情",
     description="公开接口：项目概况、里程碑（计划与实际）和总体进度。",
     tags=["项目"],
@@ -563,6 +574,7 @@ def project_detail(request: HttpRequest, project_id: IssueId):
     "/projects/{project_id}/progress",
     response={200: s.ProjectProgress, **errors(*PUBLIC_ERRORS, 404)},
     auth=PUBLIC,
+    openapi_extra=PUBLIC_DOCUMENT,
     summary="项目分方面进度",
     description="公开接口：改造内容六大方面各自的进度和明细。",
     tags=["项目"],
@@ -594,7 +606,7 @@ def project_progress(request: HttpRequest, project_id: IssueId):
 
 
 class IssueQuery(Schema):
-    q: Annotated[str, Field(max_length=50)] | None = Field(None, description="编号或标题")
+    q: s.Search | None = Field(None, description="编号或标题")
     project: s.Id | None = None
     subdistrict: s.Id | None = None
     status: s.IssueStatus | None = None  # type: ignore[valid-type]
@@ -636,6 +648,17 @@ def issue_list(request: HttpRequest, filters: Query[IssueQuery]):
     }
 
 
+def _issue_links(*statuses: int, detail: bool = True) -> dict:
+    """openapi_extra: the issue these responses give is the one whose page and steps take its
+    id (OpenAPI links: what a client may do next, and what schemathesis' stateful run follows)."""
+    targets = [f"issue_{step}" for step in STEP_FORMS]  # the steps' operation ids (_json_step)
+    if detail:
+        targets.append("api_v1_issue_detail")  # ninja's id for issue_detail
+    issue = {"issue_id": "$response.body#/id"}
+    links = {target: {"operationId": target, "parameters": issue} for target in targets}
+    return {"responses": {status: {"links": links} for status in statuses}}
+
+
 @api.get(
     "/issues/{issue_id}",
     response={200: s.IssueDetail, **errors(*AUTHED, 404)},
@@ -645,12 +668,30 @@ def issue_list(request: HttpRequest, filters: Query[IssueQuery]):
         "（allowed_steps）。看不到的问题一律返回 404。"
     ),
     tags=["问题"],
+    openapi_extra=_issue_links(200, detail=False),
 )
 def issue_detail(request: HttpRequest, issue_id: IssueId):
     return _issue_detail(request, issue_id)
 
 
 PHOTOS_DOC = "照片文件，可多张（最多 9 张），支持 JPEG、PNG、WebP、HEIC，每张不超过 20 MB。"
+# The formats photos.ACCEPTED_FORMATS reads, as media types.
+PHOTO_TYPES = "image/jpeg, image/png, image/webp, image/heic, image/heif"
+
+
+def _form_document(*, required: Sequence[str] = (), min_photos: int = 0, **whole: Any) -> dict:
+    """openapi_extra for a multipart operation: what ninja leaves out when it flattens the form's
+    model into the body's fields. Unknown fields are refused (``_refuse_unknown_fields``), photos
+    are images, at most MAX_PHOTOS of them; ``required`` adds to the fields ninja lists, and
+    ``whole`` holds the rules between fields."""
+    photos: dict[str, Any] = {"maxItems": MAX_PHOTOS}
+    if min_photos:
+        photos["minItems"] = min_photos
+    schema = {"additionalProperties": False, "properties": {"photos": photos}, **whole}
+    if required:
+        schema["required"] = list(required)
+    form = {"schema": schema, "encoding": {"photos": {"contentType": PHOTO_TYPES}}}
+    return {"requestBody": {"content": {"multipart/form-data": form}}}
 
 
 def _refuse_unknown_fields(request: HttpRequest, allowed: set[str]) -> None:
@@ -670,6 +711,11 @@ def _refuse_unknown_fields(request: HttpRequest, allowed: set[str]) -> None:
         "已有的问题（200），新问题返回 201。"
     ),
     tags=["问题"],
+    openapi_extra={
+        # The form needs these too (services.filing_problems answers for them in its own words).
+        **_form_document(required=["category", "title", "description"], anyOf=s.FILING_RULES),
+        **_issue_links(200, 201),
+    },
 )
 def issue_create(
     request: HttpRequest,
@@ -771,6 +817,7 @@ _json_step(
     ),
     tags=["办理步骤"],
     operation_id="issue_rectify",
+    openapi_extra=_form_document(required=["photos"], min_photos=1),
 )
 def issue_rectify(
     request: HttpRequest,
@@ -789,6 +836,7 @@ def issue_rectify(
     description="能看到问题的参与者留言，可附照片（multipart/form-data）。" + PHOTOS_DOC + STEP_DOC,
     tags=["办理步骤"],
     operation_id="issue_comment",
+    openapi_extra=_form_document(),
 )
 def issue_comment(
     request: HttpRequest,
