@@ -182,6 +182,12 @@ class PhotoOut(Schema):
     thumbnail_url: str
     width: int
     height: int
+    state: Literal[tuple(Photo.State.values)] = Field(  # type: ignore[valid-type]
+        description=(
+            "ready 可以查看；pending 处理中（HEIC 照片由后台转换，通常几秒内完成，"
+            "此前两个地址返回「照片处理中」的 SVG 图块）；failed 无法处理（地址返回说明图块）"
+        )
+    )
 
 
 class IssueItem(Schema):

@@ -321,6 +321,7 @@ def _photo(request: HttpRequest, photo: Photo) -> dict:
         "thumbnail_url": _absolute(request, photo.thumbnail_url),
         "width": photo.width,
         "height": photo.height,
+        "state": photo.state,
     }
 
 

@@ -849,3 +849,26 @@ def test_photo_urls_from_the_api_open_with_the_key(
     assert client.get(url, headers={"Authorization": f"Bearer {other}"}).status_code == 404
     revoke_token(token)
     assert client.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 404
+
+
+def test_a_heic_photo_filed_through_the_api_is_pending_until_the_worker_converts_it(
+    world, django_capture_on_commit_callbacks
+):
+    """The mini-program gets its answer at once; the photo's ``state`` says when it is ready."""
+    import pillow_heif
+    from PIL import Image
+
+    from .worker import run_worker
+
+    pillow_heif.register_heif_opener()
+    heic = image_file("IMG_0001.HEIC", "HEIF")
+    api = Api(world.alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        filed = api.upload("/issues", new_issue_fields(world.project), [heic])
+    assert filed.status_code == 201, filed.content
+    photo = filed.json()["photos"][0]
+    assert photo["state"] == "pending"
+    run_worker()
+    again = api.get(f"/issues/{filed.json()['id']}").json()["photos"][0]
+    assert again["state"] == "ready" and again["id"] == photo["id"]
+    assert Image.open(Photo.objects.get(pk=photo["id"]).image.open()).format == "JPEG"
