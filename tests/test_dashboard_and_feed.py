@@ -398,7 +398,11 @@ def test_the_poll_brings_the_days_line_again_with_the_new_count(world, client):
 
 def test_paging_shows_every_event_and_every_day_line_once(world, client):
     issue = world.submit()
-    now = timezone.now()
+    # Noon of today, or of yesterday before noon: the escalations an hour or five before it stay
+    # on its day whatever the time the test runs (at 00:55 they fell on the day before).
+    now = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0)
+    if now > timezone.now():
+        now -= DAY
     # 70 comments over 5 days, and the sweep's escalations on 4 of those days.
     IssueEvent.objects.bulk_create(
         IssueEvent(
