@@ -15,6 +15,7 @@ from .models import (
     Neighbourhood,
     Photo,
     Project,
+    Region,
     ScopeItem,
     Subdistrict,
     Supervisor,
@@ -37,16 +38,30 @@ def login(request: HttpRequest, extra_context=None) -> HttpResponse:
 admin.site.login = login
 
 
+@admin.register(Region)
+class RegionAdmin(admin.ModelAdmin):
+    """行政区划: 省 → 市 → 县（市、区）; subdistricts and departments hang under the last."""
+
+    list_display = ["name", "code", "level", "parent"]
+    list_filter = ["level", ("parent", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "code"]
+    list_select_related = ["parent"]
+
+
 @admin.register(Subdistrict)
 class SubdistrictAdmin(admin.ModelAdmin):
-    list_display = ["name", "code"]
+    list_display = ["name", "code", "region", "stats_code"]
+    list_filter = ["region"]
+    search_fields = ["name", "code", "stats_code"]
+    list_select_related = ["region"]
 
 
 @admin.register(Department)
 class DepartmentAdmin(SimpleHistoryAdmin):
-    list_display = ["name", "kind", "subdistrict", "phone", "is_active"]
-    list_filter = ["kind", "subdistrict", "is_active"]
+    list_display = ["name", "kind", "region", "subdistrict", "phone", "is_active"]
+    list_filter = ["kind", "region", "subdistrict", "is_active"]
     search_fields = ["name"]
+    list_select_related = ["region", "subdistrict"]
 
 
 @admin.register(Neighbourhood)

@@ -53,6 +53,7 @@ from .models import (
     Notification,
     Patrol,
     Project,
+    Region,
     ResponseTemplate,
     RoutingRule,
     ScopeItem,
@@ -462,10 +463,12 @@ def load(*, now: datetime | None = None) -> dict[str, int]:
         created[kind] = created.get(kind, 0) + int(was_created)
 
     with transaction.atomic():
+        # The demo is Ruian's: its subdistricts and departments are found within 瑞安市.
+        ruian = Region.objects.ruian()
         subdistricts = {}
         for row in data["subdistricts"]:
             obj, new = Subdistrict.objects.update_or_create(
-                code=row["code"], defaults={"name": row["name"]}
+                region=ruian, code=row["code"], defaults={"name": row["name"]}
             )
             subdistricts[row["code"]] = obj
             count("subdistricts", new)
@@ -473,6 +476,7 @@ def load(*, now: datetime | None = None) -> dict[str, int]:
         departments = {}
         for row in data["departments"]:
             obj, new = Department.objects.update_or_create(
+                region=ruian,
                 name=row["name"],
                 defaults={
                     "kind": row["kind"],

@@ -748,9 +748,16 @@ class DepartmentPanel(PlainChoices, PanelAdmin):
 
     list_display = ["name", "kind", "subdistrict", "phone", "has_webhook", "is_active"]
     list_filter = ["kind", "subdistrict", "is_active"]
-    fields = ["name", "kind", "subdistrict", "phone", "webhook_url", "is_active"]
+    fields = ["region", "name", "kind", "subdistrict", "phone", "webhook_url", "is_active"]
     bureau_edits = True
     staff_sees = False
+
+    def get_changeform_initial_data(self, request):
+        """A new department serves where the bureau does."""
+        initial = super().get_changeform_initial_data(request)
+        if request.user.department_id:
+            initial.setdefault("region", request.user.department.region_id)
+        return initial
 
     @admin.display(description=gettext_lazy("企业微信群"), boolean=True)
     def has_webhook(self, department: Department) -> bool:

@@ -11,7 +11,15 @@ from PIL import Image
 
 from accounts.models import User
 from supervision import services
-from supervision.models import Department, Issue, Neighbourhood, Project, Subdistrict, Supervisor
+from supervision.models import (
+    Department,
+    Issue,
+    Neighbourhood,
+    Project,
+    Region,
+    Subdistrict,
+    Supervisor,
+)
 
 PASSWORD = "correct-horse-7"
 
@@ -24,14 +32,23 @@ def image_file(
     return SimpleUploadedFile(name, out.getvalue(), content_type="image/jpeg")
 
 
-def make_subdistrict(name: str = "安阳街道", code: str = "anyang") -> Subdistrict:
-    return Subdistrict.objects.create(name=name, code=code)
+def make_county(name: str, code: str) -> Region:
+    """Another county-level region under 温州市, beside 瑞安市 (e.g. 平阳县 330326)."""
+    wenzhou = Region.objects.ruian().parent
+    return Region.objects.create(name=name, code=code, level=Region.Level.COUNTY, parent=wenzhou)
+
+
+def make_subdistrict(name: str = "安阳街道", code: str = "anyang", region=None) -> Subdistrict:
+    return Subdistrict.objects.create(region=region or Region.objects.ruian(), name=name, code=code)
 
 
 def make_department(
-    name: str, kind: str = Department.Kind.SUBDISTRICT_OFFICE, subdistrict=None
+    name: str, kind: str = Department.Kind.SUBDISTRICT_OFFICE, subdistrict=None, region=None
 ) -> Department:
-    return Department.objects.create(name=name, kind=kind, subdistrict=subdistrict)
+    """In ``region``, else in its subdistrict's, else in 瑞安市."""
+    if region is None:
+        region = subdistrict.region if subdistrict is not None else Region.objects.ruian()
+    return Department.objects.create(region=region, name=name, kind=kind, subdistrict=subdistrict)
 
 
 def make_neighbourhood(

@@ -1,5 +1,6 @@
-"""Where the works are and who watches them: subdistricts, departments, neighbourhoods,
-projects and their scope, supervisors, and the calendar of working days."""
+"""Where the works are and who watches them: administrative regions, subdistricts,
+departments, neighbourhoods, projects and their scope, supervisors, and the calendar of working
+days."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
@@ -26,16 +28,161 @@ class TimestampedModel(models.Model):
         abstract = True
 
 
-class Subdistrict(TimestampedModel):
-    """街道: 安阳、玉海、锦湖、上望 …"""
+class RegionQuerySet(models.QuerySet):
+    def ruian(self) -> Region:
+        """瑞安市 under 温州市 under 浙江省, made if missing: the one county-level region the
+        product served before regions existed (migration 0025 placed everything under it), and
+        where the demo, the scale data and the tests put their subdistricts and departments."""
+        county = self.filter(code=RUIAN[-1][0]).first()
+        if county is not None:
+            return county
+        parent = None
+        for code, name, level in RUIAN:
+            parent, _created = self.get_or_create(
+                code=code, defaults={"name": name, "level": level, "parent": parent}
+            )
+        return parent
 
-    name = models.CharField(_("名称"), max_length=50, unique=True)
-    code = models.SlugField(_("代码"), max_length=30, unique=True)
+
+class Region(TimestampedModel):
+    """行政区划: a province, a city (地级市) or a county-level division (区、县、县级市), with its
+    GB/T 2260 code. Subdistricts and departments hang under a county-level one."""
+
+    class Level(models.TextChoices):
+        PROVINCE = "province", _("省")
+        CITY = "city", _("市")
+        COUNTY = "county", _("县级")
+
+    # The level each one sits under.
+    PARENT_LEVEL = {Level.CITY: Level.PROVINCE, Level.COUNTY: Level.CITY}
+
+    name = models.CharField(_("名称"), max_length=50)
+    level = models.CharField(_("级别"), max_length=10, choices=Level.choices)
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("上级"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+    )
+    code = models.CharField(
+        _("区划代码"),
+        max_length=6,
+        unique=True,
+        validators=[RegexValidator(r"^[0-9]{6}\Z", _("区划代码是 6 位数字。"))],
+        help_text=_("GB/T 2260 的 6 位代码，例如 瑞安市 330381。"),
+    )
+
+    objects = RegionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("行政区划")
+        verbose_name_plural = _("行政区划")
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["parent", "name"], name="supervision_region_unique_name_in_parent"
+            ),
+            # A province has no parent, and NULLs are never equal in a unique index.
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=Q(parent__isnull=True),
+                name="supervision_region_unique_province_name",
+            ),
+            models.CheckConstraint(
+                condition=Q(level="province", parent__isnull=True)
+                | (~Q(level="province") & Q(parent__isnull=False)),
+                name="supervision_region_only_provinces_at_the_top",
+            ),
+            models.CheckConstraint(
+                condition=Q(level__in=["province", "city", "county"]),
+                name="supervision_region_level_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        """A city under a province, a county-level division under a city, and the code under
+        its parent's (330381 under 330300 under 330000)."""
+        errors = {}
+        wanted = self.PARENT_LEVEL.get(self.level)
+        if wanted is None and self.parent_id is not None:
+            errors["parent"] = _("省没有上级。")
+        elif wanted is not None and (self.parent is None or self.parent.level != wanted):
+            errors["parent"] = _("上级应是%(level)s。") % {"level": wanted.label}
+        elif wanted is not None and self.code:
+            prefix = self.parent.code[:2] if wanted == self.Level.PROVINCE else self.parent.code[:4]
+            if not self.code.startswith(prefix):
+                errors["code"] = _("区划代码应以上级的 %(prefix)s 开头。") % {"prefix": prefix}
+        if errors:
+            raise ValidationError(errors)
+
+    def ancestors(self) -> list[Region]:
+        """The regions above, from the province down: [] for 浙江省, [浙江省, 温州市] for
+        瑞安市. At most two queries; none when loaded with ``select_related("parent__parent")``."""
+        chain = []
+        region = self.parent
+        while region is not None:
+            chain.append(region)
+            region = region.parent
+        return chain[::-1]
+
+    def full_name(self) -> str:
+        """浙江省温州市瑞安市 (queries like ``ancestors``)."""
+        return "".join(r.name for r in [*self.ancestors(), self])
+
+
+# (code, name, level) from the province down: the seed of ``Region.objects.ruian()``.
+RUIAN = [
+    ("330000", "浙江省", Region.Level.PROVINCE),
+    ("330300", "温州市", Region.Level.CITY),
+    ("330381", "瑞安市", Region.Level.COUNTY),
+]
+COUNTY_LEVEL = {"level": Region.Level.COUNTY}
+
+
+class Subdistrict(TimestampedModel):
+    """街道: 安阳、玉海、锦湖、上望 … in a county-level region (a province has many 城关街道)."""
+
+    region = models.ForeignKey(
+        Region,
+        verbose_name=_("县（市、区）"),
+        on_delete=models.PROTECT,
+        related_name="subdistricts",
+        limit_choices_to=COUNTY_LEVEL,
+    )
+    name = models.CharField(_("名称"), max_length=50)
+    # A slug for people and fixtures (the demo finds its subdistricts by it); every link and
+    # filter uses the pk, so nothing needs it unique beyond its region.
+    code = models.SlugField(_("代码"), max_length=30)
+    stats_code = models.CharField(
+        _("统计用区划代码"),
+        max_length=12,
+        blank=True,
+        validators=[RegexValidator(r"^[0-9]{12}\Z", _("统计用区划代码是 12 位数字。"))],
+        help_text=_("国家统计局的 12 位统计用区划代码，可不填。"),
+    )
 
     class Meta:
         verbose_name = _("街道")
         verbose_name_plural = _("街道")
-        ordering = ["code"]
+        ordering = ["region__code", "code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["region", "name"], name="supervision_subdistrict_unique_name_in_region"
+            ),
+            models.UniqueConstraint(
+                fields=["region", "code"], name="supervision_subdistrict_unique_code_in_region"
+            ),
+            models.UniqueConstraint(
+                fields=["stats_code"],
+                condition=~Q(stats_code=""),
+                name="supervision_subdistrict_unique_stats_code",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -52,7 +199,15 @@ class Department(TimestampedModel):
         UTILITY = "utility", _("管线单位")
         PROPERTY_MANAGER = "property_manager", _("物业")
 
-    name = models.CharField(_("名称"), max_length=100, unique=True)
+    region = models.ForeignKey(
+        Region,
+        verbose_name=_("县（市、区）"),
+        on_delete=models.PROTECT,
+        related_name="departments",
+        limit_choices_to=COUNTY_LEVEL,
+        help_text=_("部门服务的县级行政区；名称在同一县（市、区）内不重复。"),
+    )
+    name = models.CharField(_("名称"), max_length=100)
     kind = models.CharField(_("类型"), max_length=30, choices=Kind.choices)
     subdistrict = models.ForeignKey(
         Subdistrict,
@@ -79,6 +234,9 @@ class Department(TimestampedModel):
         verbose_name_plural = _("部门/单位")
         ordering = ["kind", "name"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["region", "name"], name="supervision_department_unique_name_in_region"
+            ),
             models.CheckConstraint(
                 condition=~Q(kind="subdistrict_office") | Q(subdistrict__isnull=False),
                 name="supervision_department_office_has_subdistrict",
@@ -100,6 +258,14 @@ class Department(TimestampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if (
+            self.subdistrict_id is not None
+            and self.region_id is not None
+            and self.subdistrict.region_id != self.region_id
+        ):
+            raise ValidationError({"subdistrict": _("街道应在部门所在的县（市、区）内。")})
 
     @property
     def is_contractor(self) -> bool:

@@ -34,6 +34,7 @@ from supervision.models import (
     Neighbourhood,
     Photo,
     Project,
+    Region,
     ScopeItem,
     Subdistrict,
     Supervisor,
@@ -151,26 +152,33 @@ class Command(BaseCommand):
 
     def _world(self, spec: dict, rng: random.Random) -> dict:
         password = make_password("renovate-2023")
+        # One county-level region holds it all (scale profiles by region are for later).
+        region = Region.objects.ruian()
         subdistricts = Subdistrict.objects.bulk_create(
             [
-                Subdistrict(name=f"第{i + 1}街道", code=f"s{i + 1:03d}")
+                Subdistrict(region=region, name=f"第{i + 1}街道", code=f"s{i + 1:03d}")
                 for i in range(spec["subdistricts"])
             ]
         )
         bureau = Department.objects.create(
-            name="省住房和城乡建设厅（测试）", kind=Department.Kind.BUREAU
+            region=region, name="省住房和城乡建设厅（测试）", kind=Department.Kind.BUREAU
         )
         offices = Department.objects.bulk_create(
             [
                 Department(
-                    name=f"{s.name}办事处", kind=Department.Kind.SUBDISTRICT_OFFICE, subdistrict=s
+                    region=region,
+                    name=f"{s.name}办事处",
+                    kind=Department.Kind.SUBDISTRICT_OFFICE,
+                    subdistrict=s,
                 )
                 for s in subdistricts
             ]
         )
         contractors = Department.objects.bulk_create(
             [
-                Department(name=f"测试建设公司{i + 1:02d}", kind=Department.Kind.CONTRACTOR)
+                Department(
+                    region=region, name=f"测试建设公司{i + 1:02d}", kind=Department.Kind.CONTRACTOR
+                )
                 for i in range(max(3, spec["subdistricts"] // 2))
             ]
         )

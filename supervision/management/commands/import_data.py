@@ -1,5 +1,6 @@
 """Restore a backup made by export_data into an empty, migrated database."""
 
+import json
 import tempfile
 import zipfile
 from pathlib import Path
@@ -10,7 +11,15 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from supervision import fragments, public_cache, rollups
-from supervision.models import Issue, Project
+from supervision.models import Issue, Project, Region
+
+# Rows that point at a county-level region since migration 0025; a backup made before it has
+# none, and everything in it was Ruian's.
+PLACED_IN_A_REGION = {
+    "supervision.subdistrict",
+    "supervision.department",
+    "supervision.historicaldepartment",
+}
 
 
 class Command(BaseCommand):
@@ -36,8 +45,13 @@ class Command(BaseCommand):
                     if relative.is_absolute() or ".." in relative.parts:
                         raise CommandError(f"备份中有可疑的文件路径：{name}")
             archive.extract("data.json", tmp)
+            data = Path(tmp) / "data.json"
             with transaction.atomic():
-                call_command("loaddata", str(Path(tmp) / "data.json"), verbosity=0)
+                if mentions(data, b'"supervision.region"'):
+                    clear_unused_regions()
+                else:
+                    place_under_ruian(data)
+                call_command("loaddata", str(data), verbosity=0)
             # The dashboard's counts are derived: counted again from what was loaded, so a
             # backup made before the rollups existed restores complete figures too.
             rollups.rebuild()
@@ -51,3 +65,37 @@ class Command(BaseCommand):
                     target.write_bytes(archive.read(name))
                     files += 1
         self.stdout.write(f"已恢复（媒体文件 {files} 个）。")
+
+
+def mentions(path: Path, needle: bytes) -> bool:
+    """Whether the file holds ``needle``, read a megabyte at a time."""
+    tail = b""
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            if needle in tail + chunk:
+                return True
+            tail = chunk[-len(needle) :]
+    return False
+
+
+def clear_unused_regions() -> None:
+    """migrate made 浙江省 → 温州市 → 瑞安市 (0025); the backup brings its own rows, perhaps with
+    other ids, so the ones nothing uses go first (from the county level up)."""
+    for level in (Region.Level.COUNTY, Region.Level.CITY, Region.Level.PROVINCE):
+        Region.objects.filter(
+            level=level,
+            children__isnull=True,
+            subdistricts__isnull=True,
+            departments__isnull=True,
+        ).delete()
+
+
+def place_under_ruian(path: Path) -> None:
+    """A backup made before regions: its subdistricts and departments go under 瑞安市, as the
+    migration put those of a live database."""
+    objects = json.loads(path.read_text(encoding="utf-8"))
+    ruian = Region.objects.ruian().pk
+    for obj in objects:
+        if obj["model"] in PLACED_IN_A_REGION:
+            obj["fields"].setdefault("region", ruian)
+    path.write_text(json.dumps(objects, ensure_ascii=False), encoding="utf-8")
