@@ -14,6 +14,11 @@ class User(AbstractUser):
         SUPERVISOR = "supervisor", _("群众监督员")
         STAFF = "staff", _("部门工作人员")
         BUREAU = "bureau", _("住建局协调员")
+        OVERSIGHT = "oversight", _("上级主管部门")
+
+    # The roles that belong to a region's programme: a supervisor and a bureau to a county-level
+    # one, the oversight (省住建厅, a city's 住建局 above its counties) to a province or a city.
+    REGIONAL_ROLES = (Role.SUPERVISOR, Role.BUREAU, Role.OVERSIGHT)
 
     role = models.CharField(_("角色"), max_length=20, choices=Role.choices, blank=True)
     department = models.ForeignKey(
@@ -23,6 +28,18 @@ class User(AbstractUser):
         blank=True,
         on_delete=models.PROTECT,
         related_name="members",
+    )
+    region = models.ForeignKey(
+        "supervision.Region",
+        verbose_name=_("所属区划"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="users",
+        help_text=_(
+            "监督员和住建局协调员属于一个县（市、区）的改造工作；上级主管部门属于省或设区的市，"
+            "看得到下面所有县（市、区）。"
+        ),
     )
     mobile = models.CharField(
         _("手机号码"),
@@ -44,6 +61,11 @@ class User(AbstractUser):
                 condition=~Q(role="staff") | Q(department__isnull=False),
                 name="accounts_user_staff_has_department",
             ),
+            models.CheckConstraint(
+                condition=~Q(role__in=["supervisor", "bureau", "oversight"])
+                | Q(region__isnull=False),
+                name="accounts_user_regional_role_has_region",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -60,3 +82,9 @@ class User(AbstractUser):
     @property
     def is_bureau(self) -> bool:
         return self.role == self.Role.BUREAU or self.is_superuser
+
+    @property
+    def is_oversight(self) -> bool:
+        """省住建厅 or a city's 住建局 above its counties: reads every programme below its region,
+        escalates (督办), never takes a department's step."""
+        return self.role == self.Role.OVERSIGHT and self.region_id is not None

@@ -599,6 +599,7 @@ def load(*, now: datetime | None = None) -> dict[str, int]:
                 role=row["role"],
                 department=departments[row["department"]],
                 count=count,
+                region=ruian if row["role"] in User.REGIONAL_ROLES else None,
             )
         admin, new = User.objects.get_or_create(
             username="admin",
@@ -607,6 +608,7 @@ def load(*, now: datetime | None = None) -> dict[str, int]:
                 "is_superuser": True,
                 "display_name": "系统管理员",
                 "role": User.Role.BUREAU,
+                "region": ruian,
             },
         )
         if new:
@@ -628,6 +630,7 @@ def load(*, now: datetime | None = None) -> dict[str, int]:
                 role=User.Role.SUPERVISOR,
                 department=None,
                 count=count,
+                region=ruian,
             )
             home = projects[row["home"]]
             supervisor, new = Supervisor.objects.update_or_create(
@@ -673,10 +676,16 @@ def load(*, now: datetime | None = None) -> dict[str, int]:
     return created
 
 
-def _user(username, name, mobile, password, *, role, department, count) -> User:
+def _user(username, name, mobile, password, *, role, department, count, region=None) -> User:
     user, new = User.objects.get_or_create(
         username=username,
-        defaults={"display_name": name, "mobile": mobile, "role": role, "department": department},
+        defaults={
+            "display_name": name,
+            "mobile": mobile,
+            "role": role,
+            "department": department,
+            "region": region,
+        },
     )
     if new:
         user.password = password

@@ -470,6 +470,7 @@ def appoint_supervisor(
             display_name=display_name,
             mobile=mobile,
             role=User.Role.SUPERVISOR,
+            region=neighbourhood.subdistrict.region,
         )
         supervisor = Supervisor(
             user=user,

@@ -78,6 +78,8 @@ def make_project(
 
 
 def make_user(username: str, *, role: str = "", department=None, **fields) -> User:
+    if role in User.REGIONAL_ROLES and "region" not in fields:
+        fields["region"] = department.region if department else Region.objects.ruian()
     user = User(
         username=username, role=role, department=department, display_name=username, **fields
     )
@@ -87,7 +89,7 @@ def make_user(username: str, *, role: str = "", department=None, **fields) -> Us
 
 
 def make_supervisor(username: str, neighbourhood: Neighbourhood, projects=(), **fields) -> User:
-    user = make_user(username, role=User.Role.SUPERVISOR)
+    user = make_user(username, role=User.Role.SUPERVISOR, region=neighbourhood.subdistrict.region)
     supervisor = Supervisor.objects.create(
         user=user,
         neighbourhood=neighbourhood,

@@ -193,7 +193,13 @@ class Command(BaseCommand):
             for i, office in enumerate(offices)
         ]
         staff.append(
-            User(username="bureau001", password=password, role=User.Role.BUREAU, department=bureau)
+            User(
+                username="bureau001",
+                password=password,
+                role=User.Role.BUREAU,
+                department=bureau,
+                region=region,
+            )
         )
         User.objects.bulk_create(staff)
         n = spec["neighbourhoods"]
@@ -255,6 +261,7 @@ class Command(BaseCommand):
                     username=f"sup{i + 1:05d}",
                     password=password,
                     role=User.Role.SUPERVISOR,
+                    region=region,
                     display_name=f"监督员{i + 1}",
                 )
                 for i in range(n)

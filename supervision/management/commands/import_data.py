@@ -13,6 +13,7 @@ from django.db import transaction
 from supervision import fragments, public_cache, rollups
 from supervision.models import Issue, Project, Region
 
+REGIONAL_ROLES = {"supervisor", "bureau", "oversight"}
 # Rows that point at a county-level region since migration 0025; a backup made before it has
 # none, and everything in it was Ruian's.
 PLACED_IN_A_REGION = {
@@ -92,10 +93,13 @@ def clear_unused_regions() -> None:
 
 def place_under_ruian(path: Path) -> None:
     """A backup made before regions: its subdistricts and departments go under 瑞安市, as the
-    migration put those of a live database."""
+    migrations put those of a live database, and so do its supervisors and bureau coordinators."""
     objects = json.loads(path.read_text(encoding="utf-8"))
     ruian = Region.objects.ruian().pk
     for obj in objects:
-        if obj["model"] in PLACED_IN_A_REGION:
+        regional_user = (
+            obj["model"] == "accounts.user" and obj["fields"].get("role") in REGIONAL_ROLES
+        )
+        if obj["model"] in PLACED_IN_A_REGION or regional_user:
             obj["fields"].setdefault("region", ruian)
     path.write_text(json.dumps(objects, ensure_ascii=False), encoding="utf-8")
