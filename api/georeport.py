@@ -614,6 +614,7 @@ FIELDS = (
     "project__neighbourhood__name",
     "project__neighbourhood__address",
     "project__neighbourhood__subdistrict__name",
+    "project__neighbourhood__subdistrict__region",
 )
 
 

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import photos as photo_intake
 from . import services
-from .models import Department, Issue, Project, ScopeItem, Subdistrict
+from .models import Department, Issue, Project, ScopeItem, Subdistrict, issue_county
 
 
 class ProjectFilterForm(forms.Form):
@@ -537,7 +537,10 @@ class DepartmentStepForm(StepForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        departments = Department.objects.filter(is_active=True).order_by("kind", "name")
+        # Only the departments of the issue's own county: another county's are not ours to send to.
+        departments = Department.objects.filter(
+            is_active=True, region=issue_county(self.issue)
+        ).order_by("kind", "name")
         if self.kinds:
             departments = departments.filter(kind__in=self.kinds)
         self.fields["department"].queryset = departments.exclude(pk=self.issue.department_id)
@@ -610,9 +613,41 @@ class RectifyForm(StepForm):
 class EscalateForm(StepForm):
     step, label, button_class = "escalate", _("督办"), "btn-outline-danger"
     text = _text_field(_("督办意见"), rows=2)
+    # 上级督办 only: the day by which the county's bureau must answer.
+    deadline = forms.DateField(
+        label=_("要求住建局回复的日期"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not getattr(self.user, "is_oversight", False):
+            del self.fields["deadline"]
+        else:
+            self.label = _("上级督办")
+            self.fields["deadline"].required = True
+            self.fields["deadline"].initial = timezone.localdate() + timedelta(days=3)
 
     def run(self):
-        return services.escalate_issue(self.issue, actor=self.user, text=self.cleaned_data["text"])
+        return services.escalate_issue(
+            self.issue,
+            actor=self.user,
+            text=self.cleaned_data["text"],
+            deadline=self.cleaned_data.get("deadline"),
+        )
+
+
+class ReplyForm(StepForm):
+    """回复督办: the county's bureau answers the province's or the city's 督办."""
+
+    step, label, button_class = "reply", _("回复上级督办"), "btn-danger"
+    text = _text_field(_("回复内容"), rows=3, placeholder=_("办理进展、原因和下一步安排"))
+
+    def run(self):
+        return services.reply_to_oversight(
+            self.issue, actor=self.user, text=self.cleaned_data["text"]
+        )
 
 
 class ExtendForm(StepForm):
@@ -661,6 +696,7 @@ STEP_FORMS: dict[str, type[StepForm]] = {
         TransferForm,
         RejectForm,
         EscalateForm,
+        ReplyForm,
         VerifyForm,
         ReopenForm,
         WithdrawForm,

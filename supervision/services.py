@@ -37,6 +37,8 @@ from .models import (
     RoutingRule,
     ScopeItem,
     Support,
+    in_programme,
+    issue_county,
     issue_visible,
 )
 from .unavailable import is_disk_full
@@ -93,11 +95,11 @@ def is_serving_supervisor(user) -> bool:
 
 
 def handles(user, issue: Issue) -> bool:
-    """The bureau, or staff of the department the issue is routed to."""
+    """The bureau of the issue's county, or staff of the department the issue is routed to."""
     if not _is_active(user):
         return False
     if user.is_bureau:
-        return True
+        return in_programme(user, issue_county(issue))
     return user.is_department_staff and user.department_id == issue.department_id
 
 
@@ -282,14 +284,16 @@ def needs_photo(category: str) -> bool:
 def route_department(project: Project, category: str) -> Department | None:
     """Where a new issue goes: the most specific routing rule the bureau keeps in the panel
     (subdistrict and category, then subdistrict, then category), else the subdistrict office of
-    the project's subdistrict, else the bureau."""
+    the project's subdistrict, else the bureau: all of them within the project's county."""
     subdistrict_id = project.neighbourhood.subdistrict_id
+    county = project.neighbourhood.subdistrict.region_id
     rules = {
         (rule.subdistrict_id, rule.category): rule.department
         for rule in RoutingRule.objects.filter(
             Q(subdistrict_id=subdistrict_id) | Q(subdistrict__isnull=True),
             Q(category=category) | Q(category=""),
             department__is_active=True,
+            department__region=county,
         ).select_related("department")
     }
     for key in ((subdistrict_id, category), (subdistrict_id, ""), (None, category), (None, "")):
@@ -306,7 +310,7 @@ def route_department(project: Project, category: str) -> Department | None:
     )
     if office:
         return office
-    return bureau_department()
+    return bureau_department(county)
 
 
 def route_issue(project: Project, category: str, area: str = "") -> warranty.Route:
@@ -318,8 +322,13 @@ def route_issue(project: Project, category: str, area: str = "") -> warranty.Rou
     )
 
 
-def bureau_department() -> Department | None:
-    return Department.objects.filter(kind=Department.Kind.BUREAU, is_active=True).first()
+def bureau_department(county: int | None) -> Department | None:
+    """The county's 住建局 (the first active one, should there be two)."""
+    return (
+        Department.objects.filter(kind=Department.Kind.BUREAU, is_active=True, region=county)
+        .order_by("pk")
+        .first()
+    )
 
 
 # What a person reads when a rule that guards filing is not met, by the field it belongs beside.
@@ -636,6 +645,8 @@ def dispatch_issue(issue: Issue, *, actor, department: Department, text: str = "
         _check("dispatch", actor, fresh)
         if department is None or not department.is_contractor or not department.is_active:
             raise _invalid(_("请选择一家施工单位。"))
+        if department.region_id != issue_county(fresh):
+            raise _invalid(_("只能派给本县（市、区）的施工单位。"))
         if fresh.contractor_id == department.pk:
             raise WorkflowError(_("这个问题已经派给%(name)s。") % {"name": department.name})
         from_status = fresh.status
@@ -662,6 +673,8 @@ def transfer_issue(issue: Issue, *, actor, department: Department, text: str) ->
         _check("transfer", actor, fresh)
         if department is None or not department.is_active or department.is_contractor:
             raise _invalid(_("请选择接收的部门（施工单位请用派单）。"))
+        if department.region_id != issue_county(fresh):
+            raise _invalid(_("只能转派给本县（市、区）的部门。"))
         if department.pk == fresh.department_id:
             raise _invalid(_("问题已经在%(name)s，不必转派。") % {"name": department.name})
         now = timezone.now()
@@ -930,25 +943,58 @@ def _check_letter_support(actor, issue: Issue, letter) -> None:
     _require_status(issue, rule.states, rule.name)
 
 
-def escalate_issue(issue: Issue, *, actor, text: str) -> Issue:
-    """督办: the bureau presses on an open issue, or its department asks the bureau to.
+def escalate_issue(issue: Issue, *, actor, text: str, deadline: date | None = None) -> Issue:
+    """督办: the bureau presses on an open issue, or its department asks the bureau to; the
+    province or the city above (上级主管部门) presses with a date by which the county's bureau
+    must answer (``reply_to_oversight``).
 
     ``actor=None`` is the periodic job escalating an overdue issue.
     """
     text = _text(text, required=None if actor is None else _("请填写督办意见。"))
+    from_above = actor is not None and _is_active(actor) and actor.is_oversight
+    if from_above:
+        if deadline is None:
+            raise _invalid(_("请填写要求住建局回复的日期。"), "deadline")
+        if deadline < timezone.localdate():
+            raise _invalid(_("回复期限不能早于今天。"), "deadline")
     with transaction.atomic():
         fresh = _lock(issue)
         _check("escalate", actor, fresh)
         now = timezone.now()
         fresh.escalated_at = now
+        fields = ["escalated_at"]
+        due = None
+        if from_above:
+            fresh.oversight_due_at = due = end_of_working_day(deadline)
+            fields.append("oversight_due_at")
         _record(
             fresh,
             actor=actor,
             kind=Kind.ESCALATED,
             from_status=fresh.status,
-            fields=["escalated_at"],
+            fields=fields,
             text=text or _("已超过办理时限，系统自动提请住建局督办。"),
+            deadline=due,
             now=now,
+        )
+    return _sync(issue, fresh)
+
+
+def reply_to_oversight(issue: Issue, *, actor, text: str) -> Issue:
+    """回复督办: the county's bureau answers the province's or the city's 督办; the issue no
+    longer waits for it. The work itself goes on through the usual steps."""
+    text = _text(text, required=_("请填写回复内容。"))
+    with transaction.atomic():
+        fresh = _lock(issue)
+        _check("reply", actor, fresh)
+        fresh.oversight_due_at = None
+        _record(
+            fresh,
+            actor=actor,
+            kind=Kind.OVERSIGHT_REPLIED,
+            from_status=fresh.status,
+            fields=["oversight_due_at"],
+            text=text,
         )
     return _sync(issue, fresh)
 
@@ -957,7 +1003,7 @@ def appeal_issue(issue: Issue, *, actor, text: str) -> Issue:
     """The reporter appeals a rejection to the bureau (申诉): the issue is filed again with the
     bureau as its department and a fresh sign-for clock."""
     text = _text(text, required=_("请说明申诉的理由。"))
-    bureau = bureau_department()
+    bureau = bureau_department(issue_county(issue))
     with transaction.atomic():
         fresh = _lock(issue)
         _check("appeal", actor, fresh)
@@ -1019,7 +1065,7 @@ def decide_extension(
     with transaction.atomic():
         fresh_request = ExtensionRequest.objects.select_for_update().get(pk=request.pk)
         fresh = _lock(fresh_request.issue)
-        if not (_is_active(actor) and actor.is_bureau):
+        if not is_bureau_of(actor, fresh):
             raise _forbid(_("只有住建局可以审批延期申请。"))
         if fresh_request.status != ExtensionRequest.Status.PENDING:
             raise WorkflowError(
@@ -1063,7 +1109,7 @@ def publish_issue(issue: Issue, *, actor, public: bool = True, text: str = "") -
     text = _text(text)
     with transaction.atomic():
         fresh = _lock(issue)
-        if not (_is_active(actor) and actor.is_bureau):
+        if not is_bureau_of(actor, fresh):
             raise _forbid(_("只有住建局可以决定公开或取消公开问题。"))
         if fresh.is_public == public:
             raise WorkflowError(
@@ -1201,9 +1247,26 @@ def _handles_or_works_on(user, issue: Issue) -> bool:
     return handles(user, issue) or works_on(user, issue)
 
 
-def _handles_or_the_sweep(user, issue: Issue) -> bool:
-    """督办 by the bureau or the department, or by the periodic job (``actor=None``)."""
-    return user is None or handles(user, issue)
+def oversees(user, issue: Issue) -> bool:
+    """The province or the city above the issue's county (上级主管部门): reads it, presses on it
+    (督办), never takes a department's step."""
+    return _is_active(user) and user.is_oversight and in_programme(user, issue_county(issue))
+
+
+def is_bureau_of(user, issue: Issue) -> bool:
+    """A coordinator of the bureau of the issue's county (or a superuser)."""
+    return _is_active(user) and user.is_bureau and in_programme(user, issue_county(issue))
+
+
+def _escalates(user, issue: Issue) -> bool:
+    """督办 by the bureau or the department, by the province or the city above, or by the
+    periodic job (``actor=None``)."""
+    return user is None or handles(user, issue) or oversees(user, issue)
+
+
+def _answers_oversight(user, issue: Issue) -> bool:
+    """回复督办: the county's bureau, while a 督办 from above waits for its answer."""
+    return issue.oversight_due_at is not None and is_bureau_of(user, issue)
 
 
 @dataclass(frozen=True)
@@ -1259,9 +1322,15 @@ STEP_RULES: dict[str, Step] = {
     ),
     "escalate": Step(
         gettext_lazy("督办"),
-        _handles_or_the_sweep,
+        _escalates,
         Issue.OPEN_STATUSES,
-        gettext_lazy("只有住建局或承办部门可以督办。"),
+        gettext_lazy("只有住建局、承办部门或上级主管部门可以督办。"),
+    ),
+    "reply": Step(
+        gettext_lazy("回复督办"),
+        _answers_oversight,
+        tuple(Status.values),
+        gettext_lazy("只有本县（市、区）住建局可以回复上级督办，且要有待回复的督办。"),
     ),
     "verify": Step(
         gettext_lazy("验证办结"),

@@ -376,6 +376,8 @@ STEPS = {
     "transfer": (S.SUBMITTED, DEPT_X, DEPT_Y),
     "reject": (S.SUBMITTED, DEPT_X, DEPT_Y),
     "escalate": (S.SUBMITTED, DEPT_X, DEPT_Y),
+    # 回复督办 waits for a 督办 from the province or the city: none in this scene, so nobody may.
+    "reply": (S.SUBMITTED, set(), set()),
     "verify": (S.RECTIFIED, {"alice"}, {"bob"}),
     "reopen": (S.RECTIFIED, {"alice"}, {"bob"}),
     "withdraw": (S.SUBMITTED, {"alice"}, {"bob"}),
@@ -420,6 +422,7 @@ def step_data(scene: Scene, step: str, issue: Issue) -> dict:
         "transfer": {"department": world.bureau_dept.pk, "reason": "请住建局协调"},
         "reject": {"reason": "重复反映"},
         "escalate": {"text": "请尽快处理"},
+        "reply": {"text": "已督促街道加快办理"},
         "verify": {"rating": Issue.Rating.SATISFIED, "text": ""},
         "reopen": {"reason": "还在漏水"},
         "withdraw": {"reason": "已自行解决"},

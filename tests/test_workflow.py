@@ -72,6 +72,8 @@ def call(step, world, issue, actor):
         return services.comment_on_issue(issue, actor=actor, text="补充一下情况")
     if step == "escalate":
         return services.escalate_issue(issue, actor=actor, text="请抓紧办理")
+    if step == "reply":
+        return services.reply_to_oversight(issue, actor=actor, text="已经督促街道加快办理")
     if step == "extend":
         until = timezone.localdate() + timedelta(days=40)
         return services.request_extension(issue, actor=actor, until=until, text="材料未到货")

@@ -6,6 +6,8 @@ One module per part of the domain, all under the ``supervision`` app label; impo
 from .acceptance import Acceptance, AcceptanceEvent, AcceptancePhoto, AcceptanceView
 from .catalogue import (
     ELIGIBILITY_YEAR,
+    ISSUE_COUNTY,
+    PROJECT_COUNTY,
     CalendarChange,
     CatalogueVersion,
     Department,
@@ -20,6 +22,9 @@ from .catalogue import (
     Supervisor,
     TimestampedModel,
     department_projects,
+    in_programme,
+    programme,
+    project_county,
     weighted_progress,
 )
 from .exports import ExportJob
@@ -35,6 +40,7 @@ from .issues import (
     RoutingRule,
     VoiceNote,
     department_issues,
+    issue_county,
     issue_visibility,
     issue_visible,
     overdue,
@@ -112,7 +118,13 @@ __all__ = [
     "VoiceNote",
     "department_issues",
     "department_projects",
+    "ISSUE_COUNTY",
+    "PROJECT_COUNTY",
+    "in_programme",
+    "programme",
+    "project_county",
     "issue_visibility",
+    "issue_county",
     "issue_visible",
     "overdue",
     "photo_path",

@@ -628,6 +628,65 @@ class Supervisor(TimestampedModel):
         return self.is_active and self.appointed_on <= on <= self.term_ends_on
 
 
+# Where a row's county-level region is, by what it hangs on: the paths ``programme`` takes.
+PROJECT_COUNTY = "neighbourhood__subdistrict__region"
+ISSUE_COUNTY = f"project__{PROJECT_COUNTY}"
+
+
+def programme(user, path: str) -> Q | None:
+    """The condition on rows whose county-level region sits at ``path`` (``"region"`` for a
+    department, ``PROJECT_COUNTY`` for a project, ``ISSUE_COUNTY`` for an issue) that belong to
+    ``user``'s programme: their county for a supervisor or a bureau coordinator, every county
+    below a province or a city for the oversight. None when nothing is out of reach (a
+    superuser). The one place this rule lives; a county's bureau sees nothing of another county.
+    No query: ``user.region_id`` and the role say it all."""
+    if user.is_superuser:
+        return None
+    region = user.region_id if user.is_active else None
+    if region is None:
+        return Q(pk__in=[])
+    if user.role == user.Role.OVERSIGHT:
+        return Q(**{f"{path}__parent": region}) | Q(**{f"{path}__parent__parent": region})
+    return Q(**{path: region})
+
+
+def in_programme(user, county_id: int | None) -> bool:
+    """``programme`` for one county-level region id already in hand: no query for a county's
+    people, one for the oversight (is it below their province or city?)."""
+    if user.is_superuser:
+        return True
+    if not user.is_active or user.region_id is None or county_id is None:
+        return False
+    if user.role == user.Role.OVERSIGHT:
+        return Region.objects.filter(
+            Q(parent=user.region_id) | Q(parent__parent=user.region_id), pk=county_id
+        ).exists()
+    return county_id == user.region_id
+
+
+def project_county(project: Project | int | None) -> int | None:
+    """The county-level region of a project (through its neighbourhood's subdistrict): no query
+    when those are loaded with ``select_related``, one otherwise, remembered on the instance."""
+    if project is None:
+        return None
+    if isinstance(project, int):
+        return (
+            Project.objects.filter(pk=project)
+            .values_list(f"{PROJECT_COUNTY}_id", flat=True)
+            .first()
+        )
+    known = getattr(project, "_county_id", None)
+    if known is not None:
+        return known
+    hood = project._state.fields_cache.get("neighbourhood")
+    if hood is not None and "subdistrict" in hood._state.fields_cache:
+        county = hood.subdistrict.region_id
+    else:
+        county = project_county(project.pk)
+    project._county_id = county
+    return county
+
+
 def department_projects(department_id: int | None, prefix: str = "") -> Q:
     """The condition on projects (through ``prefix``, e.g. ``"project__"``) a department works
     on: as one of the project's departments, or as its contractor. Use with ``.distinct()``: a

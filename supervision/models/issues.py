@@ -14,16 +14,29 @@ from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from ..addresses import address
-from .catalogue import Department, Project, ScopeItem, Subdistrict, TimestampedModel
+from .catalogue import (
+    ISSUE_COUNTY,
+    Department,
+    Project,
+    ScopeItem,
+    Subdistrict,
+    TimestampedModel,
+    in_programme,
+    programme,
+    project_county,
+)
 
 
 def issue_visibility(user, prefix: str = "") -> Q | None:
     """The condition on issues (through ``prefix``, e.g. ``"issue__"``) that ``user`` may read;
-    None when they may read every issue. The one place this rule lives."""
+    None when they may read every issue. The one place this rule lives.
+
+    The group is transparent within a programme: supervisors and the bureau read every issue of
+    their county, the oversight every issue below its province or city (``programme``)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return Q(**{f"{prefix}is_public": True})
-    if user.is_bureau or user.is_supervisor:
-        return None
+    if user.is_bureau or user.is_supervisor or user.is_oversight:
+        return programme(user, f"{prefix}{ISSUE_COUNTY}")
     if user.is_department_staff:
         return department_issues(user.department_id, prefix)
     return Q(**{f"{prefix}is_public": True})
@@ -37,17 +50,29 @@ def department_issues(department_id: int | None, prefix: str = "") -> Q:
 
 
 def issue_visible(user, issue) -> bool:
-    """The same rule as ``issue_visibility``, for one issue already in hand (no query)."""
+    """The same rule as ``issue_visibility``, for one issue already in hand: no query when its
+    project's neighbourhood and subdistrict are loaded (and for the oversight one more)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return issue.is_public
-    if user.is_bureau or user.is_supervisor:
-        return True
+    if user.is_bureau or user.is_supervisor or user.is_oversight:
+        return in_programme(user, issue_county(issue))
     if user.is_department_staff:
         return user.department_id is not None and user.department_id in (
             issue.department_id,
             issue.contractor_id,
         )
     return issue.is_public
+
+
+def issue_county(issue) -> int | None:
+    """The county-level region an issue belongs to (its project's): no query when the project,
+    its neighbourhood and subdistrict are loaded; else one, remembered on the issue."""
+    known = getattr(issue, "_county_id", None)
+    if known is None:
+        project = issue._state.fields_cache.get("project")
+        known = project_county(project if project is not None else issue.project_id)
+        issue._county_id = known
+    return known
 
 
 def overdue(now: datetime, prefix: str = "") -> Q:
@@ -188,6 +213,9 @@ class Issue(TimestampedModel):
     rectified_at = models.DateTimeField(_("整改完成时间"), null=True, blank=True)
     closed_at = models.DateTimeField(_("办结时间"), null=True, blank=True)
     escalated_at = models.DateTimeField(_("督办时间"), null=True, blank=True)
+    # 上级督办: the province or the city pressed on this issue and the county's bureau owes it an
+    # answer by then; cleared when the bureau answers (回复督办).
+    oversight_due_at = models.DateTimeField(_("上级督办回复期限"), null=True, blank=True)
     # The reporter's check (回访) of a fix or an answer has a clock too: a reminder, then the
     # issue closes unrated (逾期未评价). Both are cleared once the reporter acts.
     verify_remind_at = models.DateTimeField(_("提醒评价时间"), null=True, blank=True)
@@ -362,6 +390,7 @@ class IssueEvent(models.Model):
         VERIFY_REMINDED = "verify_reminded", _("提醒评价")
         VERIFY_EXPIRED = "verify_expired", _("逾期未评价")
         SUPPORTED = "supported", _("附议")
+        OVERSIGHT_REPLIED = "oversight_replied", _("回复督办")
 
     issue = models.ForeignKey(
         Issue, verbose_name=_("问题"), on_delete=models.CASCADE, related_name="events"
