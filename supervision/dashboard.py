@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
 from . import charts, export_views, exports, stats, surveys
-from .models import ExportJob, Issue
+from .models import ExportJob, Issue, Subdistrict, programme
 from .xlsx import CONTENT_TYPE
 
 PRESETS = [
@@ -97,10 +97,19 @@ def period_choices(period: stats.Period) -> list[dict]:
 
 
 def _scope(request: HttpRequest) -> str:
+    """Whose figures: a department's own; a bureau's county; the counties below the province
+    or the city for the oversight ("all" when that is every county there is)."""
     user = request.user
-    if not (user.is_active and (user.is_bureau or user.is_department_staff)):
+    if not (user.is_active and (user.is_bureau or user.is_department_staff or user.is_oversight)):
         raise PermissionDenied(_("统计看板供部门和住建局使用。"))
-    return "all" if user.is_bureau else f"dept{user.department_id}"
+    if not (user.is_bureau or user.is_oversight):
+        return f"dept{user.department_id}"
+    mine = programme(user, "region")
+    if mine is None or not Subdistrict.objects.exclude(mine).exists():
+        return "all"
+    return stats.county_scope(
+        set(Subdistrict.objects.filter(mine).values_list("region", flat=True).distinct())
+    )
 
 
 def figures(scope: str, period: stats.Period) -> dict:

@@ -27,6 +27,8 @@ from django.utils import timezone
 
 from . import rollups
 from .models import (
+    ISSUE_COUNTY,
+    PROJECT_COUNTY,
     ActivityRollup,
     DayRollup,
     Department,
@@ -180,9 +182,11 @@ ISSUE_KEY = ("department", "contractor", "subdistrict", "category", "status", "i
 DURATION_KEY = ("department", "contractor", "is_warranty", "kind", "tenths")
 
 
-def _add_rollups(cube: Cube, grain: str, first: date | None, last: date | None, parts) -> None:
+def _add_rollups(
+    cube: Cube, grain: str, first: date | None, last: date | None, parts, place=None
+) -> None:
     """Add the rollups' rows of a grain ("month", "day") from ``first`` to ``last`` (None: no
-    limit), summed by the database over their days."""
+    limit), summed by the database over their days; only those of ``place`` if given."""
     days = Q(grain=grain)
     if first:
         days &= Q(day__gte=first)
@@ -190,7 +194,7 @@ def _add_rollups(cube: Cube, grain: str, first: date | None, last: date | None, 
         days &= Q(day__lte=last)
     if "issues" in parts:
         rows = (
-            IssueRollup.objects.filter(days)
+            IssueRollup.objects.filter(days, place.issues() if place else Q())
             .values_list(*ISSUE_KEY)
             .annotate(*(Sum(m) for m in MEASURES))
             .order_by()
@@ -202,7 +206,7 @@ def _add_rollups(cube: Cube, grain: str, first: date | None, last: date | None, 
             ]
     if "durations" in parts:
         rows = (
-            DurationRollup.objects.filter(days)
+            DurationRollup.objects.filter(days, place.durations() if place else Q())
             .values_list(*DURATION_KEY)
             .annotate(Sum("count"))
             .order_by()
@@ -212,7 +216,9 @@ def _add_rollups(cube: Cube, grain: str, first: date | None, last: date | None, 
     if "activity" in parts:
         # Kept per month only: asked for with whole months.
         months = ActivityRollup.objects.filter(
-            month__gte=first or date.min, month__lte=last or date.max
+            place.people() if place else Q(),
+            month__gte=first or date.min,
+            month__lte=last or date.max,
         )
         active = Q(issues__gt=0) | Q(patrols__gt=0)
         for month, people, issues, patrols in (
@@ -270,25 +276,65 @@ def _split(period: Period) -> tuple[tuple[date | None, date | None] | None, list
     return (first, last), edges
 
 
-def bureau_cube(period: Period, now: datetime | None = None) -> Cube:
-    """Every issue's cube for a period, from the rollups: the whole months from their month
-    rows, the days at the edges from their day rows (the supervisors' activity there from the
-    issues and patrols themselves), and the limits passed now from the open issues."""
+def bureau_cube(
+    period: Period, now: datetime | None = None, counties: list[int] | None = None
+) -> Cube:
+    """The cube of every issue, or of the issues of some counties, for a period, from the
+    rollups: the whole months from their month rows, the days at the edges from their day rows
+    (the supervisors' activity there from the issues and patrols themselves), and the limits
+    passed now from the open issues. The rollups are kept by subdistrict and department, so a
+    county's share is their rows of its subdistricts and departments; the weekly chart of some
+    counties is counted from their issues (its rollup has no place)."""
     now = now or timezone.now()
     cube = Cube()
+    place = None if counties is None else _Place(counties)
+    scope = "all" if counties is None else county_scope(counties)
     months, edges = _split(period)
     if months is not None:
-        _add_rollups(cube, "month", *months, parts={"issues", "durations", "activity"})
+        _add_rollups(cube, "month", *months, parts={"issues", "durations", "activity"}, place=place)
     for edge in edges:
-        _add_rollups(cube, "day", edge.start, edge.end, parts={"issues", "durations"})
+        _add_rollups(cube, "day", edge.start, edge.end, parts={"issues", "durations"}, place=place)
         cube.add_activity(
             rollups.activity_counts(
-                edge.apply(Issue.objects.all()), edge.apply(Patrol.objects.all())
+                edge.apply(scope_issues(scope)), edge.apply(scope_patrols(scope))
             )
         )
-    _add_weeks(cube, period.start, period.end)
-    _count_overdue_now(cube, period.apply(Issue.objects.all()), now)
+    if place is None:
+        _add_weeks(cube, period.start, period.end)
+    else:
+        cube.add_weeks(period.apply(scope_issues(scope)))
+    _count_overdue_now(cube, period.apply(scope_issues(scope)), now)
     return cube
+
+
+@dataclass
+class _Place:
+    """The rollups' keys that belong to some counties: their subdistricts, departments and
+    people."""
+
+    counties: list[int]
+
+    def issues(self) -> Q:
+        return Q(subdistrict__in=Subdistrict.objects.filter(region__in=self.counties).values("pk"))
+
+    def durations(self) -> Q:
+        return Q(department__in=Department.objects.filter(region__in=self.counties).values("pk"))
+
+    def people(self) -> Q:
+        users = get_user_model().objects.filter(region__in=self.counties).values("pk")
+        return Q(person__in=users)
+
+
+def county_scope(counties) -> str:
+    """The dashboard's scope for some counties: ``"counties:3,7"``."""
+    return "counties:" + ",".join(str(pk) for pk in sorted(counties))
+
+
+def scope_counties(scope: str) -> list[int] | None:
+    """The counties of a ``county_scope``; None for any other scope."""
+    if not scope.startswith("counties:"):
+        return None
+    return [int(pk) for pk in scope.removeprefix("counties:").split(",") if pk.isdigit()]
 
 
 # --- the figures -------------------------------------------------------------------------------
@@ -460,6 +506,44 @@ def _by_category(cube: Cube) -> list[dict]:
     ]
 
 
+def _county_table(cube: Cube) -> list[dict]:
+    """The league table of counties (县（市、区）) for the province and the cities: each county's
+    issues, closed, open, overdue and satisfaction, the most punctual first. Empty when the cube
+    holds one county only (a county's own bureau)."""
+    subdistricts = {key[2] for key in cube.issues if key[2]}
+    places = {
+        pk: (county, name, city)
+        for pk, county, name, city in Subdistrict.objects.filter(pk__in=subdistricts).values_list(
+            "pk", "region", "region__name", "region__parent__name"
+        )
+    }
+    counties = set(places.values())
+    if len(counties) < 2:
+        return []
+    departments = defaultdict(set)
+    for key in cube.issues:
+        if key[2] in places:
+            departments[places[key[2]][0]].add(key[0])
+    rows = []
+    for county, name, city in counties:
+        counts = _rates(cube, lambda key, c=county: places.get(key[2], (None,))[0] == c)
+        late = counts["late"] + sum(cube.overdue_now.get(d, 0) for d in departments[county])
+        rows.append(
+            {
+                "county": name,
+                "city": city,
+                "filed": counts["filed"],
+                "closed": counts["closed"],
+                "open": counts["open"],
+                "overdue": late,
+                "overdue_rate": percent(late, counts["filed"]),
+                "satisfied_share": percent(counts["satisfied"], counts["rated"]),
+            }
+        )
+    rows.sort(key=lambda r: (r["overdue_rate"] is None, r["overdue_rate"] or 0, -r["filed"]))
+    return rows
+
+
 def _by_subdistrict(cube: Cube) -> list[dict]:
     counts = _counts_by(cube, 2)
     names = dict(Subdistrict.objects.filter(pk__in=counts).values_list("pk", "name"))
@@ -510,6 +594,7 @@ def figures_of(cube: Cube) -> dict:
         "weekly": _weekly(cube),
         "by_category": _by_category(cube),
         "by_subdistrict": _by_subdistrict(cube),
+        "counties": _county_table(cube),
         "departments": _department_table(cube),
         "contractors": _contractor_scorecard(cube),
         "warranty_contractors": _warranty_scorecard(cube),
@@ -659,15 +744,22 @@ class Period:
 
 
 def scope_issues(scope: str) -> QuerySet[Issue]:
-    """The issues of a scope: "all" (the bureau) or "dept<id>" (a department's)."""
+    """The issues of a scope: "all", "counties:<ids>" (a county's bureau, the oversight of a
+    city) or "dept<id>" (a department's)."""
     if scope == "all":
         return Issue.objects.all()
+    counties = scope_counties(scope)
+    if counties is not None:
+        return Issue.objects.filter(**{f"{ISSUE_COUNTY}__in": counties})
     return Issue.objects.filter(department_issues(int(scope[4:])))
 
 
 def scope_patrols(scope: str) -> QuerySet[Patrol]:
-    """The patrols of a scope: all, or those on a department's projects."""
+    """The patrols of a scope: all, a county's, or those on a department's projects."""
     patrols = Patrol.objects.all()
+    counties = scope_counties(scope)
+    if counties is not None:
+        return patrols.filter(**{f"project__{PROJECT_COUNTY}__in": counties})
     if scope.startswith("dept"):
         department = int(scope[4:])
         patrols = patrols.filter(department_projects(department, "project__")).distinct()
@@ -683,6 +775,8 @@ def dashboard_figures(scope: str, start: str, end: str) -> dict:
     now = timezone.now()
     if scope == "all":
         cube = bureau_cube(period, now)
+    elif scope.startswith("counties:"):
+        cube = bureau_cube(period, now, scope_counties(scope))
     else:
         issues = period.apply(scope_issues(scope))
         cube = live_cube(issues, period.apply(scope_patrols(scope)), now)
