@@ -31,7 +31,7 @@ class StaffIdleTimeoutMiddleware:
         if (
             user is not None
             and user.is_authenticated
-            and (user.is_department_staff or user.is_bureau)
+            and (user.is_department_staff or user.is_bureau or user.is_oversight)
         ):
             now = time.time()
             last = request.session.get(KEY)

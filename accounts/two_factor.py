@@ -34,7 +34,7 @@ MAX_TRIES = 5
 
 
 def may_use_two_factor(user) -> bool:
-    return user.is_active and (user.is_superuser or user.is_bureau)
+    return user.is_active and (user.is_superuser or user.is_bureau or user.is_oversight)
 
 
 def confirmed_device(user):

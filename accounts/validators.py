@@ -17,7 +17,9 @@ MIN_LENGTH = 10
 class StaffComplexityValidator:
     def validate(self, password: str, user=None) -> None:
         if user is None or not (
-            getattr(user, "is_department_staff", False) or getattr(user, "is_bureau", False)
+            getattr(user, "is_department_staff", False)
+            or getattr(user, "is_bureau", False)
+            or getattr(user, "is_oversight", False)
         ):
             return
         classes = sum(

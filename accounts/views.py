@@ -14,7 +14,7 @@ def landing_url(user) -> str:
     if user.is_authenticated and user.is_active:
         if user.is_supervisor:
             return reverse("me")
-        if user.is_bureau:
+        if user.is_bureau or user.is_oversight:
             return reverse("dashboard")
         if user.is_department_staff:
             return reverse("panel:supervision_issue_changelist")
