@@ -667,6 +667,7 @@ def load(*, now: datetime | None = None) -> dict[str, int]:
             created["issues"] = created["patrols"] = 0
         created["consultations"] = _consultations(current, supervisors, now)
         created["supports"] = _supports(now)
+        created["issues"] += _second_county(password, count, now, today)
     # Outside the block above: each letter commits before it is triaged, as on the site, so that
     # its photos are in storage when a supervisor files it as an issue.
     created["letters"] = _letters(current, now)
@@ -674,6 +675,204 @@ def load(*, now: datetime | None = None) -> dict[str, int]:
         _catch_up_the_sweep(now)
         _date_notifications(now)
     return created
+
+
+# The second county-level city of the demo, under 温州 beside 瑞安, with its own bureau and a
+# few projects; and the accounts that look over both (省住建厅, 温州市住建局).
+YUEQING = {
+    "code": "330382",
+    "name": "乐清市",
+    "subdistricts": [("lecheng", "乐成街道"), ("chengdong", "城东街道")],
+    "bureau": ("乐清市住房和城乡建设局", "0577-62501234"),
+    "offices": {"lecheng": "乐成街道办事处", "chengdong": "城东街道办事处"},
+    "contractor": "乐清华宇建设有限公司",
+    "neighbourhoods": [
+        ("lecheng", "银溪新村", "乐成街道银溪路 18 号", 1995, 6, 240),
+        ("chengdong", "清远小区", "城东街道清远路 66 号", 1991, 4, 128),
+    ],
+}
+OVERSIGHT_ACCOUNTS = [
+    ("shengting", "省住建厅 · 城建处王处长", "13857100001", "330000"),
+    ("wenzhou", "温州市住建局 · 城建科李科长", "13857700001", "330300"),
+]
+YUEQING_ACCOUNTS = [  # username, name, mobile, role, department key
+    ("yueqing", "乐清市住建局 · 周工", "13857700100", User.Role.BUREAU, "bureau"),
+    ("lecheng", "乐成街道 · 郑科长", "13857700201", User.Role.STAFF, "lecheng"),
+    ("huayu01", "华宇建设 · 项目部", "13857700301", User.Role.STAFF, "contractor"),
+]
+
+
+def _second_county(password: str, count, now: datetime, today: date) -> int:
+    """乐清市: two projects under way, a supervisor, and three issues (one closed, one being
+    fixed, one past its sign-for limit for the province to press on); and the province's and
+    Wenzhou's accounts. Returns the number of issues filed."""
+    ruian = Region.objects.ruian()
+    wenzhou = ruian.parent
+    county, new = Region.objects.get_or_create(
+        code=YUEQING["code"],
+        defaults={"name": YUEQING["name"], "level": Region.Level.COUNTY, "parent": wenzhou},
+    )
+    count("regions", new)
+    subdistricts = {}
+    for code, name in YUEQING["subdistricts"]:
+        subdistricts[code], new = Subdistrict.objects.get_or_create(
+            region=county, code=code, defaults={"name": name}
+        )
+        count("subdistricts", new)
+    departments = {}
+    name, phone = YUEQING["bureau"]
+    departments["bureau"], new = Department.objects.get_or_create(
+        region=county, name=name, defaults={"kind": Department.Kind.BUREAU, "phone": phone}
+    )
+    count("departments", new)
+    for code, name in YUEQING["offices"].items():
+        departments[code], new = Department.objects.get_or_create(
+            region=county,
+            name=name,
+            defaults={
+                "kind": Department.Kind.SUBDISTRICT_OFFICE,
+                "subdistrict": subdistricts[code],
+            },
+        )
+        count("departments", new)
+    departments["contractor"], new = Department.objects.get_or_create(
+        region=county, name=YUEQING["contractor"], defaults={"kind": Department.Kind.CONTRACTOR}
+    )
+    count("departments", new)
+    people = {}
+    for username, name, mobile, role, key in YUEQING_ACCOUNTS:
+        people[username] = _user(
+            username,
+            name,
+            mobile,
+            password,
+            role=role,
+            department=departments[key],
+            count=count,
+            region=county if role == User.Role.BUREAU else None,
+        )
+    for username, name, mobile, code in OVERSIGHT_ACCOUNTS:
+        _user(
+            username,
+            name,
+            mobile,
+            password,
+            role=User.Role.OVERSIGHT,
+            department=None,
+            count=count,
+            region=Region.objects.get(code=code),
+        )
+    projects = []
+    year = _current_year(today)
+    spec = {"status": "construction", "start": -120, "length": 200}
+    for index, (code, name, address, built, buildings, households) in enumerate(
+        YUEQING["neighbourhoods"]
+    ):
+        hood, new = Neighbourhood.objects.get_or_create(
+            subdistrict=subdistricts[code],
+            name=name,
+            defaults={
+                "address": address,
+                "year_built": built,
+                "buildings": buildings,
+                "households": households,
+            },
+        )
+        count("neighbourhoods", new)
+        project, new = Project.objects.get_or_create(
+            neighbourhood=hood,
+            year=year,
+            defaults={
+                "name": f"{name}老旧小区改造工程",
+                "status": spec["status"],
+                "contractor": departments["contractor"],
+                "to_complete_this_year": True,
+                **_current_project_dates(today, spec, index),
+            },
+        )
+        count("projects", new)
+        if new:
+            project.departments.set([departments["bureau"], departments[code]])
+            _scope(project, 200 + index, today=today)
+        projects.append(project)
+    user, new = User.objects.get_or_create(
+        username="yqjiandu01",
+        defaults={
+            "display_name": "潘立群",
+            "mobile": "13857700011",
+            "role": User.Role.SUPERVISOR,
+            "region": county,
+            "password": password,
+        },
+    )
+    count("users", new)
+    supervisor, new = Supervisor.objects.get_or_create(
+        user=user,
+        defaults={
+            "neighbourhood": projects[0].neighbourhood,
+            "appointed_on": date(year, 3, 1),
+            "term_ends_on": date(year + 2, 2, 28),
+            "certificate_number": f"YQJD-{year}-001",
+        },
+    )
+    count("supervisors", new)
+    supervisor.projects.set(projects)
+    if Issue.objects.filter(project__in=projects).exists():
+        return 0
+    anchor = _story_anchor(now)
+    office, builder = people["lecheng"], people["huayu01"]
+    with _clock(_ago(anchor, 20)):
+        closed = services.submit_issue(
+            reporter=user,
+            project=projects[0],
+            category=Issue.Category.CIVILISED,
+            title="银溪新村 2 幢门口建筑垃圾堆了一个星期",
+            description="拆下来的旧窗框和碎砖堆在 2 幢单元门口，老人进出要绕着走。",
+            building="2幢",
+            photos=[_image(901, after=False)],
+        )
+    with _clock(_ago(anchor, 19.9)):
+        services.accept_issue(closed, actor=office, text="已签收，今天安排清运。")
+    with _clock(_ago(anchor, 19.8)):
+        services.dispatch_issue(closed, actor=office, department=departments["contractor"])
+    with _clock(_ago(anchor, 19)):
+        services.rectify_issue(
+            closed, actor=builder, text="垃圾已清运，门口已冲洗。", photos=[_image(902, after=True)]
+        )
+    with _clock(_ago(anchor, 18.5)):
+        services.verify_issue(closed, actor=user, rating=Issue.Rating.SATISFIED, text="干净了")
+    with _clock(_ago(anchor, 6)):
+        fixing = services.submit_issue(
+            reporter=user,
+            project=projects[0],
+            category=Issue.Category.QUALITY,
+            title="银溪新村 5 幢外墙保温板有空鼓",
+            description="5 幢东面外墙敲上去声音发空，有两块已经鼓起来了。",
+            building="5幢",
+            photos=[_image(903, after=False)],
+        )
+    with _clock(_ago(anchor, 5.8)):
+        services.accept_issue(fixing, actor=office, text="已签收，请施工单位核查。")
+    with _clock(_ago(anchor, 5.7)):
+        services.dispatch_issue(fixing, actor=office, department=departments["contractor"])
+    with _clock(_ago(anchor, 4)):
+        services.submit_issue(
+            reporter=user,
+            project=projects[1],
+            category=Issue.Category.SAFETY,
+            title="清远小区 3 幢脚手架没有挂安全网",
+            description="3 幢北面脚手架外侧没有安全网，下面就是小区主干道，每天有学生经过。",
+            building="3幢",
+            photos=[_image(904, after=False)],
+        )
+    return 3
+
+
+def _bureau_user() -> User | None:
+    """Ruian's coordinator, who acts for the bureau in Ruian's stories."""
+    return User.objects.filter(
+        role=User.Role.BUREAU, is_superuser=False, region=Region.objects.ruian()
+    ).first()
 
 
 def _user(username, name, mobile, password, *, role, department, count, region=None) -> User:
@@ -799,7 +998,7 @@ class _People:
                 office.subdistrict_id: office.members.filter(role=User.Role.STAFF).first()
                 for office in Department.objects.filter(kind=Department.Kind.SUBDISTRICT_OFFICE)
             },
-            User.objects.filter(role=User.Role.BUREAU, is_superuser=False).first(),
+            _bureau_user(),
             {
                 d.pk: d.members.first()
                 for d in Department.objects.filter(kind=Department.Kind.CONTRACTOR)
@@ -1283,7 +1482,7 @@ def _consultations(current, supervisors, now: datetime) -> int:
     now, households imported, about half of them voted, some on paper (代录)."""
     made = 0
     today = timezone.localdate(now)
-    bureau_user = User.objects.filter(role=User.Role.BUREAU, is_superuser=False).first()
+    bureau_user = _bureau_user()
     for seed, (name, how, turnout, paper) in enumerate(CONSULTATIONS, start=1):
         project = current.get(name)
         if project is None:
@@ -1551,7 +1750,7 @@ def _letters(projects: dict[str, Project], now: datetime) -> int:
     chosen = {name: projects[name] for name in {row[0] for row in LETTERS} if name in projects}
     if len(chosen) < 2 or Letter.objects.filter(project__in=chosen.values()).exists():
         return 0
-    bureau_user = User.objects.filter(role=User.Role.BUREAU, is_superuser=False).first()
+    bureau_user = _bureau_user()
     made = 0
     filed_open = None
     for seed, row in enumerate(LETTERS, start=100):

@@ -67,10 +67,35 @@ def test_demo_accounts_log_in(loaded, client):
         "jinhu",
         "shigong01",
         "admin",
+        "yueqing",
+        "lecheng",
+        "huayu01",
+        "yqjiandu01",
+        "shengting",
+        "wenzhou",
     ]:
         assert client.login(username=username, password="renovate-2023"), username
         client.logout()
-    assert Supervisor.objects.filter(is_active=True).count() == 25
+    ruian = Supervisor.objects.filter(is_active=True, user__region__code="330381")
+    assert ruian.count() == 25
+
+
+def test_demo_has_a_second_county_with_its_own_bureau_and_an_overdue_issue(loaded, client):
+    """乐清 beside 瑞安: its own bureau, its issues routed to its own offices, one past its
+    sign-for limit; Ruian's bureau gets 404 on it; the province sees it and may press on it."""
+    yueqing = Issue.objects.filter(project__neighbourhood__subdistrict__region__code="330382")
+    assert yueqing.count() == 3
+    assert set(yueqing.values_list("department__region__code", flat=True)) == {"330382"}
+    overdue = yueqing.overdue().get()
+    client.login(username="zhujianju", password="renovate-2023")
+    assert client.get(f"/issues/{overdue.pk}/").status_code == 404
+    client.logout()
+    client.login(username="shengting", password="renovate-2023")
+    page = client.get(f"/issues/{overdue.pk}/")
+    assert page.status_code == 200
+    assert 'name="deadline"' in page.content.decode()  # the 上级督办 form
+    figures = client.get("/dashboard/?preset=all")
+    assert {row["county"] for row in figures.context["counties"]} == {"瑞安市", "乐清市"}
 
 
 def test_demo_issues_cover_every_state_with_events_and_photos(loaded):

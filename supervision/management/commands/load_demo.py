@@ -23,5 +23,10 @@ class Command(BaseCommand):
             "  anyang / yuhai / jinhu  街道办事处工作人员\n"
             "  shigong01            施工单位（宏程建设）\n"
             "  wuye01               物业（安居物业，仓前小区长效管理）\n"
+            "  yueqing              乐清市住建局协调员（第二个县级市）\n"
+            "  lecheng / huayu01    乐成街道办事处 / 华宇建设（乐清）\n"
+            "  yqjiandu01           乐清的群众监督员\n"
+            "  shengting            省住建厅（看全省，可督办）\n"
+            "  wenzhou              温州市住建局（看瑞安、乐清，可督办）\n"
             "  admin                系统管理员（/admin/）\n"
         )
