@@ -36,7 +36,10 @@ audit = logging.getLogger("audit")
 WINDOW = 15 * 60
 # The pages that check a password or a second factor (the panel's login sends to the site's, and
 # is refused too, so that no login page answers differently).
-LOGIN_VIEWS = frozenset({"login", "login-otp", "admin:login", "panel:login"})
+# The SMS pages (accounts/sms_views.py) send and check codes: an address over the limit is
+# refused there too, before anything is sent or compared.
+SMS_VIEWS = frozenset({"sms-login", "sms-login-code", "sms-reset", "sms-reset-code"})
+LOGIN_VIEWS = frozenset({"login", "login-otp", "admin:login", "panel:login", *SMS_VIEWS})
 REFUSED = "login_refused"  # request attribute: "address" or "account"
 MOBILE = re.compile(r"^1\d{10}$")
 ADDRESS = re.compile(r"[0-9A-Fa-f.:]{1,45}")

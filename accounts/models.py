@@ -88,3 +88,49 @@ class User(AbstractUser):
         """省住建厅 or a city's 住建局 above its counties: reads every programme below its region,
         escalates (督办), never takes a department's step."""
         return self.role == self.Role.OVERSIGHT and self.region_id is not None
+
+
+class SmsCode(models.Model):
+    """One SMS code asked for (短信验证码): for signing in or for resetting a password.
+
+    Neither the number nor the code is stored: the number as an HMAC under the app's key (a
+    typed number that belongs to nobody is never kept readable), the code as an HMAC of itself
+    with the purpose and the number. A row is written for every request, known number or not,
+    so that the limits (accounts.sms) count the same for both and the pages cannot tell them
+    apart; rows older than two days are deleted as new ones are written.
+    """
+
+    class Purpose(models.TextChoices):
+        LOGIN = "login", _("登录")
+        RESET = "reset", _("重设密码")
+
+    purpose = models.CharField(_("用途"), max_length=10, choices=Purpose.choices)
+    mobile_digest = models.CharField(_("手机号摘要"), max_length=64)
+    code_digest = models.CharField(_("验证码摘要"), max_length=64)
+    address = models.CharField(_("来源地址"), max_length=64)
+    tries = models.PositiveSmallIntegerField(_("输错次数"), default=0)
+    created_at = models.DateTimeField(_("发送时间"))
+    expires_at = models.DateTimeField(_("失效时间"))
+    used_at = models.DateTimeField(_("使用时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("短信验证码")
+        verbose_name_plural = _("短信验证码")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["mobile_digest", "created_at"], name="accounts_sms_mobile_idx"),
+            models.Index(fields=["address", "created_at"], name="accounts_sms_address_idx"),
+            models.Index(fields=["created_at"], name="accounts_sms_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("created_at")),
+                name="accounts_smscode_expires_after_created",
+            ),
+            models.CheckConstraint(
+                condition=Q(tries__lte=5), name="accounts_smscode_tries_within_limit"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} {self.created_at:%Y-%m-%d %H:%M}"

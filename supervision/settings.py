@@ -382,3 +382,44 @@ LOGGING = {
 
 # Demo data is for people trying the product on their own machine, never for production.
 DEMO_DATA_ALLOWED = DEBUG
+
+# --- SMS codes (短信验证码登录 and 短信重设密码, issue 24) ---------------------------------------
+# Off unless SMS_BACKEND is set: then the login page offers 「短信验证码登录」 and 「忘记密码？用短信
+# 验证码重设」; without it those pages answer 404 and nothing connects anywhere (accounts/sms.py).
+# SMS_BACKEND: "console" (prints the code, for development and the demo), "aliyun", "tencent",
+# or the dotted path of a class with ``send_code(mobile, code, minutes)``.
+SMS_BACKEND = env_str("SMS_BACKEND").strip()
+SMS_SIGN_NAME = env_str("SMS_SIGN_NAME", "群众监督")  # the signature approved by the provider
+SMS_TEMPLATE = env_str("SMS_TEMPLATE")  # Aliyun TemplateCode (SMS_…) or Tencent TemplateId
+SMS_TIMEOUT = env_int("SMS_TIMEOUT", 5)  # seconds to connect and to read the provider's answer
+SMS_ALIYUN_ACCESS_KEY_ID = env_str("SMS_ALIYUN_ACCESS_KEY_ID")
+SMS_ALIYUN_ACCESS_KEY_SECRET = env_str("SMS_ALIYUN_ACCESS_KEY_SECRET")
+SMS_ALIYUN_ENDPOINT = env_str("SMS_ALIYUN_ENDPOINT", "https://dysmsapi.aliyuncs.com")
+SMS_TENCENT_SECRET_ID = env_str("SMS_TENCENT_SECRET_ID")
+SMS_TENCENT_SECRET_KEY = env_str("SMS_TENCENT_SECRET_KEY")
+SMS_TENCENT_SDK_APP_ID = env_str("SMS_TENCENT_SDK_APP_ID")
+SMS_TENCENT_REGION = env_str("SMS_TENCENT_REGION", "ap-guangzhou")
+SMS_TENCENT_ENDPOINT = env_str("SMS_TENCENT_ENDPOINT", "https://sms.tencentcloudapi.com")
+# Supervisors may always sign in by SMS code when SMS is configured; staff and the bureau only
+# when this is on (and whoever has two-factor login still gives its code afterwards).
+SMS_STAFF_LOGIN = env_bool("SMS_STAFF_LOGIN", False)
+# Codes one number, and one client address, may ask for (sign-in and reset together).
+SMS_CODES_PER_NUMBER_PER_HOUR = env_int("SMS_CODES_PER_NUMBER_PER_HOUR", 5)
+SMS_CODES_PER_NUMBER_PER_DAY = env_int("SMS_CODES_PER_NUMBER_PER_DAY", 10)
+SMS_CODES_PER_IP_PER_HOUR = env_int("SMS_CODES_PER_IP_PER_HOUR", 20)
+SMS_CODES_PER_IP_PER_DAY = env_int("SMS_CODES_PER_IP_PER_DAY", 100)
+# The HTTP libraries under the providers' SDKs write request URLs (Aliyun puts the number in the
+# query string) at DEBUG: keep them quiet even when DJANGO_LOG_LEVEL=DEBUG.
+LOGGING["loggers"].update(
+    {
+        name: {"level": "WARNING"}
+        for name in (
+            "urllib3",
+            "aiohttp",
+            "darabonba-core",
+            "alibabacloud-tea",
+            "tencentcloud_sdk_common",
+        )
+    }
+)
+# --- end of SMS codes ------------------------------------------------------------------------

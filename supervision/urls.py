@@ -3,7 +3,7 @@ import os
 from django.contrib import admin
 from django.urls import include, path
 
-from accounts import two_factor
+from accounts import sms_views, two_factor
 from accounts import views as account_views
 
 from . import (
@@ -160,6 +160,11 @@ urlpatterns = [
     path("accounts/logout/", account_views.LogoutView.as_view(), name="logout"),
     path("accounts/login/otp/", two_factor.login_code, name="login-otp"),
     path("accounts/otp/setup/", two_factor.setup, name="otp-setup"),
+    # SMS codes (accounts/sms.py): 404 unless SMS_BACKEND is set.
+    path("accounts/login/sms/", sms_views.login_mobile, name="sms-login"),
+    path("accounts/login/sms/code/", sms_views.login_code, name="sms-login-code"),
+    path("accounts/password/reset/", sms_views.reset_mobile, name="sms-reset"),
+    path("accounts/password/reset/code/", sms_views.reset_code, name="sms-reset-code"),
     path(
         "accounts/password/",
         account_views.PasswordChangeView.as_view(),

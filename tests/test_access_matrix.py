@@ -586,6 +586,12 @@ SITE = {
     # The second step of a login with two factors: without a password step pending, to the login.
     "login-otp": everyone(to("/accounts/login/", denial=True)),
     "otp-setup": row(LOGIN, *[FORBIDDEN] * 5, OK),  # the bureau (and superusers) only
+    # Signing in or resetting a password by SMS code: off unless SMS_BACKEND is set (as here),
+    # then not there at all, for anyone; tests/test_sms_login.py tries them switched on.
+    "sms-login": everyone(NOT_FOUND),
+    "sms-login-code": everyone(NOT_FOUND),
+    "sms-reset": everyone(NOT_FOUND),
+    "sms-reset-code": everyone(NOT_FOUND),
     "password_change": logged_in(OK),
     "password_change_done": logged_in(OK),
     "set_language": everyone(Expect(frozenset({204, 302}))),
