@@ -180,6 +180,7 @@ def cached_public_page(
             request.META.get("QUERY_STRING", ""),
             translation.get_language(),
             request.COOKIES.get("elder") == "1",
+            request.COOKIES.get("region", ""),  # the county-level city chosen (views.home)
         )
         key = (
             "public:" + hashlib.blake2b(repr((parts, version)).encode(), digest_size=12).hexdigest()

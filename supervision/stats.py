@@ -506,7 +506,7 @@ def _by_category(cube: Cube) -> list[dict]:
     ]
 
 
-def _county_table(cube: Cube) -> list[dict]:
+def _county_table(cube: Cube, keep_one: bool = False) -> list[dict]:
     """The league table of counties (县（市、区）) for the province and the cities: each county's
     issues, closed, open, overdue and satisfaction, the most punctual first. Empty when the cube
     holds one county only (a county's own bureau)."""
@@ -518,7 +518,7 @@ def _county_table(cube: Cube) -> list[dict]:
         )
     }
     counties = set(places.values())
-    if len(counties) < 2:
+    if len(counties) < 2 and not keep_one:
         return []
     departments = defaultdict(set)
     for key in cube.issues:
@@ -530,6 +530,7 @@ def _county_table(cube: Cube) -> list[dict]:
         late = counts["late"] + sum(cube.overdue_now.get(d, 0) for d in departments[county])
         rows.append(
             {
+                "county_id": county,
                 "county": name,
                 "city": city,
                 "filed": counts["filed"],
@@ -542,6 +543,14 @@ def _county_table(cube: Cube) -> list[dict]:
         )
     rows.sort(key=lambda r: (r["overdue_rate"] is None, r["overdue_rate"] or 0, -r["filed"]))
     return rows
+
+
+def county_headlines() -> list[dict]:
+    """Every county's issues at a glance for the province's home page (``_county_table`` of the
+    whole programme from the month rollups), with the county's id."""
+    cube = Cube()
+    _add_rollups(cube, "month", None, None, parts={"issues"})
+    return _county_table(cube, keep_one=True)
 
 
 def _by_subdistrict(cube: Cube) -> list[dict]:
@@ -634,11 +643,13 @@ def weekly_by_status(issues: QuerySet[Issue]) -> list[dict]:
     return _weekly(cube)
 
 
-def programme_headline() -> dict:
+def programme_headline(counties: list[int] | None = None) -> dict:
     """The home page's figures: filed, closed, open, share 满意 and the median days to fix (the
-    dashboard adds the rates and the sign-for median), from the rollups."""
+    dashboard adds the rates and the sign-for median), from the rollups; of some counties only
+    if given."""
     cube = Cube()
-    _add_rollups(cube, "month", None, None, parts={"issues", "durations"})
+    place = None if counties is None else _Place(counties)
+    _add_rollups(cube, "month", None, None, parts={"issues", "durations"}, place=place)
     figures = {
         key: value
         for key, value in _rates(cube).items()

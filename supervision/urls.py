@@ -22,6 +22,8 @@ from .panel import panel
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("regions/", views.regions, name="regions"),
+    path("regions/<str:code>/", views.choose_region, name="region-choose"),
     path("projects/", views.project_list, name="project-list"),
     path("projects/<int:pk>/", views.project_detail, name="project-detail"),
     path("projects/<int:pk>/notice/", views.project_notice, name="project-notice"),

@@ -17,7 +17,17 @@ from django.views.decorators.http import require_POST, require_safe
 
 from . import stats
 from .forms import ProjectFilterForm
-from .models import Issue, IssueEvent, Photo, Project, ScopeItem, Subdistrict
+from .models import (
+    PROJECT_COUNTY,
+    Department,
+    Issue,
+    IssueEvent,
+    Photo,
+    Project,
+    Region,
+    ScopeItem,
+    Subdistrict,
+)
 from .public_cache import cached_public_page
 from .security import safe_next
 
@@ -33,14 +43,17 @@ def _projects():
 HOME_PROJECTS = 12
 
 
-def batch_progress(year: int) -> int:
+def batch_progress(year: int, county: Region | None = None) -> int:
     """The batch's overall progress in percent: the mean of its projects' ``progress()``.
 
     Computed in SQL from the scope items (one grouped query), so that a province batch of
     thousands of projects costs no more to show than a city one.
     """
+    projects = Project.objects.filter(year=year)
+    if county is not None:
+        projects = projects.filter(**{PROJECT_COUNTY: county})
     rows = (
-        ScopeItem.objects.filter(project__year=year)
+        ScopeItem.objects.filter(project__in=projects)
         .values("project")
         .annotate(
             items=Count("pk"),
@@ -51,7 +64,7 @@ def batch_progress(year: int) -> int:
         )
         .values_list("items", "budgeted", "total", "done", "plain")
     )
-    projects = Project.objects.filter(year=year).count()
+    projects = projects.count()
     if not projects:
         return 0
     percent = sum(
@@ -64,39 +77,136 @@ def batch_progress(year: int) -> int:
     return round(percent / projects)
 
 
+# The county-level city a visitor chose (its GB/T 2260 code), remembered for a year.
+REGION_COOKIE = "region"
+
+
+def programme_counties() -> list[Region]:
+    """The county-level regions that run a programme (have a project), with their city."""
+    return list(
+        Region.objects.filter(
+            level=Region.Level.COUNTY, subdistricts__neighbourhoods__projects__isnull=False
+        )
+        .select_related("parent")
+        .distinct()
+        .order_by("code")
+    )
+
+
+def county_hotline(county_id: int | None) -> str:
+    """The supervision hotline of a county: its bureau's public phone, else the site's."""
+    phone = (
+        Department.objects.filter(region=county_id, kind=Department.Kind.BUREAU, is_active=True)
+        .exclude(phone="")
+        .order_by("pk")
+        .values_list("phone", flat=True)
+        .first()
+    )
+    return phone or settings.SUPERVISION["HOTLINE"]
+
+
 @require_safe
 @cached_public_page
 def home(request: HttpRequest) -> HttpResponse:
-    """The programme at a glance: the current batch by status and subdistrict, and the figures.
+    """The programme at a glance. Where more than one county-level city runs a programme, the
+    one the visitor chose (``REGION_COOKIE``), else the province's list of them (``regions``)."""
+    counties = programme_counties()
+    if len(counties) < 2:
+        return _programme(request, None, counties)
+    chosen = request.COOKIES.get(REGION_COOKIE, "")
+    county = next((c for c in counties if c.code == chosen), None)
+    if county is None:
+        return _province(request, counties)
+    return _programme(request, county, counties)
+
+
+@require_safe
+@cached_public_page
+def regions(request: HttpRequest) -> HttpResponse:
+    """The province's home: every county-level city's programme with its headline figures."""
+    return _province(request, programme_counties())
+
+
+@require_safe
+def choose_region(request: HttpRequest, code: str) -> HttpResponse:
+    """Remember the county-level city chosen and open its home page."""
+    region = get_object_or_404(Region, code=code, level=Region.Level.COUNTY)
+    response = HttpResponseRedirect("/")
+    response.set_cookie(
+        REGION_COOKIE, region.code, max_age=365 * 24 * 3600, samesite="Lax", httponly=True
+    )
+    return response
+
+
+def _province(request: HttpRequest, counties: list[Region]) -> HttpResponse:
+    year = Project.objects.order_by("-year").values_list("year", flat=True).first()
+    projects = {
+        county: (count, finished)
+        for county, count, finished in Project.objects.filter(year=year)
+        .values_list(f"{PROJECT_COUNTY}")
+        .annotate(n=Count("pk"), done=Count("pk", filter=Q(status__in=FINISHED)))
+        .order_by()
+    }
+    issues = {row["county_id"]: row for row in stats.county_headlines()}
+    rows = []
+    for county in counties:
+        count, finished = projects.get(county.pk, (0, 0))
+        rows.append(
+            {
+                "county": county,
+                "projects": count,
+                "finished": finished,
+                "issues": issues.get(county.pk, {}),
+            }
+        )
+    cities: dict = {}
+    for row in rows:
+        cities.setdefault(row["county"].parent, []).append(row)
+    return render(
+        request, "supervision/regions.html", {"year": year, "cities": list(cities.items())}
+    )
+
+
+def _programme(request: HttpRequest, county: Region | None, counties: list[Region]) -> HttpResponse:
+    """A county's programme at a glance (every project when ``county`` is None): the current
+    batch by status and subdistrict, and the figures.
 
     Everything on it is an aggregate, and the list shows the most recently updated projects only:
     a province's batch of thousands of projects is one click away on ``/projects/``.
     """
-    year = Project.objects.order_by("-year").values_list("year", flat=True).first()
-    batch = Project.objects.filter(year=year)
+    here = Q() if county is None else Q(**{PROJECT_COUNTY: county})
+    year = Project.objects.filter(here).order_by("-year").values_list("year", flat=True).first()
+    batch = Project.objects.filter(here, year=year)
     by_status = dict(batch.values_list("status").annotate(n=Count("pk")).order_by())
     totals = batch.aggregate(
         count=Count("pk"),
         to_complete=Count("pk", filter=Q(to_complete_this_year=True)),
         finished=Count("pk", filter=Q(status__in=FINISHED)),
     )
-    subdistricts = Subdistrict.objects.annotate(
-        project_count=Count(
-            "neighbourhoods__projects", filter=Q(neighbourhoods__projects__year=year)
-        ),
-        finished_count=Count(
-            "neighbourhoods__projects",
-            filter=Q(
-                neighbourhoods__projects__year=year, neighbourhoods__projects__status__in=FINISHED
+    subdistricts = (
+        Subdistrict.objects.filter(Q() if county is None else Q(region=county))
+        .annotate(
+            project_count=Count(
+                "neighbourhoods__projects", filter=Q(neighbourhoods__projects__year=year)
             ),
-        ),
-    ).filter(project_count__gt=0)
-    figures = stats.programme_headline()
+            finished_count=Count(
+                "neighbourhoods__projects",
+                filter=Q(
+                    neighbourhoods__projects__year=year,
+                    neighbourhoods__projects__status__in=FINISHED,
+                ),
+            ),
+        )
+        .filter(project_count__gt=0)
+    )
+    figures = stats.programme_headline(None if county is None else [county.pk])
     context = {
+        "county": county,
+        "several_counties": len(counties) > 1,
         "year": year,
         "batch_count": totals["count"],
         "recent": list(
-            _projects().filter(year=year).order_by("-updated_at", "-pk")[:HOME_PROJECTS]
+            _projects().filter(here, year=year).order_by("-updated_at", "-pk")[:HOME_PROJECTS]
         ),
         "to_complete": totals["to_complete"],
         "finished": totals["finished"],
@@ -105,8 +215,10 @@ def home(request: HttpRequest) -> HttpResponse:
         ],
         "subdistricts": subdistricts,
         "figures": figures,
-        "progress": batch_progress(year) if year else 0,
+        "progress": batch_progress(year, county) if year else 0,
     }
+    if county is not None:
+        context["hotline"] = county_hotline(county.pk)
     return render(request, "supervision/home.html", context)
 
 
@@ -131,9 +243,9 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @cached_public_page
 def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(
-        Project.objects.select_related("neighbourhood__subdistrict", "contractor").prefetch_related(
-            "departments", "scope_items"
-        ),
+        Project.objects.select_related(
+            "neighbourhood__subdistrict__region", "contractor"
+        ).prefetch_related("departments", "scope_items"),
         pk=pk,
     )
     areas = project.progress_by_area()
@@ -212,7 +324,7 @@ def qr_svg(url: str, *, scale: int) -> str:
 def project_notice(request: HttpRequest, pk: int) -> HttpResponse:
     """The A4 site notice (公示牌) with a large QR code: 扫码查看进度、反映问题."""
     project = get_object_or_404(
-        Project.objects.select_related("neighbourhood__subdistrict", "contractor"), pk=pk
+        Project.objects.select_related("neighbourhood__subdistrict__region", "contractor"), pk=pk
     )
     url = request.build_absolute_uri(project.get_absolute_url())
     return render(
@@ -222,7 +334,7 @@ def project_notice(request: HttpRequest, pk: int) -> HttpResponse:
             "project": project,
             "qr_svg": qr_svg(url, scale=8),
             "page_url": url,
-            "hotline": settings.SUPERVISION["HOTLINE"],
+            "hotline": county_hotline(project.neighbourhood.subdistrict.region_id),
             "milestones": project.milestones(),
         },
     )

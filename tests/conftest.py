@@ -7,7 +7,7 @@ from django.db import connection
 
 from supervision.workdays import forget_local_changes
 
-from .factories import make_world
+from .factories import make_second_county, make_world
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -38,6 +38,12 @@ def _fast_and_isolated(settings, tmp_path):
 @pytest.fixture
 def world(db):
     return make_world()
+
+
+@pytest.fixture
+def xihu(world):
+    """A second county-level programme (杭州市西湖区) beside the world's 瑞安."""
+    return make_second_county()
 
 
 @pytest.fixture

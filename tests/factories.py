@@ -192,3 +192,36 @@ def make_world() -> World:
         builder=make_user("shigong", role=User.Role.STAFF, department=contractor),
         bureau=make_user("zhujianju", role=User.Role.BUREAU, department=bureau_dept),
     )
+
+
+def make_second_county() -> dict:
+    """A second county under another city (杭州市西湖区), with its own 城关街道 — Ruian's world
+    has one of that name too — bureau, office and a supervisor's issues."""
+    province = Region.objects.get(code="330000")
+    hangzhou = Region.objects.create(
+        code="330100", name="杭州市", level=Region.Level.CITY, parent=province
+    )
+    county = Region.objects.create(
+        code="330106", name="西湖区", level=Region.Level.COUNTY, parent=hangzhou
+    )
+    make_subdistrict("城关街道", "chengguan")  # Ruian's
+    chengguan = make_subdistrict("城关街道", "chengguan", region=county)
+    bureau_dept = make_department("西湖区住建局", "bureau", region=county)
+    office = make_department("城关街道办事处", subdistrict=chengguan)
+    project = make_project(make_neighbourhood(chengguan, "西湖新村"))
+    supervisor = make_supervisor("xihu01", project.neighbourhood, [project])
+    bureau = make_user("xihuju", role=User.Role.BUREAU, department=bureau_dept)
+    staff = make_user("xihu-office", role=User.Role.STAFF, department=office)
+    issues = [
+        services.submit_issue(
+            reporter=supervisor,
+            project=project,
+            category=Issue.Category.SAFETY,
+            title=f"西湖新村围挡倒了 {n}",
+            description="东门围挡倒在人行道上。",
+            photos=[image_file()],
+        )
+        for n in range(3)
+    ]
+    services.accept_issue(issues[0], actor=staff)
+    return {"county": county, "bureau": bureau, "issues": issues, "office": office}
