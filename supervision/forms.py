@@ -11,10 +11,23 @@ from django.utils.translation import gettext_lazy as _
 
 from . import photos as photo_intake
 from . import services
-from .models import Department, Issue, Project, ScopeItem, Subdistrict, issue_county
+from .models import Department, Issue, Project, Region, ScopeItem, Subdistrict, issue_county
+
+
+class CountyChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return f"{obj.parent.name} · {obj.name}"
 
 
 class ProjectFilterForm(forms.Form):
+    # Shown where more than one county-level city runs a programme; chosen by its code.
+    region = CountyChoiceField(
+        label=_("县（市、区）"),
+        queryset=Region.objects.none(),
+        to_field_name="code",
+        required=False,
+        empty_label=_("全部县（市、区）"),
+    )
     subdistrict = forms.ModelChoiceField(
         label=_("街道"),
         queryset=Subdistrict.objects.all(),
@@ -31,9 +44,26 @@ class ProjectFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         years = Project.objects.order_by("-year").values_list("year", flat=True).distinct()
         self.fields["year"].choices = [("", _("全部年度"))] + [(y, str(y)) for y in years]
+        counties = Region.objects.filter(
+            level=Region.Level.COUNTY, subdistricts__isnull=False
+        ).distinct()
+        self.fields["region"].queryset = counties.select_related("parent").order_by("code")
+        self.several_counties = counties.count() > 1
+        if not self.several_counties:
+            del self.fields["region"]
+            return
+        chosen = (self.data.get("region") or "") if self.is_bound else ""
+        subdistricts = Subdistrict.objects.select_related("region")
+        if chosen:
+            subdistricts = subdistricts.filter(region__code=chosen)
+        self.fields["subdistrict"].queryset = subdistricts
+        # Two cities may each have a 城关街道: name the city beside it.
+        self.fields["subdistrict"].label_from_instance = lambda s: f"{s.region.name} · {s.name}"
 
     def filter(self, projects: QuerySet[Project]) -> QuerySet[Project]:
         data = self.cleaned_data
+        if data.get("region"):
+            projects = projects.filter(neighbourhood__subdistrict__region=data["region"])
         if data.get("subdistrict"):
             projects = projects.filter(neighbourhood__subdistrict=data["subdistrict"])
         if data.get("year"):

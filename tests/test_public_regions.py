@@ -73,3 +73,17 @@ def test_the_province_page_counts_each_citys_projects_and_issues(client, world, 
     rows = {row["county"].code: row for _city, rows in page.context["cities"] for row in rows}
     assert rows["330106"]["issues"]["filed"] == 3
     assert rows["330381"]["projects"] == 2 and rows["330106"]["projects"] == 1
+
+
+def test_the_project_list_filters_by_city_and_names_each_citys_subdistricts(client, world, two):
+    page = client.get("/projects/?region=330106")
+    html = page.content.decode()
+    assert "西湖新村" in html and "兴业大厦" not in html
+    assert "西湖区 · 城关街道" in html and "瑞安市 · 城关街道" not in html  # the choices
+    everything = client.get("/projects/").content.decode()
+    assert "瑞安市 · 城关街道" in everything and "西湖区 · 城关街道" in everything
+    assert "杭州市 · 西湖区" in everything
+
+
+def test_one_citys_project_list_has_no_city_choice(client, world):
+    assert 'name="region"' not in client.get("/projects/").content.decode()
