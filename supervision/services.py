@@ -1401,7 +1401,13 @@ NEXT_STEPS: dict[str, tuple[str, ...]] = {
 def next_step(issue: Issue, steps: Sequence[str]) -> str | None:
     """Of the ``steps`` a person may take (``allowed_steps``), the one the work calls for now:
     签收 a new issue; then 派单整改 to a contractor, unless it has one already or the person
-    rectifies it themselves; then 报告整改完成; the reporter's check; else a message."""
+    rectifies it themselves; then 报告整改完成; the reporter's check; else a message. A 督办 from
+    the province or the city waiting for the county's bureau comes first; the oversight's one
+    step is its 督办."""
+    if "reply" in steps:
+        return "reply"
+    if list(steps) == ["escalate"]:
+        return "escalate"
     for step in NEXT_STEPS.get(issue.status, ()):
         if step == "dispatch" and issue.contractor_id is not None:
             continue

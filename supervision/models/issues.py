@@ -325,6 +325,11 @@ class Issue(TimestampedModel):
     def __str__(self) -> str:
         return f"{self.reference} {self.title}"
 
+    @property
+    def oversight_overdue(self) -> bool:
+        """A 督办 from the province or the city past its date without the bureau's answer."""
+        return self.oversight_due_at is not None and self.oversight_due_at < timezone.now()
+
     # The fields ``due_at`` follows.
     CLOCK_FIELDS = frozenset({"status", "sign_for_due_at", "rectify_due_at"})
 
