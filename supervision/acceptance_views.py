@@ -19,7 +19,16 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from . import acceptance as service
 from .forms import PhotosField
-from .models import Acceptance, AcceptancePhoto, AcceptanceView, Household, Issue, Project
+from .models import (
+    Acceptance,
+    AcceptancePhoto,
+    AcceptanceView,
+    Household,
+    Issue,
+    Project,
+    in_programme,
+    project_county,
+)
 from .residents import normalise_code
 from .security import as_id, client_ip, serve_private_file
 from .services import WorkflowError
@@ -369,13 +378,20 @@ def acceptance_close(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_safe
 def acceptance_photo(request: HttpRequest, pk: int, thumbnail: bool = False) -> HttpResponse:
-    """A photo of a view: for supervisors and the bureau, and the staff who manage it."""
-    photo = get_object_or_404(AcceptancePhoto.objects.select_related("view__acceptance"), pk=pk)
+    """A photo of a view: for the supervisors and the bureau of the project's county (the
+    oversight's below it), and the staff who manage it."""
+    photo = get_object_or_404(
+        AcceptancePhoto.objects.select_related(
+            "view__acceptance__project__neighbourhood__subdistrict"
+        ),
+        pk=pk,
+    )
     user = request.user
+    project = photo.view.acceptance.project
+    readers = user.is_bureau or user.is_supervisor or user.is_oversight
     if not (
-        user.is_bureau
-        or user.is_supervisor
-        or service.may_manage(user, photo.view.acceptance.project_id)
+        (readers and in_programme(user, project_county(project)))
+        or service.may_manage(user, project.pk)
     ):
         raise Http404
     return serve_private_file(photo.thumbnail if thumbnail else photo.image)

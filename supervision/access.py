@@ -4,16 +4,58 @@ Each rule has one home. Issues: ``Issue.objects.visible_to`` (the rule itself li
 ``models.issue_visibility``); events, photos and extension requests follow their issue
 (``IssueRelatedQuerySet.visible_to``). Projects: ``watched_projects`` / ``watches`` for a
 supervisor, ``models.department_projects`` for a department. Residents' letters: ``letters_for``
-(a supervisor's projects) and ``letter_escalations_for`` (the panel). The service functions
-check again under the row lock; these only decide what a person is shown and what answers 404.
+(a supervisor's projects) and ``letter_escalations_for`` (the panel). Everything hangs on a
+county's programme (``models.programme``): a county's bureau and supervisors reach nothing of
+another county, the oversight every county below it (``in_programme_only``). The service
+functions check again under the row lock; these only decide what a person is shown and what
+answers 404.
 """
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from typing import TypeVar
+
+from django.db.models import Model, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from .models import Consultation, Issue, Letter, Patrol, Project, department_projects
+from .models import (
+    PROJECT_COUNTY,
+    Consultation,
+    Department,
+    Issue,
+    Letter,
+    Patrol,
+    Project,
+    department_projects,
+    programme,
+)
+
+M = TypeVar("M", bound=Model)
+
+
+def in_programme_only(user, queryset: QuerySet[M], path: str) -> QuerySet[M]:
+    """``queryset``'s rows whose county-level region (at ``path``: ``"region"`` for a department
+    or a subdistrict, ``PROJECT_COUNTY`` for a project, ``"project__" + PROJECT_COUNTY`` for what
+    hangs on a project) is in ``user``'s programme; all of them for a superuser."""
+    condition = programme(user, path)
+    return queryset if condition is None else queryset.filter(condition)
+
+
+def programme_at(user, path: str) -> Q | None:
+    """The condition on rows whose county-level region is at ``path`` (``"region"`` for a
+    subdistrict or a department, ``PROJECT_COUNTY`` for a project) that a person chooses from:
+    their county for a supervisor, a bureau coordinator or a department's staff, every county
+    below it for the oversight (``programme``); no restriction (None) for a superuser and for
+    the public and people of no role, who choose among public issues."""
+    if user is None or not user.is_authenticated or user.is_superuser:
+        return None
+    if user.is_department_staff:
+        # A department works in its county (a subquery: no query of its own).
+        county = Department.objects.filter(pk=user.department_id).values("region")[:1]
+        return Q(**{path: county})
+    if user.is_bureau or user.is_supervisor or user.is_oversight:
+        return programme(user, path)
+    return None
 
 
 def issue_for(user, pk: int, queryset: QuerySet[Issue] | None = None) -> Issue:
@@ -30,7 +72,9 @@ def watched_projects(user) -> QuerySet[Project]:
     supervisor = getattr(user, "supervisor", None) if user.is_authenticated else None
     if supervisor is None or not user.is_supervisor:
         return Project.objects.none()
-    return supervisor.projects.all()
+    # Within their county: an appointment on another county's project (made before regions,
+    # or by mistake) gives no access there.
+    return in_programme_only(user, supervisor.projects.all(), PROJECT_COUNTY)
 
 
 def watches(user, project: Project | int) -> bool:
@@ -47,11 +91,11 @@ def letters_for(user) -> QuerySet[Letter]:
 
 
 def letter_escalations_for(user) -> QuerySet[Letter]:
-    """Untriaged letters escalated past their limit (转街道督促): every one for the bureau; for a
-    subdistrict office, those of its subdistrict or of the projects it works on."""
+    """Untriaged letters escalated past their limit (转街道督促): every one of its county for the
+    bureau; for a subdistrict office, those of its subdistrict or of the projects it works on."""
     escalated = Letter.objects.filter(escalated_at__isnull=False)
     if user.is_active and user.is_bureau:
-        return escalated
+        return in_programme_only(user, escalated, f"project__{PROJECT_COUNTY}")
     department = user.department if user.is_active and user.is_department_staff else None
     if department is None or department.kind != department.Kind.SUBDISTRICT_OFFICE:
         return escalated.none()
@@ -62,12 +106,12 @@ def letter_escalations_for(user) -> QuerySet[Letter]:
 
 
 def consultations_managed_by(user) -> QuerySet[Consultation]:
-    """The bureau manages every consultation; a subdistrict office those of the projects it works
-    on or that lie in its subdistrict. Contractors never handle the residents' vote on their own
-    works."""
+    """The bureau manages every consultation of its county; a subdistrict office those of the
+    projects it works on or that lie in its subdistrict. Contractors never handle the residents'
+    vote on their own works."""
     consultations = Consultation.objects.all()
     if user.is_active and user.is_bureau:
-        return consultations
+        return in_programme_only(user, consultations, f"project__{PROJECT_COUNTY}")
     department = user.department if user.is_active and user.is_department_staff else None
     if department is None or department.kind != department.Kind.SUBDISTRICT_OFFICE:
         return consultations.none()
@@ -81,7 +125,7 @@ def consultation_projects(user) -> QuerySet[Project]:
     """The projects ``user`` may start a consultation on: the same rule as
     ``consultations_managed_by``, for projects."""
     if user.is_active and user.is_bureau:
-        return Project.objects.all()
+        return in_programme_only(user, Project.objects.all(), PROJECT_COUNTY)
     department = user.department if user.is_active and user.is_department_staff else None
     if department is None or department.kind != department.Kind.SUBDISTRICT_OFFICE:
         return Project.objects.none()
@@ -91,10 +135,11 @@ def consultation_projects(user) -> QuerySet[Project]:
 
 
 def patrols_for(user) -> QuerySet[Patrol]:
-    """Supervisors and the bureau read every patrol; a department those on its projects."""
+    """Supervisors and the bureau read every patrol of their county, the oversight every one
+    below it; a department those on its projects."""
     patrols = Patrol.objects.all()
-    if user.is_bureau or user.is_supervisor:
-        return patrols
+    if user.is_bureau or user.is_supervisor or user.is_oversight:
+        return in_programme_only(user, patrols, f"project__{PROJECT_COUNTY}")
     if user.is_department_staff:
         return patrols.filter(department_projects(user.department_id, "project__")).distinct()
     return patrols.none()

@@ -34,7 +34,15 @@ from django_tasks import task
 
 from . import stats, xlsx
 from .deliveries import enqueue_delivery
-from .models import Delivery, ExportJob, Issue, Notification, issue_visibility
+from .models import (
+    PROJECT_COUNTY,
+    Delivery,
+    ExportJob,
+    Issue,
+    Notification,
+    issue_visibility,
+    programme,
+)
 
 logger = logging.getLogger(__name__)
 Kind = ExportJob.Kind
@@ -57,6 +65,12 @@ def dashboard_issues(scope: str, period: stats.Period) -> QuerySet[Issue]:
     return period.apply(stats.scope_issues(scope)).order_by("created_at", "pk")
 
 
+def may_export(user) -> bool:
+    """Who exports: department staff, the bureau (its county's rows) and the oversight (the rows
+    of the counties below it)."""
+    return user.is_active and (user.is_bureau or user.is_department_staff or user.is_oversight)
+
+
 def write_dashboard(
     target: IO[bytes],
     *,
@@ -64,14 +78,25 @@ def write_dashboard(
     scope: str,
     period: stats.Period,
     progress=None,
+    requester=None,
 ) -> int:
     """The dashboard's workbook: 统计 (``summary``: the figures as the person saw them), 问题清单,
-    监督员活跃度. Returns how many issues it listed."""
+    监督员活跃度. Returns how many issues it listed. With ``requester``, the rows are narrowed
+    again to what they may read (a county's bureau: its county's, whatever ``scope`` says)."""
     book = xlsx.new_book()
     xlsx.rows_sheet(book, _("统计"), summary["rows"], bold_rows=summary["bold"], widths={"A": 28})
-    written = xlsx.issues_sheet(book, dashboard_issues(scope, period), progress=progress)
+    listed = dashboard_issues(scope, period)
     scoped = period.apply(stats.scope_issues(scope))
-    activity = stats.supervisor_activity(scoped, period.apply(stats.scope_patrols(scope)))
+    patrols = period.apply(stats.scope_patrols(scope))
+    if requester is not None:
+        condition = issue_visibility(requester)
+        if condition is not None:
+            listed, scoped = listed.filter(condition), scoped.filter(condition)
+        county = programme(requester, f"project__{PROJECT_COUNTY}")
+        if county is not None and (requester.is_bureau or requester.is_oversight):
+            patrols = patrols.filter(county)
+    written = xlsx.issues_sheet(book, listed, progress=progress)
+    activity = stats.supervisor_activity(scoped, patrols)
     xlsx.rows_sheet(
         book,
         _("监督员活跃度"),
@@ -99,19 +124,26 @@ def write_issues(target: IO[bytes], issues: QuerySet[Issue], *, progress=None) -
 
 
 def requester_scope(user) -> dict[str, Any]:
-    """What an export's rows depend on besides its conditions: who asked, in which role."""
-    return {"role": user.role, "department": user.department_id}
+    """What an export's rows depend on besides its conditions: who asked, in which role, of
+    which department and region."""
+    return {"role": user.role, "department": user.department_id, "region": user.region_id}
 
 
 def may_have(job: ExportJob, user) -> bool:
-    """Whether ``user`` may follow and download ``job``: the one who asked, still in the role and
-    department they asked in (a transferred clerk takes nothing of the old department along)."""
+    """Whether ``user`` may follow and download ``job``: the one who asked, still in the role,
+    department and region they asked in (a transferred clerk takes nothing of the old department
+    along, a coordinator moved to another county nothing of the old county)."""
     return (
         user.is_authenticated
         and user.pk == job.requester_id
-        and user.is_active
-        and (user.is_bureau or user.is_department_staff)
-        and requester_scope(user) == {k: job.params.get(k) for k in ("role", "department")}
+        and may_export(user)
+        and all(
+            job.params.get(key, value) == value
+            # A job of before regions has no region: only 瑞安's rows existed then.
+            if key == "region"
+            else job.params.get(key) == value
+            for key, value in requester_scope(user).items()
+        )
     )
 
 
@@ -136,8 +168,8 @@ def start_export(
     province-wide workbook at a time. ``issues`` is kept (as its pickled query) only for the
     panel's selection; the dashboard's rows follow from its scope and period in ``params``.
     """
-    if not (requester.is_active and (requester.is_bureau or requester.is_department_staff)):
-        raise ExportRefused(_("只有部门工作人员和住建局可以导出。"))
+    if not may_export(requester):
+        raise ExportRefused(_("只有部门工作人员、住建局和上级主管部门可以导出。"))
     delete_expired()
     running = unfinished_export(requester)
     if running is not None:
@@ -236,6 +268,7 @@ def write(job: ExportJob) -> None:
                 scope=job.params["scope"],
                 period=_period(job.params),
                 progress=progress,
+                requester=job.requester,
             )
         else:
             written = write_issues(out, issues, progress=progress)

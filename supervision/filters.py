@@ -13,8 +13,16 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from . import search
+from .access import programme_at
 from .fragments import cached_rows, model_choices
-from .models import Department, Issue, Project, Subdistrict, department_projects
+from .models import (
+    PROJECT_COUNTY,
+    Department,
+    Issue,
+    Project,
+    Subdistrict,
+    department_projects,
+)
 
 
 class PlainSelect(forms.Select):
@@ -38,20 +46,34 @@ class PlainSelect(forms.Select):
         return format_html("<select{}>{}</select>", attributes, mark_safe(options))
 
 
+def programme_name(user) -> str:
+    """A name for the choices ``programme_at`` gives, shared by everyone who has the same."""
+    if user is None or not user.is_authenticated or user.is_superuser:
+        return "all"
+    if user.is_department_staff:
+        return f"department-{user.department_id}"
+    if user.is_bureau or user.is_supervisor or user.is_oversight:
+        return f"{user.role}-{user.region_id}" if user.is_active else "none"
+    return "all"
+
+
 def projects_of(user) -> tuple[QuerySet[Project], str]:
     """The projects a person works with (not every project of the province), and a name for
     that set that everyone who sees the same projects shares."""
     projects = Project.objects.order_by("name").only("pk", "name")
-    if user is None or not user.is_authenticated or user.is_bureau:
-        return projects, "all"
-    if user.is_supervisor and hasattr(user, "supervisor"):
-        # The group is transparent: every project's issues are listed, so every project can be
-        # chosen; their own come first (``IssueFilter``).
-        return projects, f"supervisor-{user.supervisor.pk}"
-    if user.department_id:
+    if user is not None and user.is_authenticated and user.is_department_staff:
         mine = department_projects(user.department_id)
         return projects.filter(mine).distinct(), f"department-{user.department_id}"
-    return projects, "all"
+    condition = programme_at(user, PROJECT_COUNTY)
+    if condition is not None:
+        projects = projects.filter(condition)
+    if user is not None and user.is_authenticated and user.is_supervisor:
+        supervisor = getattr(user, "supervisor", None)
+        if supervisor is not None:
+            # The group is transparent: the issues of every project of the county are listed,
+            # so every one can be chosen; their own come first (``IssueFilter``).
+            return projects, f"supervisor-{supervisor.pk}-{user.region_id}"
+    return projects, programme_name(user)
 
 
 class IssueFilter(django_filters.FilterSet):
@@ -91,7 +113,13 @@ class IssueFilter(django_filters.FilterSet):
         super().__init__(*args, **kwargs)
         # The issue list finds and ranks the words itself (``search.page``): here they filter.
         self.ranked = ranked
-        self.filters["project"].queryset = projects_of(getattr(self.request, "user", None))[0]
+        user = getattr(self.request, "user", None)
+        self.filters["project"].queryset = projects_of(user)[0]
+        # Subdistricts and departments of the person's county (the oversight's: below it).
+        county = programme_at(user, "region")
+        if county is not None:
+            for name in ("subdistrict", "department"):
+                self.filters[name].queryset = self.filters[name].queryset.filter(county)
         # Plain Bootstrap widgets: rendering them through crispy cost most of the page's time.
         for name, field in self.form.fields.items():
             css = (
@@ -118,15 +146,16 @@ class IssueFilter(django_filters.FilterSet):
         return None
 
     def _own_projects_first(self, empty_label: str) -> list:
-        """Every project, a supervisor's own in a group of their own above the others (one
-        query, kept with the catalogue's version like the other choices)."""
+        """Every project of their county, a supervisor's own in a group of their own above the
+        others (one query, kept with the catalogue's version like the other choices)."""
         own = Exists(
             Project.supervisors.through.objects.filter(
                 project=OuterRef("pk"), supervisor=self._supervisor()
             )
         )
+        projects = self.filters["project"].queryset  # their county's (``projects_of``)
         rows = cached_rows(
-            Project.objects.annotate(own=own).order_by("name").values_list("pk", "name", "own")
+            projects.annotate(own=own).order_by("name").values_list("pk", "name", "own")
         )
         groups: dict[bool, list] = {True: [], False: []}
         for pk, name, is_own in rows:

@@ -567,8 +567,8 @@ def notifications_read(request: HttpRequest) -> HttpResponse:
 def digest(request: HttpRequest) -> HttpResponse:
     """Yesterday's digest, paste-ready for the WeChat group; staff see their own scope."""
     user = request.user
-    if not (user.is_department_staff or user.is_bureau):
-        raise PermissionDenied(_("日报供部门和住建局使用。"))
+    if not (user.is_department_staff or user.is_bureau or user.is_oversight):
+        raise PermissionDenied(_("日报供部门、住建局和上级主管部门使用。"))
     yesterday = timezone.localdate() - timedelta(days=1)
     day = yesterday
     raw = request.GET.get("date", "")

@@ -38,7 +38,7 @@ from . import photos as photo_intake
 from . import services
 from .access import letters_for, watches
 from .deliveries import enqueue_delivery
-from .models import Delivery, Issue, Letter, LetterEvent, LetterPhoto, Project
+from .models import PROJECT_COUNTY, Delivery, Issue, Letter, LetterEvent, LetterPhoto, Project
 from .notifications import absolute_url
 from .residents import CODE_ALPHABET
 from .services import WorkflowError
@@ -498,8 +498,11 @@ def escalation_due(letter: Letter) -> datetime | None:
 
 
 def _supervisors_of(project_id: int):
+    """The project's serving supervisors, of its county (``access.watched_projects``)."""
     today = timezone.localdate()
+    county = Project.objects.filter(pk=project_id).values(f"{PROJECT_COUNTY}_id")[:1]
     return get_user_model().objects.filter(
+        region=county,
         is_active=True,
         supervisor__projects=project_id,
         supervisor__is_active=True,

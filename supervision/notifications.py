@@ -2,8 +2,9 @@
 
 Every event gives each person involved in the issue (the reporter, the staff of its department
 and of the contractor it was dispatched to; the bureau for escalations, appeals and extension
-requests) one ``Notification`` — never the person who acted. A support (附议) is for the reporter
-only; the department reads the count in its queue. Email goes to those with an
+requests: the bureau of the issue's county, never another county's) one ``Notification`` —
+never the person who acted; an answer to the province's or the city's 督办 (回复督办) also goes to
+the oversight who pressed. A support (附议) is for the reporter only; the department reads the count in its queue. Email goes to those with an
 address; the department's WeCom group robot hears about new, overdue and closed issues. Both go
 out in background tasks, so a request never waits on a mail server or a webhook.
 """
@@ -20,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .deliveries import enqueue_delivery
-from .models import Delivery, IssueEvent, Notification
+from .models import Delivery, IssueEvent, Notification, issue_county
 
 logger = logging.getLogger(__name__)
 Kind = IssueEvent.Kind
@@ -81,7 +82,14 @@ def recipients(event: IssueEvent) -> list:
     if departments:
         involved |= Q(department_id__in=departments, role=User.Role.STAFF)
     if event.kind in FOR_THE_BUREAU:
-        involved |= Q(role=User.Role.BUREAU)
+        # The bureau of the issue's county (the oversight's 督办 too): no other county's.
+        involved |= Q(role=User.Role.BUREAU, region=issue_county(issue))
+    if event.kind == Kind.OVERSIGHT_REPLIED:
+        # The oversight who pressed (督办) hears the county's answer.
+        pressed = IssueEvent.objects.filter(
+            issue=issue.pk, kind=Kind.ESCALATED, actor__role=User.Role.OVERSIGHT
+        )
+        involved |= Q(role=User.Role.OVERSIGHT, pk__in=pressed.values("actor"))
     users = User.objects.filter(involved, is_active=True)
     if event.actor_id:
         users = users.exclude(pk=event.actor_id)
@@ -92,7 +100,10 @@ def issue_changed(issue_id: int, event_id: int) -> None:
     """Called after the transaction of a workflow step has committed."""
     event = (
         IssueEvent.objects.select_related(
-            "issue__project", "issue__department", "issue__contractor", "actor"
+            "issue__project__neighbourhood__subdistrict",
+            "issue__department",
+            "issue__contractor",
+            "actor",
         )
         .filter(pk=event_id)
         .first()

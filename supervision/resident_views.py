@@ -24,9 +24,16 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from . import photos as photo_intake
 from . import residents, services
-from .access import consultations_managed_by, patrols_for, watched_projects, watches
+from .access import (
+    consultations_managed_by,
+    patrols_for,
+    programme_at,
+    watched_projects,
+    watches,
+)
 from .forms import PhotosField, prepare_photo_fields
 from .models import (
+    PROJECT_COUNTY,
     Consultation,
     Household,
     Patrol,
@@ -35,6 +42,8 @@ from .models import (
     Project,
     Supervisor,
     department_projects,
+    in_programme,
+    programme,
 )
 from .security import as_id, client_ip, mask_mobile, serve_private_file
 from .views import qr_svg
@@ -518,14 +527,18 @@ def patrol_list(request: HttpRequest) -> HttpResponse:
 @require_safe
 def patrol_stale(request: HttpRequest) -> HttpResponse:
     """Projects under construction nobody has patrolled in N days (default 14)."""
-    if not (request.user.is_bureau or request.user.is_department_staff):
+    user = request.user
+    if not (user.is_bureau or user.is_department_staff or user.is_oversight):
         raise PermissionDenied(_("这个清单供住建局和部门使用。"))
     days = as_id(request.GET.get("days", "14")) or 14
     days = days if days <= 365 else 14
     since = timezone.now() - timedelta(days=days)
+    projects = Project.objects.filter(status=Project.Status.CONSTRUCTION)
+    county = programme_at(request.user, PROJECT_COUNTY)  # the county's, not the province's
+    if county is not None:
+        projects = projects.filter(county)
     projects = (
-        Project.objects.filter(status=Project.Status.CONSTRUCTION)
-        .annotate(last_patrol=Max("patrols__created_at"))
+        projects.annotate(last_patrol=Max("patrols__created_at"))
         .filter(Q(last_patrol__lt=since) | Q(last_patrol__isnull=True))
         .select_related("neighbourhood__subdistrict")
         .order_by(F("last_patrol").asc(nulls_first=True), "name")
@@ -562,7 +575,8 @@ def _directory_projects(department) -> QuerySet[Project]:
 def supervisor_directory(request: HttpRequest) -> HttpResponse:
     """群众监督员名录, as much as each desk needs and no more.
 
-    - The bureau: every supervisor with certificate, mobile number (whole), home neighbourhood,
+    - The bureau: every supervisor of its county with certificate, mobile number (whole), home
+      neighbourhood,
       watched projects, issues, patrols and status.
     - A subdistrict office: the same, the mobile number masked, for the supervisors who live in
       its subdistrict (it manages them); the serving supervisors of the projects it works on who
@@ -577,6 +591,9 @@ def supervisor_directory(request: HttpRequest) -> HttpResponse:
         "-is_active", "certificate_number"
     )
     department = None if user.is_bureau else user.department
+    county = programme(user, "neighbourhood__subdistrict__region")
+    if department is None and county is not None:
+        supervisors = supervisors.filter(county)  # the bureau's: its county's supervisors
     manages = None  # the subdistrict whose residents' details this desk sees; None: all or none
     if department is not None:
         serving_on_own = Q(is_active=True, projects__in=_directory_projects(department))
@@ -620,9 +637,11 @@ def supervisor_directory(request: HttpRequest) -> HttpResponse:
 def supervisor_certificate(request: HttpRequest, pk: int) -> HttpResponse:
     """聘书: the printable appointment certificate, for the bureau and for the supervisor."""
     supervisor = get_object_or_404(
-        Supervisor.objects.select_related("user", "neighbourhood"), pk=pk
+        Supervisor.objects.select_related("user", "neighbourhood__subdistrict"), pk=pk
     )
-    if not (request.user.is_bureau or supervisor.user_id == request.user.pk):
+    own = supervisor.user_id == request.user.pk
+    county = supervisor.neighbourhood.subdistrict.region_id
+    if not (own or (request.user.is_bureau and in_programme(request.user, county))):
         raise Http404
     return render(request, "supervision/supervisor_certificate.html", {"supervisor": supervisor})
 

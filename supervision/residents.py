@@ -44,6 +44,8 @@ from .models import (
     Project,
     ScopeItem,
     Supervisor,
+    in_programme,
+    project_county,
 )
 from .services import WorkflowError
 
@@ -294,6 +296,8 @@ def apply_result(consultation: Consultation, *, actor) -> list[ScopeItem]:
     """After the close, the adopted scope items become the project's scope items (once)."""
     if not (actor.is_active and (actor.is_bureau or actor.is_department_staff)):
         raise WorkflowError(_("只有住建局或街道可以采纳征询结果。"), status_code=403)
+    if actor.is_bureau and not in_programme(actor, project_county(consultation.project_id)):
+        raise WorkflowError(_("这次征询不在本地的改造计划内。"), status_code=404)
     if not consultation.is_closed():
         raise WorkflowError(_("征询还没有截止，截止后才能采纳结果。"))
     with transaction.atomic():
@@ -460,9 +464,22 @@ def appoint_supervisor(
     """聘任: the bureau makes the account and the appointment together, or neither.
 
     The form has checked that the username, mobile and certificate number are free and that the
-    term ends after it starts. The appointment's history row names ``actor``.
+    term ends after it starts. The appointment's history row names ``actor``. A county's bureau
+    appoints residents of its own county to watch its own county's projects, nothing else.
     """
     _refuse_unless_bureau(actor, _("只有住建局可以聘任群众监督员。"))
+    projects = list(projects)
+    county = neighbourhood.subdistrict.region_id
+    if not in_programme(actor, county):
+        raise WorkflowError(
+            _("这个小区不在本地的改造计划内，不能在这里聘任。"),
+            status_code=403,
+            field="neighbourhood",
+        )
+    if any(project_county(project) != county for project in projects):
+        raise WorkflowError(
+            _("监督的项目应在监督员所住小区的县（市、区）内。"), status_code=400, field="projects"
+        )
     with transaction.atomic():
         user = User.objects.create_user(
             username=username,
@@ -498,6 +515,8 @@ def dismiss_supervisor(supervisor: Supervisor, *, actor: User, on: date | None =
     Returns False, changing nothing, when the supervisor was already dismissed (a second click).
     """
     _refuse_unless_bureau(actor, _("只有住建局可以解聘群众监督员。"))
+    if not in_programme(actor, supervisor.user.region_id):
+        raise WorkflowError(_("这名监督员不在本地的改造计划内。"), status_code=404)
     on = on or timezone.localdate()
     with transaction.atomic():
         locked = Supervisor.objects.select_for_update().select_related("user").get(pk=supervisor.pk)

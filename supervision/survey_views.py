@@ -18,8 +18,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import services, surveys
-from .access import watches
-from .models import Household, Project, ScopeItem, Survey, SurveyAnswer
+from .access import in_programme_only, watches
+from .models import (
+    PROJECT_COUNTY,
+    Household,
+    Project,
+    ScopeItem,
+    Survey,
+    SurveyAnswer,
+    in_programme,
+    project_county,
+)
 from .models.surveys import Rating
 from .resident_views import PaperEntry, _guesses_left, _wrong_guess, enter_paper
 
@@ -105,7 +114,8 @@ def survey(request: HttpRequest, pk: int) -> HttpResponse:
     """Anyone sees the results; a household posts its code (never in the address), is remembered
     in the session, and answers (and may change its answer until the close)."""
     item = get_object_or_404(
-        Survey.objects.select_related("project__neighbourhood", "project__contractor"), pk=pk
+        Survey.objects.select_related("project__neighbourhood__subdistrict", "project__contractor"),
+        pk=pk,
     )
     household = _session_household(request, item)
     typed, code_error, error, status = "", "", "", 200
@@ -167,7 +177,8 @@ def survey(request: HttpRequest, pk: int) -> HttpResponse:
             "can_close": request.user.is_authenticated
             and request.user.is_active
             and request.user.is_bureau
-            and not item.is_closed(),
+            and not item.is_closed()
+            and in_programme(request.user, project_county(item.project)),
             "can_enter_paper": item.is_open()
             and services.is_serving_supervisor(request.user)
             and watches(request.user, item.project_id),
@@ -224,7 +235,9 @@ def _bureau_only(request: HttpRequest) -> None:
 def survey_open(request: HttpRequest, pk: int) -> HttpResponse:
     """The bureau opens a survey on an accepted project."""
     _bureau_only(request)
-    project = get_object_or_404(Project, pk=pk)
+    project = get_object_or_404(
+        in_programme_only(request.user, Project.objects.all(), PROJECT_COUNTY), pk=pk
+    )
     status = 200
     if request.method == "POST":
         form = OpenSurveyForm(request.POST)
@@ -279,7 +292,10 @@ def survey_open(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def survey_close(request: HttpRequest, pk: int) -> HttpResponse:
     _bureau_only(request)
-    item = get_object_or_404(Survey, pk=pk)
+    surveys_here = in_programme_only(
+        request.user, Survey.objects.all(), f"project__{PROJECT_COUNTY}"
+    )
+    item = get_object_or_404(surveys_here, pk=pk)
     try:
         surveys.close_survey(item, actor=request.user)
     except services.WorkflowError as refusal:

@@ -20,7 +20,18 @@ from django.utils.translation import gettext as _
 
 from . import notifications, residents, services
 from .access import watches
-from .models import Household, Project, Survey, SurveyAnswer, SurveyAreaAnswer, SurveyEvent
+from .models import (
+    PROJECT_COUNTY,
+    Household,
+    Project,
+    Survey,
+    SurveyAnswer,
+    SurveyAreaAnswer,
+    SurveyEvent,
+    in_programme,
+    programme,
+    project_county,
+)
 from .models.surveys import Rating
 from .services import WorkflowError
 
@@ -41,9 +52,12 @@ def project_households(project: Project | int) -> QuerySet[Household]:
     return Household.objects.filter(consultation__project_id=project_id)
 
 
-def _refuse_unless_bureau(actor, message: str) -> None:
+def _refuse_unless_bureau(actor, message: str, project: Project | int) -> None:
+    """Only the bureau, and only of the project's county (another county's does not exist)."""
     if not (actor is not None and actor.is_active and actor.is_bureau):
         raise WorkflowError(message, status_code=403)
+    if not in_programme(actor, project_county(project)):
+        raise WorkflowError(_("这个项目不在本地的改造计划内。"), status_code=404)
 
 
 def _bump_ranking() -> None:
@@ -59,7 +73,7 @@ def _bump_ranking() -> None:
 def open_survey(project: Project, *, actor, opens_on: date, closes_on: date) -> Survey:
     """开启调查: only the bureau, only after acceptance, only with households to ask, and one
     survey at a time per project. The areas asked about are those the project renovated."""
-    _refuse_unless_bureau(actor, _("只有住建局可以发起满意度调查。"))
+    _refuse_unless_bureau(actor, _("只有住建局可以发起满意度调查。"), project)
     if closes_on < opens_on:
         raise WorkflowError(_("截止日期不能早于开始日期。"), status_code=400, field="closes_on")
     if closes_on < timezone.localdate():
@@ -103,7 +117,7 @@ def open_survey(project: Project, *, actor, opens_on: date, closes_on: date) -> 
 
 def close_survey(survey: Survey, *, actor) -> Survey:
     """提前结束: the bureau ends a survey before its date; answers stay as they are."""
-    _refuse_unless_bureau(actor, _("只有住建局可以结束满意度调查。"))
+    _refuse_unless_bureau(actor, _("只有住建局可以结束满意度调查。"), survey.project_id)
     with transaction.atomic():
         locked = Survey.objects.select_for_update().get(pk=survey.pk)
         if locked.is_closed():
@@ -317,27 +331,40 @@ def results(survey: Survey, *, comments: int = 20) -> Results:
     )
 
 
-def rankings() -> dict:
+def rankings(user=None) -> dict:
     """Contractors and subdistricts by overall 满意率 of every survey answer, best first; two
-    grouped queries, cached until the next answer."""
+    grouped queries, cached until the next answer. With ``user``, only the answers of their
+    programme (``models.programme``: a county's bureau sees its county's, the oversight those
+    below it); two subdistricts of one name in two counties (城关街道) stay apart."""
+    condition = programme(user, f"survey__project__{PROJECT_COUNTY}") if user else None
     version = cache.get_or_set(RANKING_VERSION_KEY, time.time_ns, None)
-    key = f"surveys:ranking:{version}"
+    scope = "all" if condition is None else f"{user.role}-{user.region_id}-{user.is_active}"
+    key = f"surveys:ranking:{version}:{scope}"
     value = cache.get(key)
     if value is None:
+        answers = (
+            SurveyAnswer.objects.all()
+            if condition is None
+            else SurveyAnswer.objects.filter(condition)
+        )
         value = {
             "contractors": _ranked(
                 "survey__project__contractor__name",
-                SurveyAnswer.objects.filter(survey__project__contractor__isnull=False),
+                answers.filter(survey__project__contractor__isnull=False),
+                "survey__project__contractor",
             ),
             "subdistricts": _ranked(
-                "survey__project__neighbourhood__subdistrict__name", SurveyAnswer.objects.all()
+                "survey__project__neighbourhood__subdistrict__name",
+                answers,
+                "survey__project__neighbourhood__subdistrict",
             ),
         }
         cache.set(key, value, 24 * 3600)
     return value
 
 
-def _ranked(field: str, answers: QuerySet[SurveyAnswer]) -> list[dict]:
+def _ranked(field: str, answers: QuerySet[SurveyAnswer], pk: str) -> list[dict]:
+    """One row per ``pk`` (a contractor, a subdistrict), named by ``field``."""
     rows = [
         {
             "name": row[field],
@@ -348,14 +375,14 @@ def _ranked(field: str, answers: QuerySet[SurveyAnswer]) -> list[dict]:
             "unsatisfied": row["n"] - row["satisfied"] - row["basically"],
             "share": share(row["satisfied"] + row["basically"], row["n"]),
         }
-        for row in answers.values(field)
+        for row in answers.values(pk, field)
         .annotate(
             n=Count("pk"),
             projects=Count("survey__project", distinct=True),
             satisfied=Count("pk", filter=Q(overall=Rating.SATISFIED)),
             basically=Count("pk", filter=Q(overall=Rating.BASICALLY_SATISFIED)),
         )
-        .order_by(field)
+        .order_by(field, pk)
     ]
     rows.sort(key=lambda r: (-(r["share"] or 0), -r["satisfied"], -r["answers"], r["name"]))
     for rank, row in enumerate(rows, start=1):

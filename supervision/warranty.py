@@ -30,7 +30,18 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import notifications
-from .models import Department, Issue, Patrol, Project, ReturnVisit, ScopeItem
+from .models import (
+    PROJECT_COUNTY,
+    Department,
+    Issue,
+    Patrol,
+    Project,
+    ReturnVisit,
+    ScopeItem,
+    in_programme,
+    programme,
+    project_county,
+)
 
 Area = ScopeItem.Area
 Category = Issue.Category
@@ -167,13 +178,19 @@ def after_works_route(
 def set_warranty(
     item: ScopeItem, *, actor, months: int | None, contractor: Department | None
 ) -> ScopeItem:
-    """The bureau sets an item's warranty period and warranty contractor."""
+    """The bureau of the item's county sets its warranty period and warranty contractor (a
+    contractor of that county)."""
     if not (actor.is_active and actor.is_bureau):
         raise WarrantyError(_("只有市住建局可以修改保修期和保修单位。"))
+    county = project_county(item.project_id)
+    if not in_programme(actor, county):
+        raise WarrantyError(_("这个项目不在本地的改造计划内。"))
     if months is not None and not 1 <= months <= 600:
         raise WarrantyError(_("保修期应在 1 到 600 个月之间。"))
     if contractor is not None and contractor.kind != Department.Kind.CONTRACTOR:
         raise WarrantyError(_("保修单位必须是施工单位。"))
+    if contractor is not None and contractor.region_id != county:
+        raise WarrantyError(_("保修单位应是项目所在县（市、区）的施工单位。"))
     with transaction.atomic():
         fresh = ScopeItem.objects.select_for_update().get(pk=item.pk)
         fresh.warranty_months = months
@@ -223,6 +240,8 @@ def hand_over_project(
     the record of who changed it, when."""
     if not (actor.is_active and actor.is_bureau):
         raise WarrantyError(_("只有市住建局可以登记长效管理移交。"))
+    if not in_programme(actor, project_county(project)):
+        raise WarrantyError(_("这个项目不在本地的改造计划内。"))
     on = on or timezone.localdate()
     if kind != Manager.PROPERTY_MANAGER:
         manager = None
@@ -403,10 +422,14 @@ def with_due_visits(
     return list(unique.values()), sorted(visits, key=lambda v: (v.due_on, v.pk))
 
 
-def missed_visits(today: date | None = None) -> QuerySet[ReturnVisit]:
-    """Visits past their due date and grace with no patrol: the bureau's list."""
+def missed_visits(today: date | None = None, user=None) -> QuerySet[ReturnVisit]:
+    """Visits past their due date and grace with no patrol: the bureau's list (with ``user``,
+    only those of their programme: a county's bureau sees its county's)."""
     today = today or timezone.localdate()
     visits = ReturnVisit.objects.filter(due_on__lt=today - VISIT_GRACE)
+    county = programme(user, f"project__{PROJECT_COUNTY}") if user is not None else None
+    if county is not None:
+        visits = visits.filter(county)
     return (
         with_done(visits)
         .filter(done=False)

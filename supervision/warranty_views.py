@@ -1,4 +1,5 @@
-"""/return-visits/missed/: the 回头看 patrols nobody paid, for the bureau (supervision/warranty.py)."""
+"""/return-visits/missed/: the 回头看 patrols nobody paid, for the bureau of their county (and the
+oversight of the counties below it; supervision/warranty.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from . import warranty
 @never_cache
 @require_safe
 def missed_return_visits(request: HttpRequest) -> HttpResponse:
-    if not (request.user.is_active and request.user.is_bureau):
+    user = request.user
+    if not (user.is_active and (user.is_bureau or user.is_oversight)):
         raise Http404
-    page = Paginator(warranty.missed_visits(), 50).get_page(request.GET.get("page"))
+    page = Paginator(warranty.missed_visits(user=user), 50).get_page(request.GET.get("page"))
     return render(request, "supervision/return_visits_missed.html", {"page": page})

@@ -136,7 +136,7 @@ def initial(user) -> str:
 
 @register.filter
 def badge(user) -> str:
-    """Who is speaking: 监督员, 住建局, or the department's name."""
+    """Who is speaking: 监督员, 住建局, 上级主管部门, or the department's name."""
     if user is None:
         return _("系统")
     if user.is_supervisor:
@@ -145,6 +145,8 @@ def badge(user) -> str:
         return str(user.department)
     if user.is_bureau:
         return _("住建局")
+    if user.is_oversight:
+        return _("上级主管部门")
     return ""
 
 
