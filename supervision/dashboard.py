@@ -161,7 +161,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         **_charts(data, period),
     }
     context["query"] = request.GET.urlencode()
-    ranking = surveys.rankings()
+    ranking = surveys.rankings(request.user)
     context["survey_ranking_tables"] = [
         (_("施工单位"), ranking["contractors"]),
         (_("街道"), ranking["subdistricts"]),
@@ -253,7 +253,11 @@ def dashboard_export(request: HttpRequest) -> HttpResponse:
         return export_views.started(request, job, created)
     out = io.BytesIO()
     exports.write_dashboard(
-        out, summary=summary_rows(figures(scope, period), period), scope=scope, period=period
+        out,
+        summary=summary_rows(figures(scope, period), period),
+        scope=scope,
+        period=period,
+        requester=request.user,
     )
     response = HttpResponse(out.getvalue(), content_type=CONTENT_TYPE)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
