@@ -83,6 +83,25 @@ def catalogue_version() -> int:
     return version
 
 
+def counties() -> list[tuple[int, int | None, int | None]]:
+    """The county-level regions that have subdistricts, each with its city and province ids:
+    what ``models.programme`` asks to know whether a person's programme is every one there is
+    (then it filters nothing, and the lists keep walking their own indexes). Cached under the
+    catalogue version, which a new subdistrict changes."""
+    key = f"counties:{catalogue_version()}"
+    found = _get_many([key]).get(key)
+    if found is None:
+        from .models import Region  # noqa: PLC0415
+
+        found = list(
+            Region.objects.filter(level=Region.Level.COUNTY, subdistricts__isnull=False)
+            .distinct()
+            .values_list("pk", "parent", "parent__parent")
+        )
+        _set_many({key: found}, CHOICES_SECONDS)
+    return found
+
+
 def catalogue_changed(**kwargs) -> None:
     """Signal receiver: catalogue-dependent entries are old, now and once the change is
     committed."""

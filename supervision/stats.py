@@ -27,7 +27,6 @@ from django.utils import timezone
 
 from . import rollups
 from .models import (
-    ISSUE_COUNTY,
     PROJECT_COUNTY,
     ActivityRollup,
     DayRollup,
@@ -761,7 +760,8 @@ def scope_issues(scope: str) -> QuerySet[Issue]:
         return Issue.objects.all()
     counties = scope_counties(scope)
     if counties is not None:
-        return Issue.objects.filter(**{f"{ISSUE_COUNTY}__in": counties})
+        projects = Project.objects.filter(**{f"{PROJECT_COUNTY}__in": counties})
+        return Issue.objects.filter(project__in=projects.values("pk"))
     return Issue.objects.filter(department_issues(int(scope[4:])))
 
 

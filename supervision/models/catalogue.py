@@ -645,9 +645,19 @@ def programme(user, path: str) -> Q | None:
     region = user.region_id if user.is_active else None
     if region is None:
         return Q(pk__in=[])
+    if _covers_every_county(user):
+        return None  # one programme on the site (one city's install): nothing to filter
     if user.role == user.Role.OVERSIGHT:
         return Q(**{f"{path}__parent": region}) | Q(**{f"{path}__parent__parent": region})
     return Q(**{path: region})
+
+
+def _covers_every_county(user) -> bool:
+    """Whether ``user``'s programme holds every county that has subdistricts (no query: the
+    list is cached under the catalogue version)."""
+    from ..fragments import counties  # noqa: PLC0415  (fragments imports the models)
+
+    return all(user.region_id in county for county in counties())
 
 
 def in_programme(user, county_id: int | None) -> bool:
@@ -658,6 +668,11 @@ def in_programme(user, county_id: int | None) -> bool:
     if not user.is_active or user.region_id is None or county_id is None:
         return False
     if user.role == user.Role.OVERSIGHT:
+        from ..fragments import counties  # noqa: PLC0415
+
+        known = {county[0]: county for county in counties()}
+        if county_id in known:
+            return user.region_id in known[county_id][1:]
         return Region.objects.filter(
             Q(parent=user.region_id) | Q(parent__parent=user.region_id), pk=county_id
         ).exists()

@@ -15,7 +15,7 @@ from simple_history.models import HistoricalRecords
 
 from ..addresses import address
 from .catalogue import (
-    ISSUE_COUNTY,
+    PROJECT_COUNTY,
     Department,
     Project,
     ScopeItem,
@@ -36,10 +36,20 @@ def issue_visibility(user, prefix: str = "") -> Q | None:
     if user is None or not user.is_authenticated or not user.is_active:
         return Q(**{f"{prefix}is_public": True})
     if user.is_bureau or user.is_supervisor or user.is_oversight:
-        return programme(user, f"{prefix}{ISSUE_COUNTY}")
+        return in_programme_projects(user, f"{prefix}project")
     if user.is_department_staff:
         return department_issues(user.department_id, prefix)
     return Q(**{f"{prefix}is_public": True})
+
+
+def in_programme_projects(user, path: str = "project") -> Q | None:
+    """``programme`` for rows that hang on a project (at ``path``): their project is one of the
+    programme's. A subquery rather than joins, so that a list still walks its own index in its
+    own order (the bureau's queue, the issue list) and checks each row against the projects."""
+    condition = programme(user, PROJECT_COUNTY)
+    if condition is None:
+        return None
+    return Q(**{f"{path}__in": Project.objects.filter(condition).values("pk")})
 
 
 def department_issues(department_id: int | None, prefix: str = "") -> Q:
