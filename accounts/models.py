@@ -134,3 +134,68 @@ class SmsCode(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+# --- WeChat (微信公众号网页授权) and message choices, issue 24 ------------------------------------
+
+
+class WeChatBinding(models.Model):
+    """A supervisor's WeChat, bound from 设置 to sign in without a password inside WeChat.
+
+    The openid is never stored readable for lookup: ``openid_digest`` is an HMAC under the app's
+    key (``accounts.wechat.openid_digest``), unique, so one WeChat signs in one account. WeChat
+    messages need the openid itself, so ``openid_sealed`` keeps it encrypted (Fernet, with a key
+    derived from the app's key: ``accounts.wechat.seal``); nothing shows or logs it.
+    """
+
+    user = models.OneToOneField(
+        "accounts.User",
+        verbose_name=_("用户"),
+        on_delete=models.CASCADE,
+        related_name="wechat_binding",
+    )
+    openid_digest = models.CharField(_("微信标识摘要"), max_length=64, unique=True)
+    openid_sealed = models.TextField(_("加密的微信标识"))
+    created_at = models.DateTimeField(_("绑定时间"))
+    last_login_at = models.DateTimeField(_("最近微信登录"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("微信绑定")
+        verbose_name_plural = _("微信绑定")
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {_('微信')}"
+
+
+class MessageChoices(models.Model):
+    """Which events a person hears about by WeChat and by SMS (消息提醒); in-app is always on.
+
+    Each list holds ``Event`` values. Without a row: WeChat for every event (once bound), no SMS
+    (``accounts.wechat.DEFAULT_CHOICES``).
+    """
+
+    class Event(models.TextChoices):
+        ACCEPTED = "accepted", _("问题已签收")
+        ANSWERED = "answered", _("问题已答复")
+        RECTIFIED = "rectified", _("问题已整改，请去验收")
+        REMINDER = "reminder", _("验证提醒")
+        LETTER = "letter", _("有居民来信待处理")
+
+    user = models.OneToOneField(
+        "accounts.User",
+        verbose_name=_("用户"),
+        on_delete=models.CASCADE,
+        related_name="message_choices",
+    )
+    wechat = models.JSONField(_("微信提醒的事项"), default=list, blank=True)
+    sms = models.JSONField(_("短信提醒的事项"), default=list, blank=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("消息提醒设置")
+        verbose_name_plural = _("消息提醒设置")
+        ordering = ["user"]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {_('消息提醒')}"

@@ -104,6 +104,12 @@ class ConsoleBackend:
         )
         sys.stdout.flush()
 
+    def send_notice(self, mobile: str, ref: str, what: str) -> None:
+        sys.stdout.write(
+            f"[SMS → {mask_mobile(mobile)}] 【{settings.SMS_SIGN_NAME}】{ref}：{what}\n"
+        )
+        sys.stdout.flush()
+
 
 class AliyunBackend:
     """Aliyun SMS (dysmsapi 2017-05-25, ``SendSms``) through the official SDK; the template
@@ -119,6 +125,13 @@ class AliyunBackend:
         )
 
     def send_code(self, mobile: str, code: str, minutes: int) -> None:
+        self._send(mobile, settings.SMS_TEMPLATE, {"code": code})
+
+    def send_notice(self, mobile: str, ref: str, what: str) -> None:
+        """A notice (消息提醒) with ``SMS_NOTICE_TEMPLATE``: ``${ref}`` and ``${what}``."""
+        self._send(mobile, settings.SMS_NOTICE_TEMPLATE, {"ref": ref, "what": what})
+
+    def _send(self, mobile: str, template: str, params: dict[str, str]) -> None:
         # Imported here: only a site configured for Aliyun loads its SDK.
         from alibabacloud_dysmsapi20170525 import models as sms_models  # noqa: PLC0415
         from alibabacloud_dysmsapi20170525.client import Client  # noqa: PLC0415
@@ -140,8 +153,8 @@ class AliyunBackend:
         request = sms_models.SendSmsRequest(
             phone_numbers=mobile,
             sign_name=settings.SMS_SIGN_NAME,
-            template_code=settings.SMS_TEMPLATE,
-            template_param=json.dumps({"code": code}),
+            template_code=template,
+            template_param=json.dumps(params, ensure_ascii=False),
         )
         runtime = util_models.RuntimeOptions(
             autoretry=False, connect_timeout=millis, read_timeout=millis
@@ -169,6 +182,13 @@ class TencentBackend:
         )
 
     def send_code(self, mobile: str, code: str, minutes: int) -> None:
+        self._send(mobile, settings.SMS_TEMPLATE, [code, str(minutes)])
+
+    def send_notice(self, mobile: str, ref: str, what: str) -> None:
+        """A notice (消息提醒) with ``SMS_NOTICE_TEMPLATE``: {1} the reference, {2} what."""
+        self._send(mobile, settings.SMS_NOTICE_TEMPLATE, [ref, what])
+
+    def _send(self, mobile: str, template: str, params: list[str]) -> None:
         # Imported here: only a site configured for Tencent Cloud loads its SDK.
         from tencentcloud.common import credential  # noqa: PLC0415
         from tencentcloud.common.profile.client_profile import ClientProfile  # noqa: PLC0415
@@ -188,8 +208,8 @@ class TencentBackend:
         request.PhoneNumberSet = [f"+86{mobile}"]
         request.SmsSdkAppId = settings.SMS_TENCENT_SDK_APP_ID
         request.SignName = settings.SMS_SIGN_NAME
-        request.TemplateId = settings.SMS_TEMPLATE
-        request.TemplateParamSet = [code, str(minutes)]
+        request.TemplateId = template
+        request.TemplateParamSet = params
         try:
             answer = client.SendSms(request)
         except Exception as exc:  # the SDK raises many kinds: all of them mean "not sent"
@@ -210,6 +230,27 @@ def get_backend() -> SmsBackend:
     name = settings.SMS_BACKEND
     backend_class = BACKENDS.get(name) or import_string(name)
     return backend_class()
+
+
+def notices_enabled() -> bool:
+    """SMS notices (消息提醒): the console backend, or a provider with SMS_NOTICE_TEMPLATE."""
+    return sms_enabled() and (
+        settings.SMS_BACKEND == "console" or bool(settings.SMS_NOTICE_TEMPLATE)
+    )
+
+
+def send_notice(mobile: str, ref: str, what: str) -> None:
+    """One notice to ``mobile`` through the configured provider, or ``SmsDeliveryError`` (a
+    provider that cannot send notices, or lacks settings, counts as a failure too)."""
+    try:
+        backend = get_backend()
+        sender = getattr(backend, "send_notice", None)
+        if sender is None or not notices_enabled():
+            raise SmsDeliveryError("no notice template")
+        sender(mobile, ref, what)
+    except (ImproperlyConfigured, ImportError) as exc:
+        raise SmsDeliveryError(type(exc).__name__) from None
+    audit.info("sms notice sent user=%s backend=%s", mask_mobile(mobile), settings.SMS_BACKEND)
 
 
 # --- codes -------------------------------------------------------------------------------------

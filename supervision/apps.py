@@ -58,6 +58,7 @@ class SupervisionConfig(AppConfig):
             Patrol,
             Photo,
             Project,
+            Region,
             ScopeItem,
             Subdistrict,
             Supervisor,
@@ -71,6 +72,9 @@ class SupervisionConfig(AppConfig):
         # processes reread the table within ``workdays.CHANGES_TTL``).
         post_save.connect(workdays.forget_local_changes, sender=CalendarChange)
         post_delete.connect(workdays.forget_local_changes, sender=CalendarChange)
+        for model in (Subdistrict, Region):
+            post_save.connect(fragments.counties_changed, sender=model)
+            post_delete.connect(fragments.counties_changed, sender=model)
         fragments.connect_signals(
             (Subdistrict, Department, Neighbourhood, Project),
             (Project.departments.through, Supervisor.projects.through),

@@ -1,4 +1,5 @@
-"""Delivery plumbing: emails and WeCom group-robot posts, sent in the background.
+"""Delivery plumbing: emails, WeCom group-robot posts, and WeChat messages and SMS notices to one
+person (``supervision.outbound``), sent in the background.
 
 A delivery is tried up to three times with growing pauses (the ``deliver`` task, run by
 ``db_worker``); each attempt has a 5-second timeout; a failure is logged and shown in the panel.
@@ -129,6 +130,10 @@ def recover_deliveries(now: datetime | None = None) -> int:
 
 def attempt(delivery: Delivery) -> str | None:
     """One try; returns None when it went out, else what went wrong."""
+    if delivery.channel in (Delivery.Channel.WECHAT, Delivery.Channel.SMS):
+        from .outbound import send  # noqa: PLC0415 (outbound needs accounts, loaded late)
+
+        return send(delivery)
     try:
         if delivery.channel == Delivery.Channel.EMAIL:
             send_mail(delivery.subject, delivery.body, None, [delivery.target])

@@ -52,6 +52,8 @@ VERSION_KEY = "catalogue-version"
 VERSION_SECONDS = 5
 CHOICES_SECONDS = 3600
 CARD_SECONDS = 60
+COUNTIES_KEY = "programme-counties"
+COUNTIES_SECONDS = 60
 
 
 def _cache():
@@ -86,10 +88,10 @@ def catalogue_version() -> int:
 def counties() -> list[tuple[int, int | None, int | None]]:
     """The county-level regions that have subdistricts, each with its city and province ids:
     what ``models.programme`` asks to know whether a person's programme is every one there is
-    (then it filters nothing, and the lists keep walking their own indexes). Cached under the
-    catalogue version, which a new subdistrict changes."""
-    key = f"counties:{catalogue_version()}"
-    found = _get_many([key]).get(key)
+    (then it filters nothing, and the lists keep walking their own indexes). Cached for a
+    minute, and forgotten at once when a subdistrict or a region changes (``counties_changed``;
+    other processes without a shared cache within the minute)."""
+    found = _get_many([COUNTIES_KEY]).get(COUNTIES_KEY)
     if found is None:
         from .models import Region  # noqa: PLC0415
 
@@ -98,8 +100,23 @@ def counties() -> list[tuple[int, int | None, int | None]]:
             .distinct()
             .values_list("pk", "parent", "parent__parent")
         )
-        _set_many({key: found}, CHOICES_SECONDS)
+        _set_many({COUNTIES_KEY: found}, COUNTIES_SECONDS)
     return found
+
+
+def counties_changed(raw: bool = False, **kwargs) -> None:
+    """Signal receiver: a subdistrict or a region changed; the list of counties is old, now
+    and once the change is committed."""
+
+    def forget() -> None:
+        try:
+            _cache().delete(COUNTIES_KEY)
+        except Exception as error:
+            log.warning("fragments cache unavailable: %s", error)
+
+    forget()
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(forget)
 
 
 def catalogue_changed(**kwargs) -> None:

@@ -588,5 +588,8 @@ def digest(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_safe
 def account_settings(request: HttpRequest) -> HttpResponse:
-    """设置: password, elder mode, language, the keys of apps acting for the person, logging out."""
-    return render(request, "supervision/settings.html")
+    """设置: password, elder mode, language, WeChat and 消息提醒, the keys of apps acting for the
+    person, logging out."""
+    from accounts.wechat_views import settings_context  # noqa: PLC0415
+
+    return render(request, "supervision/settings.html", settings_context(request))

@@ -531,6 +531,9 @@ def _email_reminder(letter_id: int) -> None:
             channel=Delivery.Channel.EMAIL, target=user.email, subject=subject, body=body
         )
         enqueue_delivery(delivery.pk)
+    from . import outbound  # noqa: PLC0415  (see notifications.issue_changed)
+
+    outbound.queue_letter_messages(letter)  # WeChat and SMS, for those who chose them
 
 
 def remind_letter(letter: Letter, *, now: datetime | None = None) -> Letter:

@@ -145,6 +145,11 @@ def issue_changed(issue_id: int, event_id: int) -> None:
     for delivery in deliveries:
         delivery.save()
         enqueue_delivery(delivery.pk)
+    # WeChat and SMS, for the events each person chose (settings · 消息提醒). Imported here:
+    # outbound reaches accounts.sms, which the accounts app's own modules import early.
+    from . import outbound  # noqa: PLC0415
+
+    outbound.queue_event_messages(event, people)
 
 
 def absolute_url(path: str) -> str:

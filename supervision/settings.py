@@ -423,3 +423,24 @@ LOGGING["loggers"].update(
     }
 )
 # --- end of SMS codes ------------------------------------------------------------------------
+
+# --- WeChat sign-in and messages (微信公众号网页授权 snsapi_base, 模板消息; issue 24) ------------
+# Off unless both WECHAT_APP_ID and WECHAT_APP_SECRET are set: then a supervisor may bind their
+# WeChat in 设置 and is signed in without a password when the login page is opened inside WeChat;
+# without them no button shows, /accounts/wechat/… and /me/wechat/… answer 404 and nothing
+# connects (accounts/wechat.py). Messages need WECHAT_TEMPLATE_ID too.
+WECHAT_APP_ID = env_str("WECHAT_APP_ID").strip()
+WECHAT_APP_SECRET = env_str("WECHAT_APP_SECRET").strip()
+# A template of the 公众号 with the fields first, keyword1 (事项), keyword2 (进展), keyword3
+# (时间) and remark.
+WECHAT_TEMPLATE_ID = env_str("WECHAT_TEMPLATE_ID").strip()
+WECHAT_TIMEOUT = env_int("WECHAT_TIMEOUT", 5)  # seconds to connect and to read WeChat's answer
+# Where WeChat's endpoints live (the tests point them at stand-ins on 127.0.0.1).
+WECHAT_OPEN_URL = env_str("WECHAT_OPEN_URL", "https://open.weixin.qq.com").rstrip("/")
+WECHAT_API_URL = env_str("WECHAT_API_URL", "https://api.weixin.qq.com").rstrip("/")
+# SMS notices (消息提醒 by 短信) use their own template, with the reference as ${ref} / {1} and
+# what happened as ${what} / {2}; without it only the console backend sends them.
+SMS_NOTICE_TEMPLATE = env_str("SMS_NOTICE_TEMPLATE").strip()
+# Anonymous GETs of the login page from WeChat's browser go through WeChat's sign-in once.
+MIDDLEWARE = [*MIDDLEWARE, "accounts.wechat.WeChatSignInMiddleware"]
+# --- end of WeChat ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import os
 from django.contrib import admin
 from django.urls import include, path
 
-from accounts import sms_views, two_factor
+from accounts import sms_views, two_factor, wechat_views
 from accounts import views as account_views
 
 from . import (
@@ -167,6 +167,12 @@ urlpatterns = [
     path("accounts/login/sms/code/", sms_views.login_code, name="sms-login-code"),
     path("accounts/password/reset/", sms_views.reset_mobile, name="sms-reset"),
     path("accounts/password/reset/code/", sms_views.reset_code, name="sms-reset-code"),
+    # WeChat sign-in and 消息提醒 (accounts/wechat.py): 404 unless WeChat (or SMS) is configured.
+    path("accounts/wechat/login/", wechat_views.wechat_login, name="wechat-login"),
+    path("accounts/wechat/callback/", wechat_views.wechat_callback, name="wechat-callback"),
+    path("me/wechat/bind/", wechat_views.wechat_bind, name="wechat-bind"),
+    path("me/wechat/unbind/", wechat_views.wechat_unbind, name="wechat-unbind"),
+    path("me/messages/", wechat_views.message_choices, name="message-choices"),
     path(
         "accounts/password/",
         account_views.PasswordChangeView.as_view(),

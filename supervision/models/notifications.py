@@ -118,11 +118,15 @@ class Notification(models.Model):
 
 
 class Delivery(models.Model):
-    """An email or a WeCom webhook post, with its attempts: failures are shown in the panel."""
+    """An email, a WeCom webhook post, a WeChat message or an SMS, with its attempts: failures
+    are shown in the panel. WeChat and SMS rows name the person only as ``username · 139****0004``
+    and keep their recipient in the JSON body: the number and the openid are looked up when sent."""
 
     class Channel(models.TextChoices):
         EMAIL = "email", _("邮件")
         WEBHOOK = "webhook", _("企业微信群")
+        WECHAT = "wechat", _("微信消息")  # to one person (accounts.wechat, supervision.outbound)
+        SMS = "sms", _("短信")  # to one person (accounts.sms.send_notice)
 
     class Status(models.TextChoices):
         PENDING = "pending", _("待发送")
