@@ -1,10 +1,12 @@
 """/panel/: the department panel, a Django AdminSite of its own for department staff and the bureau.
 
 Staff see only the issues routed to their department (contractor staff: dispatched to their
-company) and the projects they are responsible for; the bureau sees everything and keeps the
-routing rules, the calendar changes and the extension requests. Anything outside a user's scope
-is a 404 — list, change page, actions, exports. The steps themselves are taken on the issue page
-(``/issues/<id>/<action>/``), which the panel links to.
+company) and the projects they are responsible for; the bureau sees everything of its county's
+programme (``models.programme``; a superuser everything) and keeps the routing rules, the
+calendar changes and the extension requests. Anything outside a user's scope is a 404 — list,
+change page, actions, exports — and no form, list filter or search offers another county's
+subdistricts, departments, neighbourhoods or projects (``county_condition``). The steps
+themselves are taken on the issue page (``/issues/<id>/<action>/``), which the panel links to.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from datetime import datetime
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -51,6 +54,8 @@ from .consultation_forms import (
 )
 from .issue_views import issue_page_context
 from .models import (
+    ISSUE_COUNTY,
+    PROJECT_COUNTY,
     CalendarChange,
     Consultation,
     ConsultationItem,
@@ -60,12 +65,16 @@ from .models import (
     Household,
     Issue,
     Letter,
+    Neighbourhood,
     Project,
+    Region,
     ResponseTemplate,
     RoutingRule,
     ScopeItem,
+    Subdistrict,
     Supervisor,
     department_projects,
+    programme,
 )
 from .templatetags.supervision_tags import deadline_text
 from .xlsx import issues_workbook
@@ -130,14 +139,136 @@ def _is_bureau(request: HttpRequest) -> bool:
     return request.user.is_active and request.user.is_bureau
 
 
-class PanelAdmin(admin.ModelAdmin):
-    """Permissions by role, not by Django's per-model permissions; missing objects are 404."""
+# --- a county's programme ----------------------------------------------------------------------
+
+# Where each model's county-level region is, from the model itself (``models.programme``'s
+# paths). A model not named here is global by nature (the calendar of working days).
+COUNTY_PATHS: dict[type[models.Model], str] = {
+    Region: "pk",
+    Subdistrict: "region",
+    Department: "region",
+    Neighbourhood: "subdistrict__region",
+    Project: PROJECT_COUNTY,
+    Issue: ISSUE_COUNTY,
+    ExtensionRequest: f"issue__{ISSUE_COUNTY}",
+    Letter: f"project__{PROJECT_COUNTY}",
+    Consultation: f"project__{PROJECT_COUNTY}",
+    # A supervisor belongs to the county of their account (as ``residents.dismiss_supervisor``
+    # checks), which is their neighbourhood's.
+    Supervisor: "user__region",
+    RoutingRule: "department__region",
+    # Shared templates (no department) are added below: offered to every department.
+    ResponseTemplate: "department__region",
+}
+
+
+def _at_county(request: HttpRequest, path: str) -> Q | None:
+    """Rows whose county-level region is at ``path`` and is the user's: the bureau's programme
+    (``models.programme``; None when it holds every county there is), a department's own county
+    for its staff (a subquery, no query)."""
+    user = request.user
+    if user.is_bureau:
+        return programme(user, path)
+    county = Department.objects.filter(pk=user.department_id).values("region")[:1]
+    return Q(**{path: Subquery(county)})
+
+
+def county_condition(request: HttpRequest, model: type[models.Model]) -> Q | None:
+    """The condition on ``model``'s rows within the user's county; None when nothing is out of
+    reach (a superuser, or a model global by nature)."""
+    user = request.user
+    if user.is_superuser:
+        return None
+    if model is Delivery:
+        # An issue's deliveries follow the issue; the others (an export is ready, a letter
+        # waits) follow whom they were sent to: an account of the county.
+        of_issue = _at_county(request, f"event__issue__{ISSUE_COUNTY}")
+        if of_issue is None:
+            return None
+        people = User.objects.filter(_at_county(request, "region")) | User.objects.filter(
+            _at_county(request, "department__region")
+        )
+        return of_issue | Q(event__isnull=True, target__in=people.exclude(email="").values("email"))
+    path = COUNTY_PATHS.get(model)
+    if path is None:
+        return None
+    condition = _at_county(request, path)
+    if condition is not None and model is ResponseTemplate:
+        condition |= Q(department__isnull=True)
+    return condition
+
+
+def in_county(request: HttpRequest, queryset: QuerySet) -> QuerySet:
+    """``queryset`` within the bureau's programme: what a county's bureau lists, changes, acts
+    on and exports. (Department staff are held to their department by each panel's own rule.)"""
+    if not _is_bureau(request):
+        return queryset
+    condition = county_condition(request, queryset.model)
+    return queryset if condition is None else queryset.filter(condition)
+
+
+def narrow_choices(request: HttpRequest, field: forms.Field | None) -> forms.Field | None:
+    """A choice of subdistricts, departments, neighbourhoods, projects … offers the user's
+    county only; another county's id posted anyway is 「not one of the choices」."""
+    queryset = getattr(field, "queryset", None)
+    if queryset is None:
+        return field
+    condition = county_condition(request, queryset.model)
+    if condition is not None:
+        field.queryset = queryset.filter(condition)
+    return field
+
+
+class CountyChoices:
+    """For the panel's model admins and inlines: every foreign key and many-to-many choice
+    within the user's county."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        return narrow_choices(request, field)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        return narrow_choices(request, field)
+
+
+class CountyRelatedFilter(admin.RelatedFieldListFilter):
+    """A list filter on a relation that lists the user's county's subdistricts, departments …
+    only (Django's lists every row of the related table)."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        condition = county_condition(request, field.related_model)
+        if condition is None:
+            return field.get_choices(include_blank=False, ordering=ordering)
+        limit = field.get_limit_choices_to() if hasattr(field, "get_limit_choices_to") else None
+        if limit:
+            condition &= limit if isinstance(limit, Q) else Q(**limit)
+        return field.get_choices(include_blank=False, ordering=ordering, limit_choices_to=condition)
+
+
+class PanelAdmin(CountyChoices, admin.ModelAdmin):
+    """Permissions by role, not by Django's per-model permissions; missing objects are 404.
+    A county's bureau reaches its programme only (``in_county``): another county's object is
+    missing, hence 404."""
 
     bureau_edits = False
     staff_sees = True
 
     class Media:
         css = {"all": ["css/panel.css"]}
+
+    def get_queryset(self, request):
+        return in_county(request, super().get_queryset(request))
+
+    def get_list_filter(self, request):
+        """Filters on a relation named by their path list the user's county's rows only."""
+        filters = []
+        for item in super().get_list_filter(request):
+            if isinstance(item, str) and get_fields_from_path(self.model, item)[-1].is_relation:
+                item = (item, CountyRelatedFilter)
+            filters.append(item)
+        return filters
 
     def has_module_permission(self, request):
         return panel.has_permission(request) and (self.staff_sees or _is_bureau(request))
@@ -231,9 +362,9 @@ class QueueFilter(admin.SimpleListFilter):
 
 
 class ProjectFilter(admin.RelatedFieldListFilter):
-    """The projects a person works with: a department's, or all of them for the bureau while they
-    fit in a sidebar. (RelatedOnlyFieldListFilter read every visible issue to find them: 0.3 s a
-    view at province scale.)"""
+    """The projects a person works with: a department's, or all of its county's for the bureau
+    while they fit in a sidebar. (RelatedOnlyFieldListFilter read every visible issue to find
+    them: 0.3 s a view at province scale.)"""
 
     LIMIT = 100
 
@@ -242,6 +373,7 @@ class ProjectFilter(admin.RelatedFieldListFilter):
         projects = Project.objects.order_by("name").only("pk", "name")
         if not user.is_bureau:
             projects = projects.filter(department_projects(user.department_id)).distinct()
+        projects = in_county(request, projects)
         projects = list(projects[: self.LIMIT + 1])
         if len(projects) > self.LIMIT:
             return []  # too many to list: the search box finds a project by name
@@ -383,7 +515,7 @@ class IssuePanel(PanelAdmin):
         if not search_term.strip():
             return queryset, False
         found = search.matching(queryset, search_term)
-        named = Project.objects.filter(name__icontains=search_term.strip())
+        named = in_county(request, Project.objects.filter(name__icontains=search_term.strip()))
         projects = list(named.values_list("pk", flat=True)[: ProjectFilter.LIMIT])
         if projects:
             found = found | queryset.filter(project_id__in=projects)
@@ -523,7 +655,7 @@ def _waited(start: datetime, end: datetime) -> str:
 # --- projects ----------------------------------------------------------------------------------
 
 
-class ScopeItemWarrantyInline(PlainChoices, admin.TabularInline):
+class ScopeItemWarrantyInline(PlainChoices, CountyChoices, admin.TabularInline):
     """保修: each item's warranty period (empty: the regulation's default) and contractor."""
 
     model = ScopeItem
@@ -609,7 +741,7 @@ class ProjectPanel(PlainChoices, PanelAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def get_queryset(self, request):
-        projects = super().get_queryset(request)
+        projects = super().get_queryset(request)  # the bureau's: its county's (in_county)
         user = request.user
         if user.is_bureau:
             return projects
@@ -710,17 +842,33 @@ class ResponseTemplatePanel(PlainChoices, PanelAdmin):
     fields = ["title", "step", "text", "department", "position"]
 
     def get_queryset(self, request):
-        templates = super().get_queryset(request)
+        templates = super().get_queryset(request)  # the bureau's: its county's and the shared
         if request.user.is_bureau:
             return templates
         return templates.filter(department=request.user.department_id)
 
     def _own(self, request, obj=None) -> bool:
+        """Staff keep their department's; a county's bureau its county's (the list holds no
+        other), the shared ones, offered in every county, are a superuser's to change (or the
+        bureau's of the one county there is)."""
         if not panel.has_permission(request):
             return False
-        return (
-            request.user.is_bureau or obj is None or obj.department_id == request.user.department_id
-        )
+        user = request.user
+        if obj is None or county_condition(request, ResponseTemplate) is None:
+            return user.is_bureau or obj is None or obj.department_id == user.department_id
+        if user.is_bureau:
+            return obj.department_id is not None
+        return obj.department_id == user.department_id
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """A county's bureau writes for one of its departments: a shared template would be
+        offered in every county."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        shares = county_condition(request, ResponseTemplate) is None  # one county there is
+        if request.user.is_bureau and not shares and "department" in form.base_fields:
+            form.base_fields["department"].required = True
+            form.base_fields["department"].help_text = ""
+        return form
 
     def has_add_permission(self, request):
         return self._own(request)
@@ -753,11 +901,19 @@ class DepartmentPanel(PlainChoices, PanelAdmin):
     staff_sees = False
 
     def get_changeform_initial_data(self, request):
-        """A new department serves where the bureau does."""
+        """A new department serves where the bureau does (the only county its form offers)."""
         initial = super().get_changeform_initial_data(request)
-        if request.user.department_id:
-            initial.setdefault("region", request.user.department.region_id)
+        user = request.user
+        county = user.region_id or (user.department.region_id if user.department_id else None)
+        if county:
+            initial.setdefault("region", county)
         return initial
+
+    def save_model(self, request, obj, form, change):
+        """Into the bureau's county, whatever was posted (the form offers no other)."""
+        if not request.user.is_superuser and request.user.region_id:
+            obj.region_id = request.user.region_id
+        super().save_model(request, obj, form, change)
 
     @admin.display(description=gettext_lazy("企业微信群"), boolean=True)
     def has_webhook(self, department: Department) -> bool:
@@ -861,7 +1017,8 @@ class LetterPanel(PlainChoices, PanelAdmin):
         return self.has_module_permission(request)
 
     def get_queryset(self, request):
-        return letter_escalations_for(request.user).select_related("project", "issue")
+        letters = letter_escalations_for(request.user).select_related("project", "issue")
+        return in_county(request, letters)
 
     def get_ordering(self, request):
         return ["-escalated_at", "-pk"]
@@ -880,7 +1037,7 @@ class LetterPanel(PlainChoices, PanelAdmin):
 # --- residents decide --------------------------------------------------------------------------
 
 
-class ConsultationItemInline(PlainChoices, admin.TabularInline):
+class ConsultationItemInline(PlainChoices, CountyChoices, admin.TabularInline):
     """The questions; whoever may edit the consultation may edit them (role-based, as above)."""
 
     model = ConsultationItem
@@ -923,6 +1080,7 @@ class ConsultationPanel(PlainChoices, PanelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = ConsultationStartForm(request.POST or None, user=request.user)
+        narrow_choices(request, form.fields["project"])
         if request.method == "POST" and form.is_valid():
             project = form.cleaned_data["project"]
             try:
@@ -982,9 +1140,8 @@ class ConsultationPanel(PlainChoices, PanelAdmin):
             .annotate(n=Count("pk"))
             .values("n")
         )
-        return consultations_managed_by(request.user).annotate(
-            households_n=Coalesce(Subquery(households), 0)
-        )
+        consultations = in_county(request, consultations_managed_by(request.user))
+        return consultations.annotate(households_n=Coalesce(Subquery(households), 0))
 
     def has_module_permission(self, request):
         user = request.user
@@ -997,7 +1154,7 @@ class ConsultationPanel(PlainChoices, PanelAdmin):
         return self.has_module_permission(request)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "project" and not request.user.is_bureau:
+        if db_field.name == "project":
             kwargs["queryset"] = consultation_projects(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
@@ -1117,7 +1274,16 @@ class SupervisorPanel(PlainChoices, PanelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
-            return AppointForm
+
+            class CountyAppointForm(AppointForm):
+                """聘任 within the bureau's county: its neighbourhoods and projects only."""
+
+                def __init__(self, *args, **kwargs):
+                    super().__init__(*args, **kwargs)
+                    for field in self.fields.values():
+                        narrow_choices(request, field)
+
+            return CountyAppointForm
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):

@@ -152,8 +152,14 @@ def scene(world: World) -> Scene:
             subdistrict=world.yuhai, category="", department=world.other_office
         ),
         day_off=CalendarChange.objects.create(day=date(2026, 9, 15), note="台风停工"),
+        # About one of Ruian's issues: a county's bureau sees the deliveries of its own issues
+        # and to its own people, not an email to nobody about nothing (test_panel_regions.py).
         delivery=Delivery.objects.create(
-            channel=Delivery.Channel.EMAIL, target="a@example.com", subject="s", body="b"
+            channel=Delivery.Channel.EMAIL,
+            target="a@example.com",
+            subject="s",
+            body="b",
+            event=mine.events.first(),
         ),
     )
 
