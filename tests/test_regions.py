@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from datetime import date
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -379,3 +380,52 @@ def test_a_backup_made_before_regions_restores_under_ruian(world, tmp_path):
     assert set(Subdistrict.objects.values_list("region__code", flat=True)) == {"330381"}
     assert set(Department.objects.values_list("region__code", flat=True)) == {"330381"}
     assert Region.objects.count() == 3
+
+
+USERS_BEFORE = [("accounts", "0002_initial"), ("supervision", "0025_regions")]
+USERS_AFTER = [("accounts", "0003_regions")]
+
+
+@pytest.fixture
+def before_user_regions(transactional_db):
+    """Regions exist, people do not belong to one yet (accounts 0002); latest afterwards."""
+    try:
+        yield migrate(USERS_BEFORE)
+    finally:
+        migrate_to_latest()
+
+
+def test_the_migration_puts_every_supervisor_and_coordinator_in_a_county(before_user_regions):
+    apps = before_user_regions
+    Region = apps.get_model("supervision", "Region")
+    User = apps.get_model("accounts", "User")
+    Subdistrict = apps.get_model("supervision", "Subdistrict")
+    Department = apps.get_model("supervision", "Department")
+    Neighbourhood = apps.get_model("supervision", "Neighbourhood")
+    Supervisor = apps.get_model("supervision", "Supervisor")
+    ruian = Region.objects.get(code="330381")
+    pingyang = Region.objects.create(
+        code="330326", name="平阳县", level="county", parent=ruian.parent
+    )
+    chengguan = Subdistrict.objects.create(region=pingyang, name="城关街道", code="chengguan")
+    bureau = Department.objects.create(region=pingyang, name="平阳县住建局", kind="bureau")
+    hood = Neighbourhood.objects.create(subdistrict=chengguan, name="城关新村", year_built=1990)
+    User.objects.create(username="pyju", role="bureau", department=bureau)
+    resident = User.objects.create(username="pyjd", role="supervisor")
+    Supervisor.objects.create(
+        user=resident,
+        neighbourhood=hood,
+        appointed_on=date(2023, 4, 3),
+        term_ends_on=date(2026, 4, 2),
+        certificate_number="PY-1",
+    )
+    User.objects.create(username="old-bureau", role="bureau")
+    User.objects.create(username="office", role="")
+
+    apps = migrate(USERS_AFTER)
+
+    regions = dict(apps.get_model("accounts", "User").objects.values_list("username", "region"))
+    assert regions["pyju"] == pingyang.pk  # its department's county
+    assert regions["pyjd"] == pingyang.pk  # its neighbourhood's county
+    assert regions["old-bureau"] == ruian.pk  # the one programme there was
+    assert regions["office"] is None  # no regional role: no region
