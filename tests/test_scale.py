@@ -4,16 +4,29 @@ the issue list paging by keyset (a deep page costs what the first one does).
 Times are measured by ``make bench`` (benchmarks/bench.py), never asserted here.
 """
 
+import io
 import re
 from unittest import mock
 
 import pytest
 from django.core.cache import caches
+from django.core.management import call_command
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
+from accounts.models import User
 from supervision import keyset
-from supervision.models import Issue, IssueEvent, Project
+from supervision.management.commands import generate_scale
+from supervision.models import (
+    Department,
+    Issue,
+    IssueEvent,
+    Project,
+    Region,
+    Subdistrict,
+    Supervisor,
+)
 
 from .factories import make_neighbourhood, make_project
 
@@ -135,3 +148,84 @@ def test_the_count_stops_at_the_cap_and_says_so(world, client):
     with mock.patch.object(keyset, "COUNT_CAP", 10):
         page = client.get("/issues/").content.decode()
     assert "超过 10 个问题" in page
+
+
+# --- the generated scale data (``manage.py generate_scale``) -----------------------------------
+
+
+def test_the_province_profile_is_zhejiang_with_its_cities_and_counties():
+    places = generate_scale.PROFILES["province"].places
+    by_level = {level: [p for p in places if p.level == level] for level in Region.Level}
+    assert [(p.code, p.name) for p in by_level[Region.Level.PROVINCE]] == [("330000", "浙江省")]
+    assert len(by_level[Region.Level.CITY]) == 11
+    assert len(by_level[Region.Level.COUNTY]) == 90
+    codes = [p.code for p in places]
+    assert len(set(codes)) == len(codes)
+    parent = {p.code: p for p in places}
+    for place in places:
+        # What Region.clean() asks: six digits under the parent's prefix.
+        Region(
+            code=place.code,
+            name=place.name,
+            level=place.level,
+            parent=Region(code=place.parent, level=parent[place.parent].level)
+            if place.parent
+            else None,
+        ).clean()
+    assert ("330381", "瑞安市") in [(p.code, p.name) for p in by_level[Region.Level.COUNTY]]
+    country = generate_scale.PROFILES["country"]
+    assert country.neighbourhoods == 10 * generate_scale.PROFILES["province"].neighbourhoods
+    assert country.issues == 2_000_000
+    assert len({p.code for p in country.places}) == len(country.places)
+
+
+def test_the_spread_gives_every_county_its_share():
+    assert generate_scale.spread(10, [1, 1, 2]) == [3, 3, 4]
+    assert sum(generate_scale.spread(2_000, [0.4] * 89 + [1.6])) == 2_000
+    assert generate_scale.spread(100, [0.01, 10, 10])[0] == 1
+
+
+@pytest.fixture
+def tiny_province(monkeypatch):
+    """The province's shape at a few hundred issues: three counties of two cities."""
+    profile = generate_scale.Profile(
+        generate_scale.zhejiang(["330381", "330324", "330122"]),
+        subdistricts_per_county=3,
+        contractors_per_county=2,
+        neighbourhoods=12,
+        issues=300,
+    )
+    monkeypatch.setitem(generate_scale.PROFILES, "province", profile)
+    monkeypatch.setattr(generate_scale, "BATCH", 70)  # several batches
+    return profile
+
+
+def test_generated_issues_stay_in_their_county(db, tiny_province):
+    call_command("generate_scale", "--profile", "province", stdout=io.StringIO())
+    assert Issue.objects.count() == 300
+    assert IssueEvent.objects.count() == 300 * 5
+    county = F("project__neighbourhood__subdistrict__region")
+    assert not Issue.objects.exclude(department__region=county).exists()
+    assert not Issue.objects.filter(contractor__isnull=False).exclude(contractor__region=county)
+    assert not Project.objects.exclude(
+        contractor__region=F("neighbourhood__subdistrict__region")
+    ).exists()
+    assert not Supervisor.objects.exclude(user__region=F("neighbourhood__subdistrict__region"))
+    # Every county has its 住建局 and its coordinator; every county has issues.
+    counties = Region.objects.filter(level=Region.Level.COUNTY)
+    assert counties.count() == 3
+    for region in counties:
+        assert Department.objects.get(region=region, kind=Department.Kind.BUREAU)
+        assert User.objects.get(role=User.Role.BUREAU, region=region)
+        assert Issue.objects.filter(project__neighbourhood__subdistrict__region=region).exists()
+    # 永嘉县 and 桐庐县 each have their own 城关街道.
+    assert Subdistrict.objects.filter(name="城关街道").values("region").distinct().count() == 2
+    oversight = dict(
+        User.objects.filter(role=User.Role.OVERSIGHT).values_list("username", "region__code")
+    )
+    assert oversight == {"shengting": "330000", "wenzhou": "330300"}
+    # Events follow their issue; the references count on.
+    assert not IssueEvent.objects.exclude(issue__reporter=F("actor")).exclude(
+        actor__department=F("issue__department")
+    )
+    assert Issue.objects.order_by("-sequence").first().reference.endswith("-000300")
