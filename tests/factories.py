@@ -161,20 +161,23 @@ class World:
         return issue
 
 
-def make_world() -> World:
-    anyang = make_subdistrict("安阳街道", "anyang")
-    yuhai = make_subdistrict("玉海街道", "yuhai")
-    bureau_dept = make_department("市住建局", Department.Kind.BUREAU)
-    office = make_department("安阳街道办事处", subdistrict=anyang)
-    other_office = make_department("玉海街道办事处", subdistrict=yuhai)
-    contractor = make_department("宏程建设", Department.Kind.CONTRACTOR)
-    other_contractor = make_department("安居建筑", Department.Kind.CONTRACTOR)
-    project = make_project(make_neighbourhood(anyang, "兴业大厦"), contractor=contractor)
+def make_world(region=None, username_prefix: str = "", name_prefix: str = "") -> World:
+    """The world in 瑞安市, or in ``region`` (a county-level one) with every username and every
+    department, subdistrict and neighbourhood name prefixed: the same shape in another county."""
+    u, n = username_prefix, name_prefix
+    anyang = make_subdistrict(f"{n}安阳街道", "anyang", region=region)
+    yuhai = make_subdistrict(f"{n}玉海街道", "yuhai", region=region)
+    bureau_dept = make_department(f"{n}市住建局", Department.Kind.BUREAU, region=region)
+    office = make_department(f"{n}安阳街道办事处", subdistrict=anyang)
+    other_office = make_department(f"{n}玉海街道办事处", subdistrict=yuhai)
+    contractor = make_department(f"{n}宏程建设", Department.Kind.CONTRACTOR, region=region)
+    other_contractor = make_department(f"{n}安居建筑", Department.Kind.CONTRACTOR, region=region)
+    project = make_project(make_neighbourhood(anyang, f"{n}兴业大厦"), contractor=contractor)
     other_project = make_project(
-        make_neighbourhood(yuhai, "玉海楼小区"), contractor=other_contractor
+        make_neighbourhood(yuhai, f"{n}玉海楼小区"), contractor=other_contractor
     )
-    alice = make_supervisor("alice", project.neighbourhood, [project])
-    bob = make_supervisor("bob", other_project.neighbourhood, [other_project])
+    alice = make_supervisor(f"{u}alice", project.neighbourhood, [project])
+    bob = make_supervisor(f"{u}bob", other_project.neighbourhood, [other_project])
     return World(
         anyang=anyang,
         yuhai=yuhai,
@@ -187,11 +190,24 @@ def make_world() -> World:
         other_project=other_project,
         alice=alice,
         bob=bob,
-        handler=make_user("anyang", role=User.Role.STAFF, department=office),
-        other_staff=make_user("yuhai", role=User.Role.STAFF, department=other_office),
-        builder=make_user("shigong", role=User.Role.STAFF, department=contractor),
-        bureau=make_user("zhujianju", role=User.Role.BUREAU, department=bureau_dept),
+        handler=make_user(f"{u}anyang", role=User.Role.STAFF, department=office),
+        other_staff=make_user(f"{u}yuhai", role=User.Role.STAFF, department=other_office),
+        builder=make_user(f"{u}shigong", role=User.Role.STAFF, department=contractor),
+        bureau=make_user(f"{u}zhujianju", role=User.Role.BUREAU, department=bureau_dept),
     )
+
+
+def make_second_world(username_prefix: str = "xh-", name_prefix: str = "西湖") -> World:
+    """A world of the same shape in 杭州市西湖区 (another city of 浙江省 than 温州, above 瑞安):
+    its own bureau, offices, contractors, projects, supervisors and staff."""
+    province = Region.objects.ruian().parent.parent
+    city, _ = Region.objects.get_or_create(
+        code="330100", defaults={"name": "杭州市", "level": Region.Level.CITY, "parent": province}
+    )
+    county, _ = Region.objects.get_or_create(
+        code="330106", defaults={"name": "西湖区", "level": Region.Level.COUNTY, "parent": city}
+    )
+    return make_world(county, username_prefix, name_prefix)
 
 
 def make_second_county() -> dict:
