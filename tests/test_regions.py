@@ -403,10 +403,16 @@ def test_the_migration_puts_every_supervisor_and_coordinator_in_a_county(before_
     Department = apps.get_model("supervision", "Department")
     Neighbourhood = apps.get_model("supervision", "Neighbourhood")
     Supervisor = apps.get_model("supervision", "Supervisor")
-    ruian = Region.objects.get(code="330381")
-    pingyang = Region.objects.create(
-        code="330326", name="平阳县", level="county", parent=ruian.parent
+    zhejiang, _ = Region.objects.get_or_create(
+        code="330000", defaults={"name": "浙江省", "level": "province"}
     )
+    wenzhou, _ = Region.objects.get_or_create(
+        code="330300", defaults={"name": "温州市", "level": "city", "parent": zhejiang}
+    )
+    ruian, _ = Region.objects.get_or_create(
+        code="330381", defaults={"name": "瑞安市", "level": "county", "parent": wenzhou}
+    )
+    pingyang = Region.objects.create(code="330326", name="平阳县", level="county", parent=wenzhou)
     chengguan = Subdistrict.objects.create(region=pingyang, name="城关街道", code="chengguan")
     bureau = Department.objects.create(region=pingyang, name="平阳县住建局", kind="bureau")
     hood = Neighbourhood.objects.create(subdistrict=chengguan, name="城关新村", year_built=1990)
