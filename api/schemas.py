@@ -330,6 +330,13 @@ class TextIn(Input):
     text: RequiredText
 
 
+class EscalateIn(Input):
+    text: RequiredText
+    deadline: date | None = Field(
+        None, description="上级主管部门督办时必填：要求县（市、区）住建局回复的日期，不早于今天"
+    )
+
+
 class OptionalTextIn(Input):
     text: Text = ""
 

@@ -791,7 +791,13 @@ _json_step(
 )
 _json_step("transfer", s.TransferIn, "转派", "转给另一个部门（不是施工单位），写明原因")
 _json_step("reject", s.ReasonIn, "不予受理", "承办部门或住建局不予受理，写明理由")
-_json_step("escalate", s.TextIn, "督办", "住建局或承办部门督办未办结的问题")
+_json_step(
+    "escalate",
+    s.EscalateIn,
+    "督办",
+    "住建局或承办部门督办未办结的问题；上级主管部门督办时写明要求住建局回复的日期（deadline）",
+)
+_json_step("reply", s.TextIn, "回复督办", "县（市、区）住建局回复上级主管部门的督办")
 _json_step(
     "verify", s.VerifyIn, "验证办结", "反映人评价：满意、基本满意办结；不满意须写明理由，问题退回"
 )

@@ -55,7 +55,9 @@ from supervision.models import (
     Issue,
     Notification,
     Project,
+    Region,
     Subdistrict,
+    issue_county,
 )
 
 EXAMPLES = 6  # per operation, mode and key
@@ -107,16 +109,20 @@ def as_the_data_allows(case: Case, user: User) -> None:
             "year": Project.objects.first().year,
         }
     elif path == "/issues" and case.method == "GET":
+        # The choices of the person's own county (the demo has a second one, 乐清).
+        county = user.region_id or Region.objects.ruian().pk
         values = {
-            "project": Project.objects.first().pk,
-            "subdistrict": Subdistrict.objects.first().pk,
-            "department": Department.objects.filter(is_active=True).first().pk,
+            "project": Project.objects.filter(neighbourhood__subdistrict__region=county).first().pk,
+            "subdistrict": Subdistrict.objects.filter(region=county).first().pk,
+            "department": Department.objects.filter(is_active=True, region=county).first().pk,
         }
     elif path == "/issues":
         values = {"project": watched_projects(user).first().pk} if user.is_supervisor else {}
     elif issue := Issue.objects.filter(pk=(case.path_parameters or {}).get("issue_id")).first():
         taken = [pk for pk in (issue.department_id, issue.contractor_id) if pk]
-        departments = Department.objects.filter(is_active=True).exclude(pk__in=taken)
+        departments = Department.objects.filter(is_active=True, region=issue_county(issue)).exclude(
+            pk__in=taken
+        )
         contractor = departments.filter(kind=Department.Kind.CONTRACTOR).first()
         office = departments.exclude(kind=Department.Kind.CONTRACTOR).first()
         due = issue.rectify_due_at and timezone.localtime(issue.rectify_due_at).date()

@@ -556,3 +556,48 @@ def test_a_bureau_appoints_only_within_its_county(world, b):
         actor=b.bureau, **_appointment(b.project.neighbourhood, [b.project], 3)
     )
     assert appointed.user.region == b.county
+
+
+def test_the_oversight_presses_and_the_bureau_answers_through_the_api(db, client):
+    """上级督办 and 回复督办 as an app would send them: a date is asked of the oversight."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import User
+    from api.tokens import create_token
+    from supervision.models import Issue, Region
+
+    from .factories import make_second_county, make_user, make_world
+
+    make_world()
+    county = make_second_county()
+    issue = county["issues"][1]
+    shengting = make_user(
+        "shengting-api", role=User.Role.OVERSIGHT, region=Region.objects.get(code="330000")
+    )
+    _token, token = create_token(shengting, "省厅")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    url = f"/api/v1/issues/{issue.pk}/escalate"
+    undated = client.post(url, {"text": "请尽快签收"}, content_type="application/json", **auth)
+    assert undated.status_code == 400
+    due = (timezone.localdate() + timedelta(days=3)).isoformat()
+    pressed = client.post(
+        url, {"text": "请尽快签收", "deadline": due}, content_type="application/json", **auth
+    )
+    assert pressed.status_code == 200, pressed.content
+    issue.refresh_from_db()
+    assert issue.oversight_due_at is not None
+    refused = client.post(
+        f"/api/v1/issues/{issue.pk}/accept", {}, content_type="application/json", **auth
+    )
+    assert refused.status_code == 403
+    _token, bureau_token = create_token(county["bureau"], "西湖")
+    answered = client.post(
+        f"/api/v1/issues/{issue.pk}/reply",
+        {"text": "已督促街道今天签收"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {bureau_token}",
+    )
+    assert answered.status_code == 200, answered.content
+    assert Issue.objects.get(pk=issue.pk).oversight_due_at is None
