@@ -35,6 +35,7 @@ from .forms import PhotosField, prepare_photo_fields
 from .models import (
     PROJECT_COUNTY,
     Consultation,
+    Department,
     Household,
     Patrol,
     PatrolCheck,
@@ -643,7 +644,18 @@ def supervisor_certificate(request: HttpRequest, pk: int) -> HttpResponse:
     county = supervisor.neighbourhood.subdistrict.region_id
     if not (own or (request.user.is_bureau and in_programme(request.user, county))):
         raise Http404
-    return render(request, "supervision/supervisor_certificate.html", {"supervisor": supervisor})
+    # Signed by the bureau of the supervisor's county, which appointed them.
+    issuer = (
+        Department.objects.filter(region=county, kind=Department.Kind.BUREAU, is_active=True)
+        .order_by("pk")
+        .values_list("name", flat=True)
+        .first()
+    )
+    return render(
+        request,
+        "supervision/supervisor_certificate.html",
+        {"supervisor": supervisor, "issuer": issuer},
+    )
 
 
 def consultation_url(consultation: Consultation) -> str:
