@@ -468,7 +468,9 @@ def test_the_public_follows_the_qr_and_the_bureau_reads_the_figures(
     for milestone in ("征询", "设计", "开工", "完工", "验收"):
         assert milestone in text
     assert f"总体进度\n{project.progress()}%" in text and "整改前后" in text
-    assert phone.locator(".photo-pair img").first.is_visible()
+    # The before/after photos render (waited for: a loaded machine serves them late).
+    expect(phone.locator(".photo-pair img").first).to_be_visible()
+    assert phone.locator(".photo-pair img").first.evaluate("img => img.complete")
     shot(phone, "public-02-project-page")
 
     # The residents' consultation on it is linked from the top of the page, closed and decided.
